@@ -1,0 +1,192 @@
+"""Settings and feed list, loaded from one YAML file and validated once.
+
+Defaults are the named constants below; the shipped ``config/feeds.yaml``
+spells each of them out. Relative paths in the file are resolved against the
+file's own directory, so a config works from any working directory.
+"""
+
+from __future__ import annotations
+
+import re
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/feeds.yaml")
+DEFAULT_INTERVAL_S = 15 * 60
+MIN_INTERVAL_S = 60
+MAX_INTERVAL_S = 24 * 3600
+DEFAULT_JITTER = 0.1
+MAX_BACKOFF_S = 6 * 3600
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 20.0
+TOTAL_DEADLINE_S = 60.0
+MAX_BODY_BYTES = 5 * 1024 * 1024
+PER_HOST_CONCURRENCY = 2
+MAX_CONCURRENCY = 32
+MAX_REDIRECTS = 5
+USER_AGENT = "aggregator/0.1 (+https://github.com/aggregator-news/aggregator)"
+MIN_FEED_TEXT_CHARS = 400
+WINDOW_HOURS = 72.0
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"2h"`` or ``"1d"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 15m, got a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration such as 90s, 15m, 2h or 1d, got {value!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FetchSettings(_Strict):
+    user_agent: str = USER_AGENT
+    connect_timeout: Duration = CONNECT_TIMEOUT_S
+    read_timeout: Duration = READ_TIMEOUT_S
+    total_deadline: Duration = TOTAL_DEADLINE_S
+    max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
+    per_host_concurrency: int = Field(PER_HOST_CONCURRENCY, ge=1)
+    max_concurrency: int = Field(MAX_CONCURRENCY, ge=1)
+    max_redirects: int = Field(MAX_REDIRECTS, ge=0)
+
+
+class ScheduleSettings(_Strict):
+    default_interval: Duration = DEFAULT_INTERVAL_S
+    min_interval: Duration = MIN_INTERVAL_S
+    max_interval: Duration = MAX_INTERVAL_S
+    jitter: float = Field(DEFAULT_JITTER, ge=0, le=0.5)
+    max_backoff: Duration = MAX_BACKOFF_S
+
+
+class ExtractSettings(_Strict):
+    fetch_pages: bool = True
+    min_feed_text_chars: int = Field(MIN_FEED_TEXT_CHARS, ge=0)
+
+
+class DedupSettings(_Strict):
+    window_hours: float = Field(WINDOW_HOURS, gt=0)
+    num_perm: int = Field(128, ge=16, le=512)
+    seed: int = 1
+    shingle_size: int = Field(3, ge=1, le=8)
+    copy_threshold: float = Field(0.5, gt=0, le=1)
+    report_threshold: float = Field(0.25, gt=0, le=1)
+    top_terms: int = Field(10, ge=3, le=50)
+
+
+class DigestSettings(_Strict):
+    time: dt.time = dt.time(7, 0)
+    max_stories: int = Field(50, ge=1)
+
+
+class FeedConfig(_Strict):
+    url: str
+    name: str | None = None
+    interval: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, url: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"feed url must start with http:// or https://, got {url!r}")
+        return url
+
+
+class Settings(_Strict):
+    storage: Path = Path("../storage")
+    database_url: str | None = None
+    timezone: str = "UTC"
+    fetch: FetchSettings = FetchSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    extract: ExtractSettings = ExtractSettings()
+    dedup: DedupSettings = DedupSettings()
+    digest: DigestSettings = DigestSettings()
+    allow_hosts: tuple[str, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)")
+        return name
+
+
+class Config(_Strict):
+    settings: Settings = Settings()
+    feeds: tuple[FeedConfig, ...] = ()
+    path: Path | None = None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.settings.storage
+
+    @property
+    def database_url(self) -> str:
+        if self.settings.database_url:
+            return self.settings.database_url
+        return f"sqlite:///{self.storage_dir / 'aggregator.db'}"
+
+    @property
+    def digest_dir(self) -> Path:
+        return self.storage_dir / "digests"
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
+    """Read and validate a config file; raise ConfigError naming the file and key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    return config_from_dict(raw or {}, path)
+
+
+def config_from_dict(raw: Any, path: Path) -> Config:
+    """Validate an already-parsed mapping as if it came from ``path``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'settings' and 'feeds'")
+    try:
+        config = Config.model_validate({**raw, "path": path})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{path}: {key}: {first['msg']}{more}") from None
+    urls = [f.url for f in config.feeds]
+    dupes = sorted({u for u in urls if urls.count(u) > 1})
+    if dupes:
+        raise ConfigError(f"{path}: feeds: duplicate url {dupes[0]}")
+    storage = config.settings.storage
+    if not storage.is_absolute():
+        storage = (path.parent / storage).resolve()
+    return config.model_copy(update={"settings": config.settings.model_copy(update={"storage": storage})})

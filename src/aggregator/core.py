@@ -1,0 +1,295 @@
+"""The facade: builds the parts from a config and runs them. The CLI, the daemon, the demo,
+``eval`` and the benchmarks all go through here, so each exercises the real path."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import httpx
+from sqlalchemy.engine import Connection
+
+from . import decide
+from .config import Config
+from .dedup import Decision, Deduplicator, Signature, choose_canonical, normalize
+from .digest import DigestFiles, render_digest, write_atomically
+from .errors import FeedError, FetchError, SchemaMismatch
+from .extract import choose_text, extract_page, needs_page
+from .fetch import Fetcher
+from .models import Article, Entry, FeedState, ParsedFeed, PageText, PollReport, Story
+from .parse import parse_feed
+from .store import Store
+from .urls import host_of
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+FUTURE_TOLERANCE = timedelta(hours=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A new entry with its text chosen, before dedup."""
+
+    entry: Entry
+    text: str
+    title: str
+    published: datetime
+    lang: str | None
+    from_page: bool
+
+
+class Aggregator:
+    """Everything a command needs, built from one config."""
+
+    def __init__(self, config: Config, clock: Clock = utcnow, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.transport = transport
+        self.store = Store(config.database_url)
+        self.dedup = Deduplicator(config.settings.dedup)
+        self._index_ready = False
+        self._in_flight: set[int] = set()
+        self._window = timedelta(hours=config.settings.dedup.window_hours)
+        self.sync_feeds()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- setup --------------------------------------------------------------------
+
+    def sync_feeds(self) -> None:
+        default = self.config.settings.schedule.default_interval
+        self.store.sync_feeds(
+            [(f.url, f.name or host_of(f.url), int(f.interval or default)) for f in self.config.feeds]
+        )
+
+    def feeds(self) -> list[FeedState]:
+        """The configured feeds with their stored state."""
+        return self.store.feeds(config_urls=[f.url for f in self.config.feeds])
+
+    def ensure_index(self) -> int:
+        """Rebuild the dedup index from stored signatures (once); returns how many were loaded."""
+        if self._index_ready:
+            return len(self.dedup)
+        schemes = self.store.signature_schemes()
+        foreign = schemes - {self.dedup.scheme}
+        if foreign:
+            raise SchemaMismatch(
+                f"{self.config.database_url}: stored signatures use {sorted(foreign)[0]!r} but this configuration "
+                f"makes {self.dedup.scheme!r}; restore the old dedup settings or start a new storage directory"
+            )
+        since = self.clock() - self._window
+        loaded = 0
+        for row in self.store.signatures_since(since):
+            self.dedup.add(row.article_id, row.story_id, self.dedup.decode(row.data), row.published_at)
+            loaded += 1
+        self._index_ready = True
+        log.info("dedup index rebuilt from %d stored signatures", loaded)
+        return loaded
+
+    # -- polling ---------------------------------------------------------------
+
+    def due_feeds(self, now: datetime) -> list[FeedState]:
+        return [
+            f for f in self.feeds()
+            if not f.disabled_reason and (f.next_poll_at is None or f.next_poll_at <= now) and f.id not in self._in_flight
+        ]
+
+    async def poll_round(self, now: datetime | None = None, due_only: bool = True, fetcher: Fetcher | None = None) -> list[PollReport]:
+        """Poll every due feed (or every enabled feed) once, concurrently; one report per feed."""
+        now = now or self.clock()
+        self.ensure_index()
+        self.dedup.evict(now - self._window)
+        feeds = self.due_feeds(now) if due_only else [f for f in self.feeds() if not f.disabled_reason]
+        if not feeds:
+            return []
+        own = fetcher is None
+        fetcher = fetcher or Fetcher(self.config.settings.fetch, transport=self.transport)
+        try:
+            return list(await asyncio.gather(*(self.poll_feed(fetcher, f, now) for f in feeds)))
+        finally:
+            if own:
+                await fetcher.aclose()
+
+    async def poll_feed(self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None) -> PollReport:
+        """Fetch, parse, extract, dedup and store one feed; errors end up on the feed, not raised."""
+        if feed.id in self._in_flight:
+            return PollReport(feed.url, None, 0, error="already being polled")
+        self._in_flight.add(feed.id)
+        now = now or self.clock()
+        sched = self.config.settings.schedule
+        try:
+            try:
+                result = await fetcher.fetch_feed(feed.url, feed.etag, feed.last_modified)
+                if result.not_modified:
+                    with self.store.transaction() as conn:
+                        self.store.apply_feed_update(conn, feed.id, decide.after_success(feed, result, None, now, sched), now)
+                    return PollReport(feed.url, 304, 0, not_modified=True)
+                parsed = parse_feed(result.final_url, result.content, result.headers)
+                if parsed.warning:
+                    log.info("%s: recoverable feed problem: %s", feed.url, parsed.warning)
+                candidates = await self._prepare(fetcher, feed, parsed, now)
+                change = decide.after_success(feed, result, parsed, now, sched)
+                new = self._commit(feed, parsed, candidates, change, now)
+                return PollReport(feed.url, result.status, new)
+            except FeedError as exc:
+                log.warning("%s", exc)
+                with self.store.transaction() as conn:
+                    self.store.apply_feed_update(conn, feed.id, decide.after_failure(feed, exc, now, sched), now)
+                return PollReport(feed.url, getattr(exc, "status", None), 0, error=exc.message)
+        finally:
+            self._in_flight.discard(feed.id)
+
+    async def _prepare(self, fetcher: Fetcher, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[_Candidate]:
+        """Entries not stored yet, with their text (from the page when the feed's is short)."""
+        with self.store.connect() as conn:
+            known = self.store.known_guids(conn, feed.id, [e.guid for e in parsed.entries])
+            fresh = [e for e in parsed.entries if e.guid not in known]
+            known_urls = self.store.known_urls(conn, [e.url for e in fresh if e.url])
+        fresh = [e for e in fresh if not e.url or e.url not in known_urls]
+        ext = self.config.settings.extract
+        pages = await asyncio.gather(
+            *(self._page(fetcher, e) if ext.fetch_pages and needs_page(e, ext.min_feed_text_chars) else _none() for e in fresh)
+        )
+        candidates = []
+        for entry, page in zip(fresh, pages):
+            text, from_page = choose_text(entry, page)
+            title = entry.title or (page.title if page else "") or ""
+            if not text and not title:
+                continue
+            published = entry.published or (page.published if page else None) or now
+            if published > now + FUTURE_TOLERANCE:  # a feed's clock or typo; never let it sort ahead of real news
+                published = now
+            lang = entry.lang or (page.lang if page else None) or parsed.lang
+            candidates.append(_Candidate(entry, text or title, title or text[:120], published, lang, from_page))
+        return candidates
+
+    async def _page(self, fetcher: Fetcher, entry: Entry) -> PageText | None:
+        assert entry.url
+        try:
+            result = await fetcher.fetch_page(entry.url)
+        except FetchError as exc:
+            log.info("article page unavailable, using feed text: %s", exc)
+            return None
+        return await asyncio.to_thread(extract_page, result.content, result.final_url)
+
+    def _commit(self, feed: FeedState, parsed: ParsedFeed, candidates: Sequence[_Candidate], change: decide.FeedUpdate, now: datetime) -> int:
+        """Store new articles, their signatures and story membership, then the feed's new state: one transaction."""
+        source = feed.name
+        added: list[int] = []
+        try:
+            with self.store.transaction() as conn:
+                # Re-check inside the transaction: another feed may have stored the same URL meanwhile.
+                known = self.store.known_urls(conn, [c.entry.url for c in candidates if c.entry.url])
+                seen_guids = self.store.known_guids(conn, feed.id, [c.entry.guid for c in candidates])
+                for cand in candidates:
+                    if cand.entry.guid in seen_guids or (cand.entry.url and cand.entry.url in known):
+                        continue
+                    article = Article(
+                        feed_id=feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
+                        published_at=cand.published, first_seen_at=now, lang=cand.lang, source=source,
+                        content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
+                        from_page=cand.from_page,
+                    )
+                    sig = self.dedup.sign(article.title, article.text)
+                    decision = self.dedup.decide(sig, article.published_at)
+                    article_id = self.store.insert_article(conn, article)
+                    self.store.insert_signature(conn, article_id, self.dedup.scheme, self.dedup.encode(sig))
+                    story_id = self._place(conn, article, article_id, sig, decision, now)
+                    self.dedup.add(article_id, story_id, sig, article.published_at)
+                    added.append(article_id)
+                    if article.url:
+                        known.add(article.url)
+                    seen_guids.add(article.guid)
+                self.store.apply_feed_update(conn, feed.id, change, now, title=parsed.title, site_url=parsed.site_url)
+        except BaseException:
+            for article_id in added:  # the rows were rolled back: so must the index be
+                self.dedup.remove(article_id)
+            raise
+        if added:
+            log.info("%s: %d new article(s)", feed.url, len(added))
+        return len(added)
+
+    def _place(self, conn: Connection, article: Article, article_id: int, sig: Signature, decision: Decision, now: datetime) -> int:
+        if decision.story_id is None:
+            return self.store.create_story(conn, article, article_id, now)
+        story_id = decision.story_id
+        self.store.add_member(conn, story_id, article_id, "report", decision.similarity, now)
+        members = self.store.members(conn, story_id)
+        previous = next(m.article_id for m in members if m.kind == "canonical")
+        canonical = choose_canonical(members)
+        self.store.update_story(conn, story_id, canonical, min(m.published_at for m in members), now)
+        # Kind and similarity are relative to the canonical: a new canonical means recomputing them all.
+        canon_sig = self._signature(conn, canonical.article_id, article_id, sig)
+        for m in members:
+            if m.article_id == canonical.article_id:
+                self.store.set_member(conn, m.article_id, "canonical", 1.0)
+            elif m.article_id == article_id or canonical.article_id != previous:
+                kind, similarity = self.dedup.relation(self._signature(conn, m.article_id, article_id, sig), canon_sig)
+                self.store.set_member(conn, m.article_id, kind, round(similarity, 4))
+        return story_id
+
+    def _signature(self, conn: Connection, article_id: int, new_id: int, new_sig: Signature) -> Signature:
+        if article_id == new_id:
+            return new_sig
+        sig = self.dedup.signature_of(article_id)
+        if sig is None:
+            data = self.store.signature(conn, article_id)
+            assert data is not None, f"article {article_id} has no stored signature"
+            sig = self.dedup.decode(data)
+        return sig
+
+    # -- reading -------------------------------------------------------------------
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """[start, end) of a local calendar day, in UTC."""
+        start = datetime.combine(day, time(0), tzinfo=self.config.tz)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.config.tz)
+        return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.config.tz).date()
+
+    def stories_between(self, start: datetime, end: datetime) -> list[Story]:
+        """Stories with a report in [start, end), most sources first, then earliest reported."""
+        stories = self.store.load_stories(self.store.story_ids_between(start, end))
+        return sorted(stories, key=lambda s: (-len(s.sources), -len(s.variants), s.first_reported_at, s.id))
+
+    def stories_on(self, day: date) -> list[Story]:
+        return self.stories_between(*self.day_bounds(day))
+
+    def story(self, story_id: int) -> Story | None:
+        found = self.store.load_stories([story_id], with_text=True)
+        return found[0] if found else None
+
+    def write_digest(self, day: date | None = None) -> DigestFiles:
+        """Write storage/digests/YYYY-MM-DD.md and .html for a local day (atomically)."""
+        day = day or self.today()
+        stories = self.stories_on(day)[: self.config.settings.digest.max_stories]
+        with_text = self.store.load_stories([s.id for s in stories], with_text=True)
+        markdown, html = render_digest(day, with_text, self.config.settings.timezone, generated_at=self.clock())
+        out = self.config.digest_dir
+        md_path, html_path = out / f"{day.isoformat()}.md", out / f"{day.isoformat()}.html"
+        write_atomically(md_path, markdown)
+        write_atomically(html_path, html)
+        log.info("digest for %s: %d stories -> %s", day, len(stories), md_path)
+        return DigestFiles(md_path, html_path, len(stories))
+
+
+async def _none() -> None:
+    return None
+
+
+def open_aggregator(config: Config, clock: Clock = utcnow) -> Aggregator:
+    """The one way commands get an Aggregator."""
+    return Aggregator(config, clock=clock)
+

@@ -1,0 +1,139 @@
+"""The daily digest: Markdown and HTML from stored stories. Files are replaced atomically.
+
+Every piece of feed text is treated as untrusted: Jinja2 autoescapes it, links
+keep only http(s) URLs, and the page's Content-Security-Policy forbids scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, select_autoescape
+
+from .models import Story
+
+EXCERPT_CHARS = 360
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'"
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|<>])")
+
+
+@dataclass(frozen=True)
+class DigestFiles:
+    markdown: Path
+    html: Path
+    stories: int
+
+
+def safe_url(url: str | None) -> str | None:
+    """The URL if it is http(s), else None (no javascript:, data:, ...)."""
+    if url and re.match(r"^https?://[^\s\"'<>]+$", url, re.IGNORECASE):
+        return url
+    return None
+
+
+def md_escape(text: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0]
+    return cut + " …"
+
+
+_MARKDOWN = """\
+# News digest — {{ day }}
+
+{{ stories|length }} stories, ranked by how many independent sources carry them. Times in {{ tz }}.
+
+{% for s in stories -%}
+## {{ loop.index }}. {{ s.title|md }}
+
+*{{ s.sources|length }} source{{ 's' if s.sources|length != 1 }}* · first reported by **{{ s.first_source|md }}** at {{ s.first_reported_at|local }}
+
+{{ s.canonical.text|excerpt|md }}
+
+{% for v in s.variants -%}
+- {{ v.source|md }} ({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %}): {% if v.url|safe_url %}[{{ v.title|md }}](<{{ v.url|safe_url }}>){% else %}{{ v.title|md }}{% endif %}
+{% endfor %}
+{% endfor -%}
+{% if not stories %}No stories for this day.
+{% endif %}
+_Generated {{ generated_at|local }} by aggregator._
+"""
+
+_HTML = """\
+<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{{ csp }}">
+<meta name="referrer" content="no-referrer">
+<title>News digest — {{ day }}</title>
+<style>
+body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+h2 { font-size: 1.15rem; margin-bottom: .2rem; } .meta { color: #666; font-size: .9rem; }
+ul { padding-left: 1.2rem; } li { margin: .15rem 0; } .kind { color: #888; font-size: .85rem; }
+</style>
+</head>
+<body>
+<h1>News digest — {{ day }}</h1>
+<p class="meta">{{ stories|length }} stories, ranked by how many independent sources carry them. Times in {{ tz }}.</p>
+{% for s in stories %}
+<article id="story-{{ s.id }}">
+<h2>{{ loop.index }}. {{ s.title }}</h2>
+<p class="meta">{{ s.sources|length }} source{{ 's' if s.sources|length != 1 }} · first reported by <strong>{{ s.first_source }}</strong> at {{ s.first_reported_at|local }} · story {{ s.id }}</p>
+<p>{{ s.canonical.text|excerpt }}</p>
+<ul>
+{% for v in s.variants %}<li>{{ v.source }} <span class="kind">({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %})</span>: {% if v.url|safe_url %}<a href="{{ v.url|safe_url }}" rel="noopener noreferrer nofollow">{{ v.title }}</a>{% else %}{{ v.title }}{% endif %}</li>
+{% endfor %}</ul>
+</article>
+{% else %}
+<p>No stories for this day.</p>
+{% endfor %}
+<p class="meta">Generated {{ generated_at|local }} by aggregator.</p>
+</body>
+</html>
+"""
+
+
+def _environment(tz: ZoneInfo, autoescape: bool) -> Environment:
+    env = Environment(autoescape=select_autoescape(default=autoescape, default_for_string=autoescape), keep_trailing_newline=True)
+    env.filters["local"] = lambda dt: dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    env.filters["excerpt"] = excerpt
+    env.filters["md"] = md_escape
+    env.filters["safe_url"] = safe_url
+    return env
+
+
+def render_digest(day: date, stories: list[Story], tz_name: str, generated_at: datetime) -> tuple[str, str]:
+    """(markdown, html) for the given stories, already ranked."""
+    tz = ZoneInfo(tz_name)
+    context = {"day": day.isoformat(), "stories": stories, "tz": tz_name, "generated_at": generated_at, "csp": CSP}
+    markdown = _environment(tz, autoescape=False).from_string(_MARKDOWN).render(context)
+    html = _environment(tz, autoescape=True).from_string(_HTML).render(context)
+    return markdown, html
+
+
+def write_atomically(path: Path, content: str) -> None:
+    """Replace ``path`` with ``content`` so readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,135 @@
+"""HTTP for feeds and article pages: limits, conditional GET, redirects, status mapping.
+
+One ``httpx.AsyncClient`` is shared by every request of a ``Fetcher``. Limits:
+a global and a per-host concurrency cap, connect/read timeouts, a total
+deadline per request (a server dripping one byte a second still stops), and a
+cap on the *decoded* body (a gzip bomb stops at the cap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Self
+from urllib.parse import urljoin
+
+import httpx
+
+from .config import FetchSettings
+from .errors import BodyTooLarge, FetchError, HTTPStatusError
+from .models import FetchResult
+from .urls import host_of
+
+log = logging.getLogger(__name__)
+
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
+
+
+class Fetcher:
+    """Fetch URLs under the configured limits. Use as an async context manager."""
+
+    def __init__(self, settings: FetchSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": settings.user_agent},
+            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency),
+            transport=transport,
+            trust_env=False,
+        )
+        self._all = asyncio.Semaphore(settings.max_concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object | TracebackType) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch_feed(self, url: str, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
+        """GET a feed, conditionally when validators are known. A 304 comes back as a result, not an error."""
+        headers = {"Accept": FEED_ACCEPT}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        return await self._fetch(url, headers)
+
+    async def fetch_page(self, url: str) -> FetchResult:
+        """GET an article page under the same limits as feeds."""
+        return await self._fetch(url, {"Accept": PAGE_ACCEPT})
+
+    async def _fetch(self, url: str, headers: dict[str, str]) -> FetchResult:
+        try:
+            async with asyncio.timeout(self.settings.total_deadline):
+                return await self._follow(url, headers)
+        except TimeoutError:
+            raise FetchError(url, f"no complete answer within {self.settings.total_deadline:g}s") from None
+
+    async def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
+        current, permanent = url, True
+        seen = {url}
+        for _ in range(self.settings.max_redirects + 1):
+            status, resp_headers, content = await self._one(url, current, headers)
+            if status in _REDIRECTS:
+                location = resp_headers.get("location")
+                if not location:
+                    raise FetchError(url, f"HTTP {status} redirect without a Location header")
+                target = urljoin(current, location)
+                if not target.startswith(("http://", "https://")):
+                    raise FetchError(url, f"redirect to a non-http URL {target!r}")
+                if target in seen:
+                    raise FetchError(url, f"redirect loop at {target}")
+                seen.add(target)
+                permanent = permanent and status in _PERMANENT
+                current = target
+                continue
+            if status == 304 or 200 <= status < 300:
+                return FetchResult(
+                    url=url,
+                    final_url=current,
+                    status=status,
+                    content=content,
+                    headers=resp_headers,
+                    etag=resp_headers.get("etag"),
+                    last_modified=resp_headers.get("last-modified"),
+                    permanent_url=current if permanent and current != url else None,
+                )
+            raise HTTPStatusError(url, status, retry_after=resp_headers.get("retry-after"))
+        raise FetchError(url, f"more than {self.settings.max_redirects} redirects")
+
+    async def _one(self, url: str, current: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        host = host_of(current)
+        host_limit = self._hosts.setdefault(host, asyncio.Semaphore(self.settings.per_host_concurrency))
+        cap = self.settings.max_body_bytes
+        async with self._all, host_limit:
+            try:
+                async with self._client.stream("GET", current, headers=headers) as response:
+                    resp_headers = {k.lower(): v for k, v in response.headers.items()}
+                    if response.status_code != 200:
+                        return response.status_code, resp_headers, b""
+                    declared = resp_headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > cap and "content-encoding" not in resp_headers:
+                        raise BodyTooLarge(url, f"body of {int(declared)} bytes exceeds the {cap}-byte cap")
+                    chunks: list[bytes] = []
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > cap:
+                            raise BodyTooLarge(url, f"body exceeds the {cap}-byte cap")
+                        chunks.append(chunk)
+                    return response.status_code, resp_headers, b"".join(chunks)
+            except httpx.TimeoutException as exc:
+                raise FetchError(url, f"timed out ({type(exc).__name__})") from None
+            except httpx.DecodingError as exc:
+                raise FetchError(url, f"undecodable response body: {exc}") from None
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
+                raise FetchError(url, f"{type(exc).__name__}: {exc or 'connection failed'}") from None

@@ -1,0 +1,168 @@
+"""Frozen records passed between pipeline stages.
+
+Every stage takes and returns these; none of them knows about HTTP clients,
+SQL sessions or the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Mapping
+
+MemberKind = Literal["canonical", "copy", "report"]
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What the database knows about one feed."""
+
+    id: int
+    url: str
+    name: str
+    interval_s: int
+    etag: str | None = None
+    last_modified: str | None = None
+    next_poll_at: datetime | None = None
+    error_count: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_success_at: datetime | None = None
+    disabled_reason: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """The bytes of one HTTP exchange plus the facts we keep from its headers."""
+
+    url: str
+    final_url: str
+    status: int
+    content: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_url: str | None = None  # set when every redirect hop was 301/308
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One feed item as the feed describes it (HTML still inside)."""
+
+    guid: str
+    url: str | None
+    title: str
+    content_html: str
+    published: datetime | None
+    author: str | None = None
+    lang: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A feed document turned into entries."""
+
+    title: str | None
+    site_url: str | None
+    lang: str | None
+    entries: tuple[Entry, ...]
+    warning: str | None = None  # a recoverable parse problem (feedparser's bozo)
+    ttl_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class PageText:
+    """What extraction got out of an article page."""
+
+    text: str
+    title: str | None = None
+    published: datetime | None = None
+    lang: str | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    """An article ready to be deduplicated and stored."""
+
+    feed_id: int
+    guid: str
+    url: str | None
+    title: str
+    text: str
+    published_at: datetime
+    first_seen_at: datetime
+    lang: str | None
+    source: str
+    content_hash: str
+    from_page: bool = False  # text came from the article page, not the feed
+
+
+@dataclass(frozen=True)
+class FeedUpdate:
+    """What should change on a feed after a poll: the decider's intent."""
+
+    next_poll_at: datetime
+    error_count: int
+    last_error: str | None
+    etag: str | None
+    last_modified: str | None
+    success: bool
+    disabled_reason: str | None = None
+    new_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One article as a member of a story, for display."""
+
+    article_id: int
+    story_id: int
+    kind: MemberKind
+    similarity: float
+    source: str
+    title: str
+    url: str | None
+    published_at: datetime
+    first_seen_at: datetime
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Story:
+    """A cluster of reports of one event, with its canonical variant."""
+
+    id: int
+    title: str
+    canonical_article_id: int
+    first_reported_at: datetime
+    first_source: str
+    updated_at: datetime
+    variants: tuple[Variant, ...]
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Distinct outlets, in the order they reported."""
+        seen: dict[str, None] = {}
+        for v in sorted(self.variants, key=lambda v: (v.published_at, v.article_id)):
+            seen.setdefault(v.source, None)
+        return tuple(seen)
+
+    @property
+    def canonical(self) -> Variant:
+        return next(v for v in self.variants if v.article_id == self.canonical_article_id)
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one feed poll did, for logs and the CLI."""
+
+    feed_url: str
+    status: int | None
+    new_articles: int
+    error: str | None = None
+    not_modified: bool = False

@@ -1,0 +1,108 @@
+"""Feed bytes + HTTP headers → entries, with feedparser. Never given a URL."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import logging
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import feedparser
+
+from .errors import ParseError
+from .models import Entry, ParsedFeed
+from .text import html_to_text
+from .urls import normalize_url
+
+log = logging.getLogger(__name__)
+
+# feedparser's headers of interest; anything else is noise to it.
+_PASSED_HEADERS = ("content-type", "content-location", "content-language")
+
+
+def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = None) -> ParsedFeed:
+    """Parse fetched bytes. Recoverable problems become ``warning``; hopeless input raises ParseError."""
+    if not content.strip():
+        raise ParseError(url, "empty response body")
+    passed = {k: v for k, v in (headers or {}).items() if k.lower() in _PASSED_HEADERS}
+    if passed:
+        passed.setdefault("content-location", url)  # base for relative links
+    try:
+        parsed = feedparser.parse(content, response_headers=passed, sanitize_html=False, resolve_relative_uris=True)
+    except Exception as exc:  # feedparser promises not to raise; belt and braces for a daemon
+        raise ParseError(url, f"feed parser crashed: {type(exc).__name__}: {exc}") from None
+    feed = parsed.get("feed", {})
+    entries_raw = parsed.get("entries", [])
+    warning = None
+    if parsed.get("bozo"):
+        exc = parsed.get("bozo_exception")
+        warning = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
+    if not parsed.get("version") and not entries_raw:
+        looks_html = content.lstrip()[:200].lower().startswith((b"<!doctype html", b"<html"))
+        reason = "an HTML page, not a feed" if looks_html else (warning or "not an RSS or Atom feed")
+        raise ParseError(url, reason)
+    feed_lang = feed.get("language") or None
+    entries: dict[str, Entry] = {}
+    for raw in entries_raw:
+        entry = _entry(raw, feed_lang)
+        if entry is not None:
+            entries.setdefault(entry.guid, entry)  # a feed listing one guid twice keeps the first
+    return ParsedFeed(
+        title=html_to_text(feed.get("title", "")) or None,
+        site_url=feed.get("link") or None,
+        lang=feed_lang,
+        entries=tuple(entries.values()),
+        warning=warning,
+        ttl_minutes=_int_or_none(feed.get("ttl")),
+    )
+
+
+def _entry(raw: Any, feed_lang: str | None) -> Entry | None:
+    link = raw.get("link") or None
+    url = normalize_url(link) if link else None
+    title = html_to_text(raw.get("title", "") or "")
+    content_html = _best_content(raw)
+    published = _struct_to_dt(raw.get("published_parsed") or raw.get("updated_parsed"))
+    guid = (raw.get("id") or "").strip() or url
+    if not guid:
+        if not title and not content_html:
+            return None
+        basis = f"{title}\n{published.isoformat() if published else ''}\n{content_html[:500]}"
+        guid = "sha1:" + hashlib.sha1(basis.encode("utf-8")).hexdigest()
+    if not title and not content_html:
+        return None
+    lang = None
+    for detail in (raw.get("content") or [{}])[0], raw.get("summary_detail") or {}:
+        lang = lang or detail.get("language")
+    return Entry(
+        guid=guid,
+        url=url,
+        title=title,
+        content_html=content_html,
+        published=published,
+        author=raw.get("author") or None,
+        lang=lang or feed_lang,
+    )
+
+
+def _best_content(raw: Any) -> str:
+    candidates = [c.get("value", "") for c in raw.get("content") or []]
+    candidates.append(raw.get("summary", "") or "")
+    return max(candidates, key=len)
+
+
+def _struct_to_dt(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
+    except (OverflowError, ValueError, TypeError, OSError):
+        return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,146 @@
+"""The long-running daemon: APScheduler wiring, signals, and the one-daemon-per-storage lock.
+
+Each feed is one APScheduler job with a date trigger at the feed's stored
+``next_poll_at``; after a poll the job is re-armed at the time the decider
+chose. Due times therefore live in the database: a restart neither skips nor
+repeats work. A feed's job has ``max_instances=1``, and the facade refuses a
+feed already in flight, so a feed is never polled twice at once.
+
+The digest is a cron job in the configured time zone: at the configured time
+it writes the digest of the day that just ended (final) and of today so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from filelock import FileLock, Timeout
+
+from .core import Aggregator
+from .errors import AggregatorError, DaemonLocked
+from .fetch import Fetcher
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 20.0
+HOUSEKEEPING_S = 600
+
+
+class Daemon:
+    """Polls every configured feed on its own schedule until told to stop."""
+
+    def __init__(self, agg: Aggregator) -> None:
+        self.agg = agg
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._lock = FileLock(str(agg.config.storage_dir / "aggregator.lock"))
+
+    def acquire_lock(self) -> None:
+        self.agg.config.storage_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            raise DaemonLocked(
+                f"{self.agg.config.storage_dir}: another aggregator daemon is already running on this storage"
+            ) from None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until SIGINT/SIGTERM (or ``stop()``); in-flight polls finish before returning."""
+        self.acquire_lock()
+        try:
+            await self._run()
+        finally:
+            self._lock.release()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        agg = self.agg
+        loaded = agg.ensure_index()
+        digest_time = agg.config.settings.digest.time
+        scheduler = AsyncIOScheduler(timezone=agg.config.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
+        async with Fetcher(agg.config.settings.fetch, transport=agg.transport) as fetcher:
+            self._fetcher = fetcher
+            now = agg.clock()
+            for feed in agg.feeds():
+                if not feed.disabled_reason:
+                    self._arm(scheduler, feed.id, feed.next_poll_at or now, now)
+            scheduler.add_job(self._digest, CronTrigger(hour=digest_time.hour, minute=digest_time.minute, timezone=agg.config.tz), id="digest")
+            scheduler.add_job(self._housekeeping, IntervalTrigger(seconds=HOUSEKEEPING_S), id="housekeeping")
+            scheduler.start()
+            log.info("daemon started: %d feeds, %d signatures in the dedup window, digest daily at %s %s",
+                     len(agg.feeds()), loaded, digest_time.strftime("%H:%M"), agg.config.settings.timezone)
+            await self._stop.wait()
+            log.info("stopping: waiting for %d poll(s) in flight", len(self._tasks))
+            scheduler.pause()
+            if self._tasks:
+                done, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
+                for task in pending:
+                    task.cancel()  # cancellation lands on an await (network), never inside a transaction
+                if pending:
+                    await asyncio.wait(pending)
+            scheduler.shutdown(wait=False)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        log.info("daemon stopped")
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("received %s", sig.name)
+        self._stop.set()
+
+    def _arm(self, scheduler: AsyncIOScheduler, feed_id: int, when: datetime, now: datetime) -> None:
+        scheduler.add_job(
+            self._poll_job, DateTrigger(run_date=max(when, now)), args=[scheduler, feed_id],
+            id=f"feed-{feed_id}", replace_existing=True,
+        )
+
+    async def _poll_job(self, scheduler: AsyncIOScheduler, feed_id: int) -> None:
+        # The real work runs in a task of our own, shielded from the scheduler's shutdown,
+        # so that stopping lets it finish.
+        task = asyncio.get_running_loop().create_task(self._poll(scheduler, feed_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(task)
+
+    async def _poll(self, scheduler: AsyncIOScheduler, feed_id: int) -> None:
+        agg = self.agg
+        try:
+            feed = agg.store.feed(feed_id)
+            if feed.disabled_reason:
+                return
+            now = agg.clock()
+            report = await agg.poll_feed(self._fetcher, feed, now)
+            log.debug("polled %s: %s", feed.url, report)
+            feed = agg.store.feed(feed_id)
+        except AggregatorError as exc:  # e.g. the database is locked for too long: retry later
+            log.error("poll of feed %d failed: %s", feed_id, exc)
+            if not self._stop.is_set():
+                self._arm(scheduler, feed_id, agg.clock() + timedelta(minutes=5), agg.clock())
+            return
+        if feed.disabled_reason:
+            log.warning("%s: disabled: %s", feed.url, feed.disabled_reason)
+        elif not self._stop.is_set():
+            self._arm(scheduler, feed_id, feed.next_poll_at or agg.clock(), agg.clock())
+
+    async def _digest(self) -> None:
+        today = self.agg.today()
+        for day in (today - timedelta(days=1), today):
+            files = self.agg.write_digest(day)
+            log.info("wrote digest %s (%d stories)", files.markdown, files.stories)
+
+    async def _housekeeping(self) -> None:
+        agg = self.agg
+        evicted = agg.dedup.evict(agg.clock() - timedelta(hours=agg.config.settings.dedup.window_hours))
+        if evicted:
+            log.info("dedup window: forgot %d old article(s) (still in the database)", evicted)

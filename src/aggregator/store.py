@@ -1,0 +1,482 @@
+"""The database: schema, migrations, transactions and queries. The only module that writes SQL.
+
+SQLite (WAL) by default, through SQLAlchemy Core so that PostgreSQL can follow.
+Times are stored as naive UTC and handed out as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.types import TypeDecorator
+
+from .errors import StorageError
+from .models import Article, FeedState, FeedUpdate, MemberKind, Story, Variant
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, naive UTC on disk."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+metadata = MetaData()
+
+meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("config_url", Text, nullable=False, unique=True),  # as written in the config
+    Column("url", Text, nullable=False),  # where we fetch now (moves on 301/308)
+    Column("name", Text, nullable=False),
+    Column("title", Text),
+    Column("site_url", Text),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("interval_s", Integer, nullable=False),
+    Column("next_poll_at", UTCDateTime),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("disabled_reason", Text),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id"), nullable=False),
+    Column("guid", Text, nullable=False),
+    Column("url", Text),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("lang", String(16)),
+    Column("content_hash", String(64), nullable=False),
+    Column("from_page", Integer, nullable=False, default=0),
+    UniqueConstraint("feed_id", "guid", name="uq_articles_feed_guid"),
+    Index("ix_articles_url", "url"),
+    Index("ix_articles_published", "published_at"),
+)
+
+signatures = Table(
+    "signatures",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
+    Column("scheme", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("canonical_article_id", Integer, ForeignKey("articles.id"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("first_reported_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_stories_first_reported", "first_reported_at"),
+)
+
+story_members = Table(
+    "story_members",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),  # one story per article
+    Column("story_id", Integer, ForeignKey("stories.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("similarity", Float, nullable=False),
+    Column("joined_at", UTCDateTime, nullable=False),
+    Index("ix_members_story", "story_id"),
+)
+
+
+def _migrate_to_1(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+# Each step brings the schema from version i to i + 1; never edit a released step, append one.
+MIGRATIONS = (_migrate_to_1,)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A story member with what the canonical rule needs."""
+
+    article_id: int
+    published_at: datetime
+    first_seen_at: datetime
+    text_length: int
+    kind: MemberKind
+    source: str
+    title: str
+
+
+@dataclass(frozen=True)
+class StoredSignature:
+    article_id: int
+    story_id: int
+    published_at: datetime
+    data: bytes
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+class Store:
+    """Feeds, articles, signatures and stories in one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            self._migrate()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"{url}: cannot open database: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            meta.create(conn, checkfirst=True)
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StorageError(f"{self.url}: database schema v{version} is newer than this program (v{SCHEMA_VERSION})")
+            for step in MIGRATIONS[version:]:
+                step(conn)
+            if version != SCHEMA_VERSION:
+                self._set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+                log.info("database schema at v%d", SCHEMA_VERSION)
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            self._set_meta(conn, key, value)
+
+    @staticmethod
+    def _set_meta(conn: Connection, key: str, value: str) -> None:
+        if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
+            conn.execute(insert(meta).values(key=key, value=value))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic unit of work: everything inside commits together or not at all."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- feeds ------------------------------------------------------------------
+
+    def sync_feeds(self, configured: Sequence[tuple[str, str, int]]) -> None:
+        """Insert feeds new to the config and refresh name/interval of known ones.
+
+        ``configured`` holds (config_url, name, interval_s). Feeds no longer
+        configured stay in the database (their articles are history) but are
+        not returned by ``feeds(active_only=True)``.
+        """
+        with self.transaction() as conn:
+            known = {r.config_url: r for r in conn.execute(select(feeds.c.id, feeds.c.config_url, feeds.c.name, feeds.c.interval_s))}
+            for config_url, name, interval_s in configured:
+                row = known.get(config_url)
+                if row is None:
+                    conn.execute(
+                        insert(feeds).values(config_url=config_url, url=config_url, name=name, interval_s=interval_s, error_count=0)
+                    )
+                elif (row.name, row.interval_s) != (name, interval_s):
+                    conn.execute(update(feeds).where(feeds.c.id == row.id).values(name=name, interval_s=interval_s))
+
+    def feeds(self, config_urls: Iterable[str] | None = None) -> list[FeedState]:
+        query = select(feeds).order_by(feeds.c.id)
+        if config_urls is not None:
+            query = query.where(feeds.c.config_url.in_(list(config_urls)))
+        with self.engine.connect() as conn:
+            return [_feed_state(r) for r in conn.execute(query)]
+
+    def feed(self, feed_id: int) -> FeedState:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(feeds).where(feeds.c.id == feed_id)).first()
+        if row is None:
+            raise StorageError(f"no feed with id {feed_id}")
+        return _feed_state(row)
+
+    def apply_feed_update(
+        self, conn: Connection, feed_id: int, change: FeedUpdate, now: datetime, title: str | None = None, site_url: str | None = None
+    ) -> None:
+        values: dict[str, Any] = {
+            "next_poll_at": change.next_poll_at,
+            "error_count": change.error_count,
+            "etag": change.etag,
+            "last_modified": change.last_modified,
+        }
+        if change.success:
+            values.update(last_success_at=now, last_error=None)
+        else:
+            values.update(last_error=change.last_error, last_error_at=now)
+        if change.disabled_reason:
+            values["disabled_reason"] = change.disabled_reason
+        if change.new_url:
+            values["url"] = change.new_url
+        if title:
+            values["title"] = title
+        if site_url:
+            values["site_url"] = site_url
+        conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
+
+    # -- articles ---------------------------------------------------------------
+
+    def known_guids(self, conn: Connection, feed_id: int, guids: Iterable[str]) -> set[str]:
+        """Which of these entry ids this feed already gave us."""
+        guids = list(guids)
+        found: set[str] = set()
+        for i in range(0, len(guids), 500):
+            query = select(articles.c.guid).where(articles.c.feed_id == feed_id, articles.c.guid.in_(guids[i : i + 500]))
+            found.update(r[0] for r in conn.execute(query))
+        return found
+
+    def known_urls(self, conn: Connection, urls: Iterable[str]) -> set[str]:
+        """Which of these (normalised) article URLs are stored, from any feed."""
+        urls = [u for u in urls if u]
+        found: set[str] = set()
+        for i in range(0, len(urls), 500):
+            found.update(r[0] for r in conn.execute(select(articles.c.url).where(articles.c.url.in_(urls[i : i + 500]))))
+        return found
+
+    def connect(self) -> Connection:
+        """A read connection (use as a context manager)."""
+        return self.engine.connect()
+
+    def insert_article(self, conn: Connection, article: Article) -> int:
+        result = conn.execute(
+            insert(articles).values(
+                feed_id=article.feed_id,
+                guid=article.guid,
+                url=article.url,
+                title=article.title,
+                text=article.text,
+                source=article.source,
+                published_at=article.published_at,
+                first_seen_at=article.first_seen_at,
+                lang=article.lang,
+                content_hash=article.content_hash,
+                from_page=int(article.from_page),
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+    def insert_signature(self, conn: Connection, article_id: int, scheme: str, data: bytes) -> None:
+        conn.execute(insert(signatures).values(article_id=article_id, scheme=scheme, data=data))
+
+    def signature_schemes(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(signatures.c.scheme).distinct())}
+
+    def signatures_since(self, since: datetime | None) -> Iterator[StoredSignature]:
+        """Signatures of articles published since ``since`` (all if None), in insertion order."""
+        query = (
+            select(signatures.c.article_id, story_members.c.story_id, articles.c.published_at, signatures.c.data)
+            .join(articles, articles.c.id == signatures.c.article_id)
+            .join(story_members, story_members.c.article_id == signatures.c.article_id)
+            .order_by(signatures.c.article_id)
+        )
+        if since is not None:
+            query = query.where(articles.c.published_at >= since)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                yield StoredSignature(row.article_id, row.story_id, row.published_at, row.data)
+
+    def signature(self, conn: Connection, article_id: int) -> bytes | None:
+        row = conn.execute(select(signatures.c.data).where(signatures.c.article_id == article_id)).first()
+        return row[0] if row else None
+
+    # -- stories ----------------------------------------------------------------
+
+    def create_story(self, conn: Connection, article: Article, article_id: int, now: datetime) -> int:
+        result = conn.execute(
+            insert(stories).values(
+                canonical_article_id=article_id,
+                title=article.title,
+                first_seen_at=now,
+                first_reported_at=article.published_at,
+                updated_at=now,
+            )
+        )
+        story_id = int(result.inserted_primary_key[0])
+        conn.execute(
+            insert(story_members).values(story_id=story_id, article_id=article_id, kind="canonical", similarity=1.0, joined_at=now)
+        )
+        return story_id
+
+    def add_member(self, conn: Connection, story_id: int, article_id: int, kind: MemberKind, similarity: float, now: datetime) -> None:
+        conn.execute(
+            insert(story_members).values(story_id=story_id, article_id=article_id, kind=kind, similarity=similarity, joined_at=now)
+        )
+
+    def members(self, conn: Connection, story_id: int) -> list[Member]:
+        rows = conn.execute(
+            select(
+                articles.c.id, articles.c.published_at, articles.c.first_seen_at, func.length(articles.c.text),
+                story_members.c.kind, articles.c.source, articles.c.title,
+            )
+            .join(story_members, story_members.c.article_id == articles.c.id)
+            .where(story_members.c.story_id == story_id)
+            .order_by(articles.c.id)
+        )
+        return [Member(r[0], r[1], r[2], int(r[3] or 0), r[4], r[5], r[6]) for r in rows]
+
+    def update_story(
+        self, conn: Connection, story_id: int, canonical: Member, first_reported_at: datetime, now: datetime
+    ) -> None:
+        conn.execute(
+            update(stories)
+            .where(stories.c.id == story_id)
+            .values(canonical_article_id=canonical.article_id, title=canonical.title, first_reported_at=first_reported_at, updated_at=now)
+        )
+
+    def set_member(self, conn: Connection, article_id: int, kind: MemberKind, similarity: float) -> None:
+        conn.execute(update(story_members).where(story_members.c.article_id == article_id).values(kind=kind, similarity=similarity))
+
+    def story_ids_between(self, start: datetime, end: datetime) -> list[int]:
+        """Stories with at least one member published in [start, end)."""
+        query = (
+            select(story_members.c.story_id)
+            .join(articles, articles.c.id == story_members.c.article_id)
+            .where(articles.c.published_at >= start, articles.c.published_at < end)
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+    def load_stories(self, story_ids: Sequence[int], with_text: bool = False) -> list[Story]:
+        """Stories with their variants, in the order of ``story_ids``."""
+        if not story_ids:
+            return []
+        by_story: dict[int, list[Variant]] = {i: [] for i in story_ids}
+        heads: dict[int, Any] = {}
+        with self.engine.connect() as conn:
+            for chunk_start in range(0, len(story_ids), 500):
+                chunk = list(story_ids[chunk_start : chunk_start + 500])
+                for row in conn.execute(select(stories).where(stories.c.id.in_(chunk))):
+                    heads[row.id] = row
+                cols = [
+                    story_members.c.story_id, story_members.c.article_id, story_members.c.kind, story_members.c.similarity,
+                    articles.c.source, articles.c.title, articles.c.url, articles.c.published_at, articles.c.first_seen_at,
+                ]
+                if with_text:
+                    cols.append(articles.c.text)
+                query = (
+                    select(*cols)
+                    .join(articles, articles.c.id == story_members.c.article_id)
+                    .where(story_members.c.story_id.in_(chunk))
+                    .order_by(articles.c.published_at, articles.c.id)
+                )
+                for r in conn.execute(query):
+                    by_story[r.story_id].append(
+                        Variant(
+                            article_id=r.article_id, story_id=r.story_id, kind=r.kind, similarity=r.similarity,
+                            source=r.source, title=r.title, url=r.url, published_at=r.published_at,
+                            first_seen_at=r.first_seen_at, text=r.text if with_text else "",
+                        )
+                    )
+        result = []
+        for sid in story_ids:
+            head = heads.get(sid)
+            if head is None or not by_story[sid]:
+                continue
+            variants = tuple(by_story[sid])
+            first = min(variants, key=lambda v: (v.published_at, v.article_id))
+            result.append(
+                Story(
+                    id=sid, title=head.title, canonical_article_id=head.canonical_article_id,
+                    first_reported_at=head.first_reported_at, first_source=first.source,
+                    updated_at=head.updated_at, variants=variants,
+                )
+            )
+        return result
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                for name, table in (("feeds", feeds), ("articles", articles), ("stories", stories), ("story_members", story_members))
+            }
+
+    def integrity_ok(self) -> bool:
+        if self.engine.dialect.name != "sqlite":
+            return True
+        with self.engine.connect() as conn:
+            return conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+
+
+def _feed_state(row: Any) -> FeedState:
+    return FeedState(
+        id=row.id, url=row.url, name=row.name, interval_s=row.interval_s, etag=row.etag, last_modified=row.last_modified,
+        next_poll_at=row.next_poll_at, error_count=row.error_count or 0, last_error=row.last_error,
+        last_error_at=row.last_error_at, last_success_at=row.last_success_at, disabled_reason=row.disabled_reason,
+        title=row.title,
+    )
