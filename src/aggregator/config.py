@@ -90,6 +90,7 @@ class DedupSettings(_Strict):
     copy_threshold: float = Field(0.5, gt=0, le=1)
     report_threshold: float = Field(0.25, gt=0, le=1)
     top_terms: int = Field(10, ge=3, le=50)
+    half_life_hours: float = Field(24.0, gt=0)
 
 
 class DigestSettings(_Strict):

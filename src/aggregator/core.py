@@ -171,7 +171,8 @@ class Aggregator:
                 published = now
             lang = entry.lang or (page.lang if page else None) or parsed.lang
             candidates.append(_Candidate(entry, text or title, title or text[:120], published, lang, from_page))
-        return candidates
+        # Oldest first (feeds list newest first): stories then grow in the order the news happened.
+        return sorted(candidates, key=lambda c: (c.published, c.entry.guid))
 
     async def _page(self, fetcher: Fetcher, entry: Entry) -> PageText | None:
         assert entry.url

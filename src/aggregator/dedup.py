@@ -218,7 +218,9 @@ class Deduplicator:
             sims = []
             for m in members:
                 theirs = self._weights(m.signature)
-                sims.append((sum(w * theirs.get(t, 0.0) for t, w in mine.items()), m.article_id))
+                hours = abs((m.published - published).total_seconds()) / 3600.0
+                decay = 0.5 ** (hours / self.settings.half_life_hours)
+                sims.append((decay * sum(w * theirs.get(t, 0.0) for t, w in mine.items()), m.article_id))
             score = sum(s for s, _ in sims) / len(sims)
             matched = max(sims)[1]
             if best is None or (score, -story_id) > (best[0], best[1]):

@@ -162,8 +162,9 @@ def render_page(outlet: Outlet, a: DemoArticle, published: datetime) -> bytes:
 class DemoSite:
     """Request handler replaying the corpus as it stood at the simulated time ``now``."""
 
-    def __init__(self, corpus: Corpus, start: datetime) -> None:
+    def __init__(self, corpus: Corpus, start: datetime, feed_items: int = FEED_ITEMS) -> None:
         self.corpus = corpus
+        self.feed_items = feed_items
         self.start = start
         self._now = start
         self._lock = threading.Lock()
@@ -194,7 +195,7 @@ class DemoSite:
             items = sorted(
                 ((a, self.published(a)) for a in self.corpus.articles if a.outlet == slug and self.published(a) <= now),
                 key=lambda it: (it[1], it[0].key), reverse=True,
-            )[:FEED_ITEMS]
+            )[: self.feed_items]
             body, ctype = render_feed(outlet, items, self.base_url)
             return conditional(request, body, ctype, items[0][1] if items else None)
         article = self._pages.get(path)

@@ -1,0 +1,58 @@
+"""Shared fixtures: a real HTTP server on 127.0.0.1 with scripted routes and a request log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aggregator.config import Config, load_config
+from aggregator.feedserver import LoopbackServer, Request, Response
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+class Routes:
+    """path -> handler (or fixed Response); unknown paths answer 404."""
+
+    def __init__(self) -> None:
+        self.table: dict[str, Callable[[Request], Response] | Response] = {}
+
+    def __setitem__(self, path: str, value: Callable[[Request], Response] | Response) -> None:
+        self.table[path] = value
+
+    def __call__(self, request: Request) -> Response:
+        route = self.table.get(request.path) or self.table.get(request.path.split("?", 1)[0])
+        if route is None:
+            return Response(404, b"not found", {"Content-Type": "text/plain"})
+        return route(request) if callable(route) else route
+
+
+@pytest.fixture
+def routes() -> Routes:
+    return Routes()
+
+
+@pytest.fixture
+def server(routes: Routes) -> Iterator[LoopbackServer]:
+    with LoopbackServer(routes) as srv:
+        yield srv
+
+
+def write_config(directory: Path, feeds: list[dict[str, object]], **settings: object) -> Path:
+    """A config file in ``directory`` keeping its storage there too."""
+    body = {"settings": {"storage": ".", "allow_hosts": ["127.0.0.1"], **settings}, "feeds": feeds}
+    path = directory / "feeds.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    def make(feeds: list[dict[str, object]], **settings: object) -> Config:
+        return load_config(write_config(tmp_path, feeds, **settings))
+
+    return make
