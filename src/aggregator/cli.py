@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import DEFAULT_CONFIG_PATH, load_config, parse_duration
+from .config import DEFAULT_CONFIG_PATH, DedupSettings, load_config, parse_duration
 from .core import Aggregator
 from .errors import AggregatorError, ConfigError, DaemonLocked
 from .models import Story
@@ -253,6 +253,44 @@ def feeds(config: ConfigOption = DEFAULT_CONFIG_PATH, as_json: Annotated[bool, t
         table.add_row(f"{f.name}\n{f.url}", fmt(f.last_success_at), fmt(f.next_poll_at), str(f.error_count),
                       f.disabled_reason or f.last_error or "")
     out.print(table)
+
+
+@app.command("eval")
+@_friendly
+def eval_(
+    file: Annotated[Path, typer.Argument(help="Labeled JSONL: id, title, text, published, source, url, cluster, lang.")],
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write {id, story} per article to this JSONL file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Replay a labeled file through the dedup stage (daemon settings) and print P/R/F1."""
+    from .evaluate import evaluate, read_labeled
+
+    settings = load_config(config).settings.dedup if config.exists() or config != DEFAULT_CONFIG_PATH else DedupSettings()
+    records = read_labeled(file)
+    result = evaluate(records, settings)
+    if out_path is not None:
+        with out_path.open("w", encoding="utf-8") as fh:
+            for r in records:
+                fh.write(json.dumps({"id": r.id, "story": result.assignment[r.id]}, ensure_ascii=False) + "\n")
+    sc = result.scores
+    data = {
+        "file": str(file), "articles": sc.items,
+        "pairwise": {"precision": sc.pairwise_precision, "recall": sc.pairwise_recall, "f1": sc.pairwise_f1},
+        "bcubed": {"precision": sc.bcubed_precision, "recall": sc.bcubed_recall, "f1": sc.bcubed_f1},
+        "predicted_clusters": sc.predicted_clusters, "gold_clusters": sc.gold_clusters,
+        "articles_per_second": round(result.articles_per_second, 1),
+    }
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title=f"{file} ({sc.items} articles)")
+    for col in ("", "precision", "recall", "F1"):
+        table.add_column(col, justify="right")
+    table.add_row("pairwise", f"{sc.pairwise_precision:.3f}", f"{sc.pairwise_recall:.3f}", f"{sc.pairwise_f1:.3f}")
+    table.add_row("B-cubed", f"{sc.bcubed_precision:.3f}", f"{sc.bcubed_recall:.3f}", f"{sc.bcubed_f1:.3f}")
+    out.print(table)
+    out.print(f"{sc.predicted_clusters} stories predicted, {sc.gold_clusters} gold; {result.articles_per_second:.0f} articles/s", highlight=False)
 
 
 @app.command()
