@@ -248,7 +248,9 @@ def feeds(config: ConfigOption = DEFAULT_CONFIG_PATH, as_json: Annotated[bool, t
     table = Table(expand=True)
     for col in ("feed", "last success", "next poll", "errors", "last error / disabled"):
         table.add_column(col)
-    fmt = lambda dt: _local(dt, agg) if dt else "—"  # noqa: E731
+    def fmt(dt: datetime | None) -> str:
+        return _local(dt, agg) if dt else "—"
+
     for f in states:
         table.add_row(f"{f.name}\n{f.url}", fmt(f.last_success_at), fmt(f.next_poll_at), str(f.error_count),
                       f.disabled_reason or f.last_error or "")

@@ -7,8 +7,8 @@ file's own directory, so a config works from any working directory.
 
 from __future__ import annotations
 
-import re
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -128,7 +128,7 @@ class Settings(_Strict):
         try:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)")
+            raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)") from None
         return name
 
 

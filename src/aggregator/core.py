@@ -20,7 +20,7 @@ from .digest import DigestFiles, render_digest, write_atomically
 from .errors import FeedError, FetchError, SchemaMismatch
 from .extract import choose_text, extract_page, needs_page
 from .fetch import Fetcher
-from .models import Article, Entry, FeedState, ParsedFeed, PageText, PollReport, Story
+from .models import Article, Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport, Story
 from .parse import parse_feed
 from .store import Store
 from .urls import host_of
@@ -161,7 +161,7 @@ class Aggregator:
             *(self._page(fetcher, e) if ext.fetch_pages and needs_page(e, ext.min_feed_text_chars) else _none() for e in fresh)
         )
         candidates = []
-        for entry, page in zip(fresh, pages):
+        for entry, page in zip(fresh, pages, strict=True):
             text, from_page = choose_text(entry, page)
             title = entry.title or (page.title if page else "") or ""
             if not text and not title:
@@ -183,7 +183,7 @@ class Aggregator:
             return None
         return await asyncio.to_thread(extract_page, result.content, result.final_url)
 
-    def _commit(self, feed: FeedState, parsed: ParsedFeed, candidates: Sequence[_Candidate], change: decide.FeedUpdate, now: datetime) -> int:
+    def _commit(self, feed: FeedState, parsed: ParsedFeed, candidates: Sequence[_Candidate], change: FeedUpdate, now: datetime) -> int:
         """Store new articles, their signatures and story membership, then the feed's new state: one transaction."""
         source = feed.name
         added: list[int] = []

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 
 from .config import ScheduleSettings
 from .errors import FeedError, HTTPStatusError
-from .models import FeedState, FetchResult, FeedUpdate, ParsedFeed
+from .models import FeedState, FeedUpdate, FetchResult, ParsedFeed
 
 
 def base_interval(feed: FeedState, sched: ScheduleSettings, parsed: ParsedFeed | None = None) -> float:

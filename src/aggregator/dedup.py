@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
@@ -97,7 +97,10 @@ class CanonicalCandidate(Protocol):
 FULL_REPORT_FRACTION = 0.5
 
 
-def choose_canonical(members: Sequence[CanonicalCandidate]) -> CanonicalCandidate:
+C = TypeVar("C", bound=CanonicalCandidate)
+
+
+def choose_canonical(members: Sequence[C]) -> C:
     """The earliest *full* report: first published among members whose text is at least half
     as long as the story's longest (a teaser or stub never leads, however early).
     Ties go to the first seen, then to the lowest article id, so the choice is stable."""
@@ -176,7 +179,7 @@ class Deduplicator:
             wa, wb = wb, wa
         return sum(w * wb.get(t, 0.0) for t, w in wa.items())
 
-    def relation(self, a: Signature, b: Signature) -> tuple[DecisionKind, float]:
+    def relation(self, a: Signature, b: Signature) -> tuple[Literal["copy", "report"], float]:
         """How two articles relate: ('copy', containment) or ('report', cosine)."""
         contained = self.containment(a, b)
         if contained >= self.settings.copy_threshold:
@@ -191,7 +194,10 @@ class Deduplicator:
 
     def decide(self, sig: Signature, published: datetime) -> Decision:
         """The story this article should join, or a new one. Does not change the index."""
-        in_window = lambda d: abs(d.published - published) <= self._window  # noqa: E731
+
+        def in_window(doc: _Doc) -> bool:
+            return abs(doc.published - published) <= self._window
+
         # Tier 1: copies.
         best_copy: tuple[float, int] | None = None
         for key in self._lsh.query(sig.minhash):

@@ -29,8 +29,8 @@ import yaml
 
 from .config import load_config
 from .core import Aggregator
-from .fetch import Fetcher
 from .feedserver import LoopbackServer, Request, Response, conditional
+from .fetch import Fetcher
 from .models import Story
 from .scoring import Scores, score
 

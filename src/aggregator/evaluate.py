@@ -107,7 +107,7 @@ def evaluate(records: list[LabeledArticle], settings: DedupSettings) -> EvalResu
     kinds: dict[str, str] = {}
     started = time.perf_counter()
     next_story = 1
-    for number, (record, published) in enumerate(zip(records, batch_dates(records)), start=1):
+    for number, (record, published) in enumerate(zip(records, batch_dates(records), strict=True), start=1):
         sig = dedup.sign(record.title, record.text)
         decision = dedup.decide(sig, published)
         if decision.story_id is None:

@@ -6,9 +6,10 @@ SQL sessions or the CLI.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Mapping
+from typing import Literal
 
 MemberKind = Literal["canonical", "copy", "report"]
 

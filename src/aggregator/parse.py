@@ -5,8 +5,9 @@ from __future__ import annotations
 import calendar
 import hashlib
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 import feedparser
 
@@ -36,8 +37,8 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
     entries_raw = parsed.get("entries", [])
     warning = None
     if parsed.get("bozo"):
-        exc = parsed.get("bozo_exception")
-        warning = f"{type(exc).__name__}: {exc}" if exc else "malformed feed"
+        problem = parsed.get("bozo_exception")
+        warning = f"{type(problem).__name__}: {problem}" if problem else "malformed feed"
     if not parsed.get("version") and not entries_raw:
         looks_html = content.lstrip()[:200].lower().startswith((b"<!doctype html", b"<html"))
         reason = "an HTML page, not a feed" if looks_html else (warning or "not an RSS or Atom feed")
@@ -89,7 +90,7 @@ def _entry(raw: Any, feed_lang: str | None) -> Entry | None:
 def _best_content(raw: Any) -> str:
     candidates = [c.get("value", "") for c in raw.get("content") or []]
     candidates.append(raw.get("summary", "") or "")
-    return max(candidates, key=len)
+    return str(max(candidates, key=len))
 
 
 def _struct_to_dt(value: Any) -> datetime | None:

@@ -327,7 +327,7 @@ class Store:
                 from_page=int(article.from_page),
             )
         )
-        return int(result.inserted_primary_key[0])
+        return _new_id(result)
 
     def insert_signature(self, conn: Connection, article_id: int, scheme: str, data: bytes) -> None:
         conn.execute(insert(signatures).values(article_id=article_id, scheme=scheme, data=data))
@@ -366,7 +366,7 @@ class Store:
                 updated_at=now,
             )
         )
-        story_id = int(result.inserted_primary_key[0])
+        story_id = _new_id(result)
         conn.execute(
             insert(story_members).values(story_id=story_id, article_id=article_id, kind="canonical", similarity=1.0, joined_at=now)
         )
@@ -470,7 +470,7 @@ class Store:
         if self.engine.dialect.name != "sqlite":
             return True
         with self.engine.connect() as conn:
-            return conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+            return bool(conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok")
 
 
 def _feed_state(row: Any) -> FeedState:
@@ -480,3 +480,9 @@ def _feed_state(row: Any) -> FeedState:
         last_error_at=row.last_error_at, last_success_at=row.last_success_at, disabled_reason=row.disabled_reason,
         title=row.title,
     )
+
+
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
