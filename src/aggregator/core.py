@@ -113,7 +113,7 @@ class Aggregator:
         if not feeds:
             return []
         own = fetcher is None
-        fetcher = fetcher or Fetcher(self.config.settings.fetch, transport=self.transport)
+        fetcher = fetcher or Fetcher(self.config.settings.fetch, self.config.settings.allow_hosts, transport=self.transport)
         try:
             return list(await asyncio.gather(*(self.poll_feed(fetcher, f, now) for f in feeds)))
         finally:

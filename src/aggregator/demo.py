@@ -255,7 +255,7 @@ def run_demo(directory: Path, progress: Callable[[int, int], None] | None = None
 
             async def simulate() -> int:
                 rounds = 0
-                async with Fetcher(config.settings.fetch) as fetcher:
+                async with Fetcher(config.settings.fetch, config.settings.allow_hosts) as fetcher:
                     for step in range(steps + 1):
                         clock[0] = site.now = start + timedelta(minutes=STEP_MINUTES * step)
                         if await agg.poll_round(clock[0], fetcher=fetcher):

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from .config import FetchSettings
 from .errors import BodyTooLarge, FetchError, HTTPStatusError
 from .models import FetchResult
+from .netguard import ALLOWED_SCHEMES, GuardedBackend, NetGuard
 from .urls import host_of
 
 log = logging.getLogger(__name__)
@@ -32,14 +35,17 @@ _PERMANENT = frozenset({301, 308})
 class Fetcher:
     """Fetch URLs under the configured limits. Use as an async context manager."""
 
-    def __init__(self, settings: FetchSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, settings: FetchSettings, allow_hosts: Iterable[str] = (), transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.settings = settings
+        limits = httpx.Limits(max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency)
         self._client = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent},
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.max_concurrency, max_keepalive_connections=settings.max_concurrency),
-            transport=transport,
+            limits=limits,
+            transport=transport or guarded_transport(NetGuard.from_allow_list(allow_hosts), limits),
             trust_env=False,
         )
         self._all = asyncio.Semaphore(settings.max_concurrency)
@@ -68,6 +74,8 @@ class Fetcher:
         return await self._fetch(url, {"Accept": PAGE_ACCEPT})
 
     async def _fetch(self, url: str, headers: dict[str, str]) -> FetchResult:
+        if urlsplit(url).scheme.lower() not in ALLOWED_SCHEMES:
+            raise FetchError(url, f"only http and https URLs are fetched, not {url[:60]!r}")
         try:
             async with asyncio.timeout(self.settings.total_deadline):
                 return await self._follow(url, headers)
@@ -84,8 +92,8 @@ class Fetcher:
                 if not location:
                     raise FetchError(url, f"HTTP {status} redirect without a Location header")
                 target = urljoin(current, location)
-                if not target.startswith(("http://", "https://")):
-                    raise FetchError(url, f"redirect to a non-http URL {target!r}")
+                if urlsplit(target).scheme.lower() not in ALLOWED_SCHEMES:
+                    raise FetchError(url, f"redirect to a non-http URL {target[:80]!r}")
                 if target in seen:
                     raise FetchError(url, f"redirect loop at {target}")
                 seen.add(target)
@@ -127,9 +135,26 @@ class Fetcher:
                             raise BodyTooLarge(url, f"body exceeds the {cap}-byte cap")
                         chunks.append(chunk)
                     return response.status_code, resp_headers, b"".join(chunks)
+            except httpx.ConnectError as exc:
+                message = str(exc)
+                raise FetchError(url, message if message.startswith("blocked:") else f"ConnectError: {message or 'connection failed'}") from None
             except httpx.TimeoutException as exc:
                 raise FetchError(url, f"timed out ({type(exc).__name__})") from None
             except httpx.DecodingError as exc:
                 raise FetchError(url, f"undecodable response body: {exc}") from None
             except (httpx.TransportError, httpx.InvalidURL) as exc:
                 raise FetchError(url, f"{type(exc).__name__}: {exc or 'connection failed'}") from None
+
+
+def guarded_transport(guard: NetGuard, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport, with its connection pool connecting through the address guard."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    # httpx does not expose httpcore's network_backend; swap the pool for one that has ours.
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=GuardedBackend(guard),
+    )
+    return transport

@@ -70,7 +70,7 @@ class Daemon:
         loaded = agg.ensure_index()
         digest_time = agg.config.settings.digest.time
         scheduler = AsyncIOScheduler(timezone=agg.config.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
-        async with Fetcher(agg.config.settings.fetch, transport=agg.transport) as fetcher:
+        async with Fetcher(agg.config.settings.fetch, agg.config.settings.allow_hosts, transport=agg.transport) as fetcher:
             self._fetcher = fetcher
             now = agg.clock()
             for feed in agg.feeds():

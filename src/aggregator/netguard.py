@@ -1,0 +1,122 @@
+"""Which addresses and schemes may be contacted (SSRF protection).
+
+By default a feed may not make us connect to loopback, private, link-local
+(e.g. the cloud metadata address 169.254.169.254), multicast, reserved or
+otherwise non-global addresses, nor use a scheme other than http(s). The check
+happens at connect time, on the address we actually connect to, for every hop
+(redirects included) and every DNS answer: the name is resolved once, each
+answer checked, and the connection pinned to the checked address, so a DNS
+answer that changes between check and connect cannot slip through.
+
+``settings.allow_hosts`` opens specific hosts: names (``feeds.internal``),
+addresses (``127.0.0.1``) or networks (``10.1.0.0/16``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpcore
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+ALLOWED_SCHEMES = frozenset({"http", "https"})
+
+
+class BlockedAddress(httpcore.ConnectError):
+    """Raised inside the HTTP stack when a connection would reach a forbidden address."""
+
+
+def why_blocked(ip: IPAddress) -> str | None:
+    """Why this address may not be contacted by default ("a loopback address"), or None if it is public."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return why_blocked(ip.ipv4_mapped)
+    for attr, label in (
+        ("is_loopback", "a loopback"),
+        ("is_link_local", "a link-local"),
+        ("is_multicast", "a multicast"),
+        ("is_unspecified", "an unspecified"),
+        ("is_reserved", "a reserved"),
+        ("is_private", "a private"),
+    ):
+        if getattr(ip, attr):
+            return f"{label} address"
+    if not ip.is_global:
+        return "a non-public address"
+    return None
+
+
+@dataclass(frozen=True)
+class NetGuard:
+    """The policy: what is allowed beyond public addresses."""
+
+    allow_names: frozenset[str] = frozenset()
+    allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @classmethod
+    def from_allow_list(cls, entries: Iterable[str]) -> NetGuard:
+        names: set[str] = set()
+        networks = []
+        for entry in entries:
+            entry = entry.strip().lower().strip("[]")
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                names.add(entry)
+        return cls(frozenset(names), tuple(networks))
+
+    def check(self, host: str, ip: IPAddress) -> None:
+        """Raise BlockedAddress unless ``ip`` (an answer for ``host``) may be contacted."""
+        if host.lower().strip("[]") in self.allow_names or any(ip in net for net in self.allow_networks):
+            return
+        reason = why_blocked(ip)
+        if reason:
+            where = f"{ip} is" if host.strip("[]") == str(ip) else f"{host} resolves to {ip},"
+            raise BlockedAddress(f"blocked: {where} {reason} (allow it with settings.allow_hosts)")
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that resolves, checks and pins every connection."""
+
+    def __init__(self, guard: NetGuard, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self.guard = guard
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._resolve(host, port, timeout)
+        for ip in addresses:
+            self.guard.check(host, ip)  # every answer must pass, not just the first
+        return await self.inner.connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        raise BlockedAddress("blocked: unix sockets are never contacted")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+    @staticmethod
+    async def _resolve(host: str, port: int, timeout: float | None) -> list[IPAddress]:
+        bare = host.strip("[]")
+        try:
+            return [ipaddress.ip_address(bare)]
+        except ValueError:
+            pass
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                infos = await loop.getaddrinfo(bare, port, type=socket.SOCK_STREAM)
+        except (OSError, TimeoutError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        seen: dict[IPAddress, None] = {}
+        for *_, sockaddr in infos:
+            seen.setdefault(ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0]), None)
+        if not seen:
+            raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
+        return list(seen)

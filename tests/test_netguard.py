@@ -1,0 +1,74 @@
+"""SSRF guard: nothing reaches a non-public address unless allowed, checked at connect time on every hop."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+import pytest
+
+from aggregator.config import FetchSettings
+from aggregator.errors import FetchError
+from aggregator.feedserver import Response
+from aggregator.fetch import Fetcher
+from aggregator.netguard import NetGuard, why_blocked
+
+
+@pytest.mark.parametrize(
+    "address, blocked",
+    [
+        ("127.0.0.1", True), ("10.1.2.3", True), ("192.168.0.10", True), ("172.16.5.4", True),
+        ("169.254.169.254", True), ("224.0.0.1", True), ("0.0.0.0", True), ("240.0.0.1", True),
+        ("100.64.0.1", True), ("::1", True), ("fe80::1", True), ("::ffff:127.0.0.1", True),
+        ("93.184.216.34", False), ("2606:2800:220:1:248:1893:25c8:1946", False),
+    ],
+)
+def test_default_policy_blocks_every_non_public_address(address, blocked):
+    assert (why_blocked(ipaddress.ip_address(address)) is not None) is blocked
+
+
+def test_allow_list_accepts_names_addresses_and_networks():
+    guard = NetGuard.from_allow_list(["feeds.internal", "127.0.0.1", "10.1.0.0/16"])
+    guard.check("feeds.internal", ipaddress.ip_address("10.9.9.9"))
+    guard.check("anything", ipaddress.ip_address("127.0.0.1"))
+    guard.check("anything", ipaddress.ip_address("10.1.200.3"))
+    with pytest.raises(Exception, match="private address"):
+        guard.check("anything", ipaddress.ip_address("10.2.0.1"))
+
+
+def fetch(url: str, allow: list[str]) -> None:
+    async def go() -> None:
+        async with Fetcher(FetchSettings(), allow) as fetcher:
+            await fetcher.fetch_feed(url)
+
+    asyncio.run(go())
+
+
+def test_loopback_feed_is_refused_without_allow_list_and_no_request_is_made(server, routes):
+    routes["/feed"] = Response(200, b"<rss/>")
+    with pytest.raises(FetchError, match="blocked: 127.0.0.1 is a loopback address"):
+        fetch(server.url("/feed"), [])
+    with pytest.raises(FetchError, match="blocked: localhost resolves to"):
+        fetch(server.url("/feed").replace("127.0.0.1", "localhost"), [])
+    assert server.paths() == []
+    fetch(server.url("/feed"), ["127.0.0.1"])
+    assert server.paths() == ["/feed"]
+
+
+def test_redirect_to_metadata_address_is_blocked_at_the_hop(server, routes):
+    routes["/feed"] = Response(302, b"", {"Location": "http://169.254.169.254/latest/meta-data/"})
+    with pytest.raises(FetchError, match="169.254.169.254 is a link-local address"):
+        fetch(server.url("/feed"), ["127.0.0.1"])
+    assert server.paths() == ["/feed"]
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/feed", "gopher://127.0.0.1:70/"])
+def test_non_http_schemes_are_never_fetched(url):
+    with pytest.raises(FetchError, match="only http and https"):
+        fetch(url, ["127.0.0.1"])
+
+
+def test_redirect_to_non_http_scheme_is_refused(server, routes):
+    routes["/feed"] = Response(301, b"", {"Location": "file:///etc/passwd"})
+    with pytest.raises(FetchError, match="non-http"):
+        fetch(server.url("/feed"), ["127.0.0.1"])
