@@ -72,3 +72,4 @@ def test_redirect_to_non_http_scheme_is_refused(server, routes):
     routes["/feed"] = Response(301, b"", {"Location": "file:///etc/passwd"})
     with pytest.raises(FetchError, match="non-http"):
         fetch(server.url("/feed"), ["127.0.0.1"])
+

@@ -94,6 +94,8 @@ class Fetcher:
                 target = urljoin(current, location)
                 if urlsplit(target).scheme.lower() not in ALLOWED_SCHEMES:
                     raise FetchError(url, f"redirect to a non-http URL {target[:80]!r}")
+                if current.lower().startswith("https:") and target.lower().startswith("http:"):
+                    raise FetchError(url, f"refused redirect from https to plain http ({target[:80]})")
                 if target in seen:
                     raise FetchError(url, f"redirect loop at {target}")
                 seen.add(target)
