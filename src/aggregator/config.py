@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .urls import normalize_url
 
 DEFAULT_CONFIG_PATH = Path("config/feeds.yaml")
 DEFAULT_INTERVAL_S = 15 * 60
@@ -44,11 +45,15 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 15m, got a boolean")
     if isinstance(value, (int, float)):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"expected a duration such as 90s, 15m, 2h or 1d, got {value!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration such as 90s, 15m, 2h or 1d, got {value!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"a duration must be positive and finite, got {value!r}")
+    return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -183,10 +188,12 @@ def config_from_dict(raw: Any, path: Path) -> Config:
         key = ".".join(str(p) for p in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{path}: {key}: {first['msg']}{more}") from None
-    urls = [f.url for f in config.feeds]
-    dupes = sorted({u for u in urls if urls.count(u) > 1})
-    if dupes:
-        raise ConfigError(f"{path}: feeds: duplicate url {dupes[0]}")
+    seen: dict[str, str] = {}
+    for feed in config.feeds:
+        key = normalize_url(feed.url)
+        if key in seen:
+            raise ConfigError(f"{path}: feeds: {feed.url} is listed twice (also as {seen[key]})")
+        seen[key] = feed.url
     storage = config.settings.storage
     if not storage.is_absolute():
         storage = (path.parent / storage).resolve()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -17,7 +18,7 @@ from . import decide
 from .config import Config
 from .dedup import Decision, Deduplicator, Signature, choose_canonical, normalize
 from .digest import DigestFiles, render_digest, write_atomically
-from .errors import FeedError, FetchError, SchemaMismatch
+from .errors import FeedError, FetchError, NetworkError, SchemaMismatch
 from .extract import choose_text, extract_page, needs_page
 from .fetch import Fetcher
 from .models import Article, Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport, Story
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 FUTURE_TOLERANCE = timedelta(hours=1)
+OUTAGE_SAMPLE = 8  # this many network failures in a row, across 3+ hosts, means our network is down
 
 
 def utcnow() -> datetime:
@@ -58,6 +60,7 @@ class Aggregator:
         self.dedup = Deduplicator(config.settings.dedup)
         self._index_ready = False
         self._in_flight: set[int] = set()
+        self._recent: deque[tuple[str, bool]] = deque(maxlen=OUTAGE_SAMPLE)  # (host, reached) of recent polls
         self._window = timedelta(hours=config.settings.dedup.window_hours)
         self.sync_feeds()
 
@@ -130,6 +133,7 @@ class Aggregator:
         try:
             try:
                 result = await fetcher.fetch_feed(feed.url, feed.etag, feed.last_modified)
+                self._recent.append((host_of(feed.url), True))
                 if result.not_modified:
                     with self.store.transaction() as conn:
                         self.store.apply_feed_update(conn, feed.id, decide.after_success(feed, result, None, now, sched), now)
@@ -143,11 +147,19 @@ class Aggregator:
                 return PollReport(feed.url, result.status, new)
             except FeedError as exc:
                 log.warning("%s", exc)
+                reached = not isinstance(exc, NetworkError)
+                self._recent.append((host_of(feed.url), reached))
+                rule = decide.after_failure if reached or not self.network_outage() else decide.during_outage
                 with self.store.transaction() as conn:
-                    self.store.apply_feed_update(conn, feed.id, decide.after_failure(feed, exc, now, sched), now)
+                    self.store.apply_feed_update(conn, feed.id, rule(feed, exc, now, sched), now)
                 return PollReport(feed.url, getattr(exc, "status", None), 0, error=exc.message)
         finally:
             self._in_flight.discard(feed.id)
+
+    def network_outage(self) -> bool:
+        """True when the last polls all failed to reach their servers, across several hosts."""
+        recent = list(self._recent)
+        return len(recent) == OUTAGE_SAMPLE and not any(ok for _, ok in recent) and len({h for h, _ in recent}) >= 3
 
     async def _prepare(self, fetcher: Fetcher, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[_Candidate]:
         """Entries not stored yet, with their text (from the page when the feed's is short)."""

@@ -1,18 +1,26 @@
 """When to poll next and what a poll changes on a feed: pure functions of (state, outcome, now).
 
 Rules:
-- success (200 or 304): next poll after the feed's interval (at least its
-  ``<ttl>``), with a deterministic jitter so feeds spread out; errors reset;
-  a permanent redirect (every hop 301/308) moves the feed to its new URL, but
+- success (200 or 304): next poll after the feed's interval, with a
+  deterministic jitter so feeds spread out; errors reset. The interval is the
+  configured one, raised to what the feed has *learned*: half its mean gap
+  between posts (a feed that posts weekly is not polled every five minutes),
+  its ``<ttl>``, and the server's Cache-Control max-age / Expires; always
+  within [min_interval, max_interval].
+- a permanent redirect (every hop 301/308) moves the feed to its new URL, but
   only once that URL answered with a usable feed.
 - HTTP 410 Gone disables the feed, with the reason kept.
 - 429/503 with Retry-After: wait as told, clamped to [min_interval, max_backoff].
 - any other failure: exponential backoff from the interval, capped at max_backoff.
+- during a global outage (every recent poll failed at the network level,
+  across hosts) a failure is not held against the feed: retry soon, count nothing.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -20,13 +28,57 @@ from .config import ScheduleSettings
 from .errors import FeedError, HTTPStatusError
 from .models import FeedState, FeedUpdate, FetchResult, ParsedFeed
 
+OUTAGE_RETRY_S = 300.0
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-)?max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+POSTING_SAMPLE = 20  # entries used to estimate a feed's posting rate
 
-def base_interval(feed: FeedState, sched: ScheduleSettings, parsed: ParsedFeed | None = None) -> float:
-    """The feed's own interval, raised to its <ttl>, within the configured bounds."""
-    interval = float(feed.interval_s)
-    if parsed is not None and parsed.ttl_minutes:
-        interval = max(interval, parsed.ttl_minutes * 60.0)
-    return min(max(interval, sched.min_interval), sched.max_interval)
+
+def clamp(seconds: float, sched: ScheduleSettings) -> float:
+    return min(max(seconds, sched.min_interval), sched.max_interval)
+
+
+def base_interval(feed: FeedState, sched: ScheduleSettings) -> float:
+    """The configured interval raised to the learned one, within bounds."""
+    return clamp(max(float(feed.interval_s), float(feed.learned_interval_s or 0)), sched)
+
+
+def posting_interval(parsed: ParsedFeed, now: datetime) -> float | None:
+    """Half the mean gap between the feed's recent posts (seconds), or None with too few dates.
+
+    A feed gone quiet counts the silence since its last post as a gap too."""
+    dates = sorted({e.published for e in parsed.entries if e.published and e.published <= now}, reverse=True)[:POSTING_SAMPLE]
+    if len(dates) < 3:
+        return None
+    mean_gap = (dates[0] - dates[-1]).total_seconds() / (len(dates) - 1)
+    silence = (now - dates[0]).total_seconds()
+    return max(mean_gap, silence / 2) / 2
+
+
+def cache_hint(headers: Mapping[str, str], now: datetime) -> float | None:
+    """Seconds the server says the response stays fresh (Cache-Control max-age, else Expires)."""
+    match = _MAX_AGE.search(headers.get("cache-control", ""))
+    if match:
+        return float(match.group(1))
+    expires = headers.get("expires")
+    if expires:
+        try:
+            when = parsedate_to_datetime(expires)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is not None:
+            return max(0.0, (when - now).total_seconds())
+    return None
+
+
+def learned_interval(feed: FeedState, result: FetchResult, parsed: ParsedFeed | None, now: datetime) -> int | None:
+    """What this poll teaches about how often the feed is worth asking (before bounds)."""
+    hints = [cache_hint(result.headers, now)]
+    if parsed is not None:
+        hints += [posting_interval(parsed, now), parsed.ttl_minutes * 60.0 if parsed.ttl_minutes else None]
+    else:  # 304: the body did not change; keep what we learned from it
+        hints.append(float(feed.learned_interval_s) if feed.learned_interval_s else None)
+    known = [h for h in hints if h]
+    return int(max(known)) if known else None
 
 
 def jittered(seconds: float, key: str, now: datetime, jitter: float) -> float:
@@ -41,24 +93,25 @@ def after_success(
     feed: FeedState, result: FetchResult, parsed: ParsedFeed | None, now: datetime, sched: ScheduleSettings
 ) -> FeedUpdate:
     """State after a 200 (with a parsed feed) or a 304."""
-    delay = jittered(base_interval(feed, sched, parsed), feed.url, now, sched.jitter)
+    learned = learned_interval(feed, result, parsed, now)
+    interval = clamp(max(float(feed.interval_s), float(learned or 0)), sched)
     keep_validators = result.not_modified
     return FeedUpdate(
-        next_poll_at=now + timedelta(seconds=delay),
+        next_poll_at=now + timedelta(seconds=jittered(interval, feed.url, now, sched.jitter)),
         error_count=0,
         last_error=None,
         etag=feed.etag if keep_validators else result.etag,
         last_modified=feed.last_modified if keep_validators else result.last_modified,
         success=True,
         new_url=result.permanent_url,
+        learned_interval_s=learned,
     )
 
 
 def after_failure(feed: FeedState, error: FeedError, now: datetime, sched: ScheduleSettings) -> FeedUpdate:
     """State after a failed poll: backoff, Retry-After, or Gone."""
     errors = feed.error_count + 1
-    interval = base_interval(feed, sched)
-    delay = min(interval * (2 ** min(errors, 20)), sched.max_backoff)
+    delay = min(base_interval(feed, sched) * (2 ** min(errors, 20)), sched.max_backoff)
     disabled = None
     if isinstance(error, HTTPStatusError):
         if error.status == 410:
@@ -75,6 +128,21 @@ def after_failure(feed: FeedState, error: FeedError, now: datetime, sched: Sched
         last_modified=feed.last_modified,
         success=False,
         disabled_reason=disabled,
+        learned_interval_s=feed.learned_interval_s,
+    )
+
+
+def during_outage(feed: FeedState, error: FeedError, now: datetime, sched: ScheduleSettings) -> FeedUpdate:
+    """A network failure while everything fails: retry soon, and do not count it against the feed."""
+    delay = min(max(OUTAGE_RETRY_S, sched.min_interval), base_interval(feed, sched))
+    return FeedUpdate(
+        next_poll_at=now + timedelta(seconds=jittered(delay, feed.url, now, sched.jitter)),
+        error_count=feed.error_count,
+        last_error=f"{error.message} (during a global network outage; not counted against this feed)",
+        etag=feed.etag,
+        last_modified=feed.last_modified,
+        success=False,
+        learned_interval_s=feed.learned_interval_s,
     )
 
 

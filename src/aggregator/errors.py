@@ -7,6 +7,7 @@
     │   └── DaemonLocked       another daemon owns this storage
     ├── FeedError              one feed failed; carries ``url``
     │   ├── FetchError         network / HTTP level
+    │   │   ├── NetworkError     no answer at all: connection refused, DNS, timeout
     │   │   ├── HTTPStatusError  an unexpected status code (carries ``status``)
     │   │   └── BodyTooLarge     the decoded body exceeded the cap
     │   └── ParseError         the bytes are not a usable feed
@@ -48,6 +49,10 @@ class FeedError(AggregatorError):
 
 class FetchError(FeedError):
     """The feed or page could not be fetched."""
+
+
+class NetworkError(FetchError):
+    """The server could not be reached or did not answer in time."""
 
 
 class HTTPStatusError(FetchError):

@@ -19,7 +19,7 @@ import httpcore
 import httpx
 
 from .config import FetchSettings
-from .errors import BodyTooLarge, FetchError, HTTPStatusError
+from .errors import BodyTooLarge, FetchError, HTTPStatusError, NetworkError
 from .models import FetchResult
 from .netguard import ALLOWED_SCHEMES, GuardedBackend, NetGuard
 from .urls import host_of
@@ -80,7 +80,7 @@ class Fetcher:
             async with asyncio.timeout(self.settings.total_deadline):
                 return await self._follow(url, headers)
         except TimeoutError:
-            raise FetchError(url, f"no complete answer within {self.settings.total_deadline:g}s") from None
+            raise NetworkError(url, f"no complete answer within {self.settings.total_deadline:g}s") from None
 
     async def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
         current, permanent = url, True
@@ -139,11 +139,15 @@ class Fetcher:
                     return response.status_code, resp_headers, b"".join(chunks)
             except httpx.ConnectError as exc:
                 message = str(exc)
-                raise FetchError(url, message if message.startswith("blocked:") else f"ConnectError: {message or 'connection failed'}") from None
+                if message.startswith("blocked:"):
+                    raise FetchError(url, message) from None
+                raise NetworkError(url, f"ConnectError: {message or 'connection failed'}") from None
             except httpx.TimeoutException as exc:
-                raise FetchError(url, f"timed out ({type(exc).__name__})") from None
+                raise NetworkError(url, f"timed out ({type(exc).__name__})") from None
             except httpx.DecodingError as exc:
                 raise FetchError(url, f"undecodable response body: {exc}") from None
+            except httpx.NetworkError as exc:
+                raise NetworkError(url, f"{type(exc).__name__}: {exc or 'connection lost'}") from None
             except (httpx.TransportError, httpx.InvalidURL) as exc:
                 raise FetchError(url, f"{type(exc).__name__}: {exc or 'connection failed'}") from None
 

@@ -31,6 +31,7 @@ class FeedState:
     last_success_at: datetime | None = None
     disabled_reason: str | None = None
     title: str | None = None
+    learned_interval_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class FeedUpdate:
     success: bool
     disabled_reason: str | None = None
     new_url: str | None = None
+    learned_interval_s: int | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Times are stored as naive UTC and handed out as aware UTC datetimes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -44,7 +44,7 @@ from .models import Article, FeedState, FeedUpdate, MemberKind, Story, Variant
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -79,7 +79,8 @@ feeds = Table(
     Column("site_url", Text),
     Column("etag", Text),
     Column("last_modified", Text),
-    Column("interval_s", Integer, nullable=False),
+    Column("interval_s", Integer, nullable=False),  # as configured
+    Column("learned_interval_s", Integer),  # from the feed's posting rate and its <ttl>/Cache-Control hints
     Column("next_poll_at", UTCDateTime),
     Column("error_count", Integer, nullable=False, default=0),
     Column("last_error", Text),
@@ -140,12 +141,14 @@ story_members = Table(
 )
 
 
-def _migrate_to_1(conn: Connection) -> None:
-    metadata.create_all(conn)
+def _add_learned_interval(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE feeds ADD COLUMN learned_interval_s INTEGER"))
 
 
-# Each step brings the schema from version i to i + 1; never edit a released step, append one.
-MIGRATIONS = (_migrate_to_1,)
+# A new database is created at SCHEMA_VERSION from ``metadata``; an older one is brought up
+# to date by MIGRATIONS[v] for each version v it is behind (v -> v + 1). Never edit a
+# released step: append one, and change ``metadata`` to match.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_learned_interval}
 
 
 @dataclass(frozen=True)
@@ -205,8 +208,11 @@ class Store:
             version = int(row[0]) if row else 0
             if version > SCHEMA_VERSION:
                 raise StorageError(f"{self.url}: database schema v{version} is newer than this program (v{SCHEMA_VERSION})")
-            for step in MIGRATIONS[version:]:
-                step(conn)
+            if version == 0:
+                metadata.create_all(conn)
+            for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+                MIGRATIONS[step](conn)
+                log.info("database schema migrated from v%d to v%d", step, step + 1)
             if version != SCHEMA_VERSION:
                 self._set_meta(conn, "schema_version", str(SCHEMA_VERSION))
                 log.info("database schema at v%d", SCHEMA_VERSION)
@@ -273,6 +279,7 @@ class Store:
             "error_count": change.error_count,
             "etag": change.etag,
             "last_modified": change.last_modified,
+            "learned_interval_s": change.learned_interval_s,
         }
         if change.success:
             values.update(last_success_at=now, last_error=None)
@@ -478,7 +485,7 @@ def _feed_state(row: Any) -> FeedState:
         id=row.id, url=row.url, name=row.name, interval_s=row.interval_s, etag=row.etag, last_modified=row.last_modified,
         next_poll_at=row.next_poll_at, error_count=row.error_count or 0, last_error=row.last_error,
         last_error_at=row.last_error_at, last_success_at=row.last_success_at, disabled_reason=row.disabled_reason,
-        title=row.title,
+        title=row.title, learned_interval_s=row.learned_interval_s,
     )
 
 
