@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
@@ -27,9 +27,13 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
+    """A scripted answer. With ``chunks``, the body is streamed chunked, one flush per chunk
+    (a generator that sleeps between chunks makes a slow or endless server)."""
+
     status: int = 200
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
+    chunks: Callable[[], Iterator[bytes]] | None = None
 
 
 Handler = Callable[[Request], Response]
@@ -71,11 +75,25 @@ class LoopbackServer:
                 self.send_response(response.status)
                 for key, value in response.headers.items():
                     self.send_header(key, value)
-                if response.status != 304:
+                if response.chunks is not None:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    try:
+                        for chunk in response.chunks():
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                            self.wfile.flush()
+                        self.wfile.write(b"0\r\n\r\n")
+                    except (BrokenPipeError, ConnectionResetError):
+                        self.close_connection = True  # the client gave up: that is the point
+                    return
+                if response.status != 304 and "Content-Length" not in response.headers:
                     self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
                 if response.status != 304:
-                    self.wfile.write(response.body)
+                    try:
+                        self.wfile.write(response.body)
+                    except (BrokenPipeError, ConnectionResetError):
+                        self.close_connection = True
 
             def log_message(self, format: str, *args: object) -> None:
                 return

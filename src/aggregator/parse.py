@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import hashlib
 import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -18,6 +19,11 @@ from .urls import normalize_url
 
 log = logging.getLogger(__name__)
 
+# An internal DTD subset is where XML entity attacks live (external entities, "billion laughs",
+# quadratic blowup); no real feed needs one, so it is cut before parsing.
+_DTD_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
+_DOCTYPE_SCAN = 65536
+
 # feedparser's headers of interest; anything else is noise to it.
 _PASSED_HEADERS = ("content-type", "content-location", "content-language")
 
@@ -26,6 +32,7 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
     """Parse fetched bytes. Recoverable problems become ``warning``; hopeless input raises ParseError."""
     if not content.strip():
         raise ParseError(url, "empty response body")
+    content = strip_dtd(content)
     passed = {k: v for k, v in (headers or {}).items() if k.lower() in _PASSED_HEADERS}
     if passed:
         passed.setdefault("content-location", url)  # base for relative links
@@ -40,8 +47,13 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
         problem = parsed.get("bozo_exception")
         warning = f"{type(problem).__name__}: {problem}" if problem else "malformed feed"
     if not parsed.get("version") and not entries_raw:
-        looks_html = content.lstrip()[:200].lower().startswith((b"<!doctype html", b"<html"))
-        reason = "an HTML page, not a feed" if looks_html else (warning or "not an RSS or Atom feed")
+        start = content.lstrip()[:200].lower()
+        if start.startswith((b"<!doctype html", b"<html")):
+            reason = "an HTML page, not a feed"
+        elif start.startswith((b"{", b"[")):
+            reason = "a JSON document, not an RSS or Atom feed"
+        else:
+            reason = "not an RSS or Atom feed" + (f" ({warning})" if warning else "")
         raise ParseError(url, reason)
     feed_lang = feed.get("language") or None
     entries: dict[str, Entry] = {}
@@ -57,6 +69,18 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
         warning=warning,
         ttl_minutes=_int_or_none(feed.get("ttl")),
     )
+
+
+def strip_dtd(content: bytes) -> bytes:
+    """Remove an internal DTD subset (entity declarations) from the document's prolog."""
+    head = content[:_DOCTYPE_SCAN]
+    if b"<!DOCTYPE" not in head.upper() and b"<!doctype" not in head:
+        return content
+    match = _DTD_SUBSET.search(content)
+    if match is None or match.start() > _DOCTYPE_SCAN:
+        return content
+    log.info("removed an internal DTD subset of %d bytes from a feed", match.end() - match.start())
+    return content[: match.start()] + content[match.end() :]
 
 
 def _entry(raw: Any, feed_lang: str | None) -> Entry | None:
