@@ -257,6 +257,20 @@ def feeds(config: ConfigOption = DEFAULT_CONFIG_PATH, as_json: Annotated[bool, t
     out.print(table)
 
 
+@app.command()
+@_friendly
+def opml(file: Annotated[Path, typer.Argument(help="OPML subscription list exported from another reader.")]) -> None:
+    """Print the feeds of an OPML file as YAML entries to append to the config's `feeds:` list."""
+    from .config import feeds_from_opml
+
+    found = feeds_from_opml(file)
+    for feed in found:
+        out.print(f"  - url: {json.dumps(feed.url)}", highlight=False, soft_wrap=True)
+        if feed.name:
+            out.print(f"    name: {json.dumps(feed.name, ensure_ascii=False)}", highlight=False, soft_wrap=True)
+    err.print(f"{len(found)} feed(s); append with: aggregator opml {file} >> config/feeds.yaml", highlight=False)
+
+
 @app.command("eval")
 @_friendly
 def eval_(

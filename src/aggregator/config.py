@@ -198,3 +198,29 @@ def config_from_dict(raw: Any, path: Path) -> Config:
     if not storage.is_absolute():
         storage = (path.parent / storage).resolve()
     return config.model_copy(update={"settings": config.settings.model_copy(update={"storage": storage})})
+
+
+def feeds_from_opml(path: Path) -> list[FeedConfig]:
+    """The feeds listed in an OPML subscription file (parsed with defusedxml: no entity tricks)."""
+    from defusedxml import ElementTree as SafeET
+    from defusedxml.common import DefusedXmlException
+
+    try:
+        root = SafeET.parse(path).getroot()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: OPML file not found") from None
+    except DefusedXmlException as exc:
+        raise ConfigError(f"{path}: refused: {exc.__class__.__name__} (entities or DTDs are not allowed in OPML)") from None
+    except SafeET.ParseError as exc:
+        raise ConfigError(f"{path}: not valid OPML/XML: {exc}") from None
+    feeds: dict[str, FeedConfig] = {}
+    for outline in root.iter("outline"):
+        url = (outline.get("xmlUrl") or "").strip()
+        if not url:
+            continue
+        name = (outline.get("title") or outline.get("text") or "").strip() or None
+        try:
+            feeds.setdefault(normalize_url(url), FeedConfig(url=url, name=name))
+        except ValidationError:
+            continue  # a non-http(s) subscription cannot be polled; skip it
+    return list(feeds.values())

@@ -1,0 +1,41 @@
+"""OPML import: real subscriptions come out as config entries; entity tricks are refused (defusedxml)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import yaml
+
+from aggregator.config import config_from_dict
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_opml_feeds_append_to_a_valid_config(tmp_path):
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><body><outline text="News">'
+        '<outline text="BBC" title="BBC World" xmlUrl="https://feeds.bbci.co.uk/news/world/rss.xml"/>'
+        '<outline text="Le Monde « Intl »" xmlUrl="https://www.lemonde.fr/international/rss_full.xml"/>'
+        '<outline text="dupe" xmlUrl="HTTPS://feeds.bbci.co.uk:443/news/world/rss.xml"/>'
+        '<outline text="not http" xmlUrl="ftp://example.org/feed"/></outline></body></opml>',
+        encoding="utf-8",
+    )
+    result = run("opml", str(opml))
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  storage: .\nfeeds:\n  - url: https://example.org/rss\n" + result.stdout, encoding="utf-8")
+    loaded = config_from_dict(yaml.safe_load(config.read_text(encoding="utf-8")), config)
+    assert [f.name for f in loaded.feeds] == [None, "BBC World", "Le Monde « Intl »"]
+
+
+def test_opml_with_entities_is_refused_with_one_line(tmp_path):
+    opml = tmp_path / "evil.opml"
+    opml.write_text('<?xml version="1.0"?><!DOCTYPE o [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                    '<opml><body><outline xmlUrl="http://a/&x;"/></body></opml>', encoding="utf-8")
+    result = run("opml", str(opml))
+    assert result.returncode == 2
+    assert "evil.opml: refused" in result.stderr and "Traceback" not in result.stderr
