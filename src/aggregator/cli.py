@@ -29,7 +29,7 @@ from .models import Story
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="News aggregator: feeds in, deduplicated stories out.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line, however long
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config file (feeds and settings).")]
 F = TypeVar("F", bound=Callable[..., Any])
