@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def config_error(path: Path) -> str:
         load_config(path)
     message = str(info.value)
     assert str(path) in message, f"error does not name the file: {message}"
-    return message
+    return message.replace(str(path), "<file>")  # so that words in tmp_path's name cannot satisfy an assertion
 
 
 # -- defaults and values -------------------------------------------------------------------
@@ -226,11 +227,6 @@ def test_boolean_is_not_a_duration(tmp_path: Path) -> None:
     assert "settings.schedule.default_interval" in message
 
 
-@pytest.mark.xfail(
-    reason="BUG: config.py:46-47 parse_duration returns any number unchecked, so 'total_deadline: -1' or "
-    "'interval: 0' load fine (every fetch then times out at once) while the string '-1s' is rejected",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("text", "key"),
     [
@@ -240,6 +236,7 @@ def test_boolean_is_not_a_duration(tmp_path: Path) -> None:
     ],
 )
 def test_non_positive_numeric_duration_is_rejected(tmp_path: Path, text: str, key: str) -> None:
+    """'total_deadline: -1' would make every fetch time out at once; numbers are checked like '-1s' strings."""
     assert key in config_error(write(tmp_path, text))
 
 
@@ -267,16 +264,13 @@ def test_duplicate_feed_url(tmp_path: Path) -> None:
         """,
     )
     message = config_error(path)
-    assert "feeds" in message and "duplicate" in message
+    assert "feeds" in message
+    assert re.search(r"duplicate|twice|more than once", message)
     assert "https://a.example.com/rss" in message
 
 
-@pytest.mark.xfail(
-    reason="BUG: config.py:186-187 compares feed urls verbatim, so one feed spelled with another host case or "
-    "an explicit default port is accepted twice and polled twice",
-    strict=True,
-)
 def test_duplicate_feed_url_in_another_spelling(tmp_path: Path) -> None:
+    """One feed spelled with another host case or an explicit default port is still one feed."""
     path = write(
         tmp_path,
         """\
@@ -285,7 +279,9 @@ def test_duplicate_feed_url_in_another_spelling(tmp_path: Path) -> None:
           - url: https://News.Example.com:443/rss
         """,
     )
-    assert "duplicate" in config_error(path)
+    message = config_error(path)
+    assert re.search(r"duplicate|twice|more than once", message)
+    assert "feeds" in message
 
 
 def test_several_mistakes_report_the_first_and_a_count(tmp_path: Path) -> None:

@@ -66,7 +66,8 @@ _SEGMENT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs
 @st.composite
 def _urls(draw: st.DrawFn) -> str:
     scheme = draw(st.sampled_from(["http", "https", "HTTP", "Https"]))
-    host = draw(st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?(\.[A-Za-z]{2,5}){1,2}", fullmatch=True))
+    label = draw(st.text(alphabet="abcxyzABCXYZ0189", min_size=1, max_size=10))
+    host = f"{label}.{draw(st.sampled_from(['com', 'ORG', 'co.uk', 'Example.net']))}"
     port = draw(st.sampled_from(["", ":80", ":443", ":8080"]))
     path = "/".join(draw(st.lists(_SEGMENT, max_size=4)))
     keys = st.sampled_from(["id", "q", "utm_source", "UTM_Campaign", "fbclid", "page", "a b", "é"]) | _SEGMENT
@@ -75,7 +76,7 @@ def _urls(draw: st.DrawFn) -> str:
     return f"{scheme}://{host}{port}/{path}" + (f"?{query}" if query else "") + fragment
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(_urls())
 def test_normalize_url_is_idempotent(url: str) -> None:
     once = normalize_url(url)
@@ -86,7 +87,7 @@ def test_normalize_url_is_idempotent(url: str) -> None:
 
 
 @pytest.mark.xfail(
-    reason="BUG: urls.py:30 strips whitespace before dropping the fragment/query, so the result can end in a space "
+    reason="BUG: urls.py:29 (normalize_url) strips whitespace before dropping the fragment/query, so the result can end in a space "
     "and a second normalisation changes it (found by hypothesis: 'http://0.AA/ #top')",
     strict=True,
 )
@@ -105,7 +106,7 @@ def test_paragraphs_become_blank_line_separated() -> None:
 
 
 @pytest.mark.xfail(
-    reason="BUG: text.py:_walk (lines 43-55) copies source newlines inside inline text, so HTML wrapped at 80 "
+    reason="BUG: text.py:44-55 (_walk) copies source newlines inside inline text, so HTML wrapped at 80 "
     "columns comes out as ragged lines instead of one paragraph",
     strict=True,
 )
@@ -161,7 +162,7 @@ def test_broken_markup_still_gives_text() -> None:
     assert "text" in html_to_text("<<p>>text</p")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(st.text())
 def test_html_to_text_never_raises_on_arbitrary_text(text: str) -> None:
     out = html_to_text(text)
@@ -172,7 +173,7 @@ def test_html_to_text_never_raises_on_arbitrary_text(text: str) -> None:
 _TAGS = st.sampled_from(["<p>", "</p>", "<script>", "</script>", "<b>", "<br/>", "<!--", "-->", "<![CDATA[", "&amp;", "&#0;", "&#xD800;", "<", ">", "&"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(st.lists(_TAGS | st.text(max_size=5), max_size=20).map("".join))
 def test_html_to_text_never_raises_on_tag_soup(text: str) -> None:
     assert isinstance(html_to_text(text), str)

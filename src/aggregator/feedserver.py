@@ -102,10 +102,15 @@ class LoopbackServer:
             daemon_threads = True
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
+            def handle_error(self, request: object, client_address: object) -> None:
+                return  # a client that hangs up early (deadlines, caps) is expected here, not news
+
         self._httpd = _Server((host, 0), _RequestHandler)
         self.host = host
         self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="loopback-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="loopback-server", daemon=True
+        )
 
     @property
     def base_url(self) -> str:

@@ -76,17 +76,17 @@ class Fetcher:
     async def _fetch(self, url: str, headers: dict[str, str]) -> FetchResult:
         if urlsplit(url).scheme.lower() not in ALLOWED_SCHEMES:
             raise FetchError(url, f"only http and https URLs are fetched, not {url[:60]!r}")
-        try:
-            async with asyncio.timeout(self.settings.total_deadline):
-                return await self._follow(url, headers)
-        except TimeoutError:
-            raise NetworkError(url, f"no complete answer within {self.settings.total_deadline:g}s") from None
+        return await self._follow(url, headers)
 
     async def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
+        # The total deadline covers the whole exchange, redirects included, but not the time
+        # spent queueing for a free connection slot (that is our politeness, not their slowness).
+        budget = self.settings.total_deadline
         current, permanent = url, True
         seen = {url}
         for _ in range(self.settings.max_redirects + 1):
-            status, resp_headers, content = await self._one(url, current, headers)
+            status, resp_headers, content, spent = await self._one(url, current, headers, budget)
+            budget -= spent
             if status in _REDIRECTS:
                 location = resp_headers.get("location")
                 if not location:
@@ -116,40 +116,50 @@ class Fetcher:
             raise HTTPStatusError(url, status, retry_after=resp_headers.get("retry-after"))
         raise FetchError(url, f"more than {self.settings.max_redirects} redirects")
 
-    async def _one(self, url: str, current: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        host = host_of(current)
-        host_limit = self._hosts.setdefault(host, asyncio.Semaphore(self.settings.per_host_concurrency))
-        cap = self.settings.max_body_bytes
+    async def _one(self, url: str, current: str, headers: dict[str, str], budget: float) -> tuple[int, dict[str, str], bytes, float]:
+        """One request under the concurrency limits; returns (status, headers, body, seconds spent)."""
+        host_limit = self._hosts.setdefault(host_of(current), asyncio.Semaphore(self.settings.per_host_concurrency))
         async with self._all, host_limit:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
             try:
-                async with self._client.stream("GET", current, headers=headers) as response:
-                    resp_headers = {k.lower(): v for k, v in response.headers.items()}
-                    if response.status_code != 200:
-                        return response.status_code, resp_headers, b""
-                    declared = resp_headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > cap and "content-encoding" not in resp_headers:
-                        raise BodyTooLarge(url, f"body of {int(declared)} bytes exceeds the {cap}-byte cap")
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > cap:
-                            raise BodyTooLarge(url, f"body exceeds the {cap}-byte cap")
-                        chunks.append(chunk)
-                    return response.status_code, resp_headers, b"".join(chunks)
-            except httpx.ConnectError as exc:
-                message = str(exc)
-                if message.startswith("blocked:"):
-                    raise FetchError(url, message) from None
-                raise NetworkError(url, f"ConnectError: {message or 'connection failed'}") from None
-            except httpx.TimeoutException as exc:
-                raise NetworkError(url, f"timed out ({type(exc).__name__})") from None
-            except httpx.DecodingError as exc:
-                raise FetchError(url, f"undecodable response body: {exc}") from None
-            except httpx.NetworkError as exc:
-                raise NetworkError(url, f"{type(exc).__name__}: {exc or 'connection lost'}") from None
-            except (httpx.TransportError, httpx.InvalidURL) as exc:
-                raise FetchError(url, f"{type(exc).__name__}: {exc or 'connection failed'}") from None
+                async with asyncio.timeout(max(budget, 0.0)):
+                    status, resp_headers, content = await self._exchange(url, current, headers)
+            except TimeoutError:
+                raise NetworkError(url, f"no complete answer within {self.settings.total_deadline:g}s") from None
+            return status, resp_headers, content, loop.time() - started
+
+    async def _exchange(self, url: str, current: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        cap = self.settings.max_body_bytes
+        try:
+            async with self._client.stream("GET", current, headers=headers) as response:
+                resp_headers = {k.lower(): v for k, v in response.headers.items()}
+                if response.status_code != 200:
+                    return response.status_code, resp_headers, b""
+                declared = resp_headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > cap and "content-encoding" not in resp_headers:
+                    raise BodyTooLarge(url, f"body of {int(declared)} bytes exceeds the {cap}-byte cap")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        raise BodyTooLarge(url, f"body exceeds the {cap}-byte cap")
+                    chunks.append(chunk)
+                return response.status_code, resp_headers, b"".join(chunks)
+        except httpx.ConnectError as exc:
+            message = str(exc)
+            if message.startswith("blocked:"):
+                raise FetchError(url, message) from None
+            raise NetworkError(url, f"ConnectError: {message or 'connection failed'}") from None
+        except httpx.TimeoutException as exc:
+            raise NetworkError(url, f"timed out ({type(exc).__name__})") from None
+        except httpx.DecodingError as exc:
+            raise FetchError(url, f"undecodable response body: {exc}") from None
+        except httpx.NetworkError as exc:
+            raise NetworkError(url, f"{type(exc).__name__}: {exc or 'connection lost'}") from None
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise FetchError(url, f"{type(exc).__name__}: {exc or 'connection failed'}") from None
 
 
 def guarded_transport(guard: NetGuard, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:

@@ -1,0 +1,327 @@
+"""Deduplicator: copies, independent reports, new stories, the window, persistence, accents, canonical choice."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from aggregator.config import DedupSettings
+from aggregator.dedup import Deduplicator, Signature, choose_canonical, normalize, words
+
+T0 = datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc)
+
+ORIGINAL_TITLE = "Storm floods harbour town, ferry service suspended"
+ORIGINAL = [
+    "Heavy rain and gale force winds flooded the lower streets of Port Elwyn on Tuesday night, forcing the harbour authority to suspend all ferry crossings to the islands until further notice.",
+    "Emergency crews evacuated forty residents from homes along Quay Street after the river burst its banks shortly before midnight. Firefighters used boats to reach an elderly couple trapped on the upper floor of their cottage.",
+    "The harbour master, Gwen Pryce, said waves had damaged the main pier and that engineers would inspect the structure once the wind dropped. Two fishing trawlers broke their moorings and ran aground near the lighthouse.",
+    "The regional council opened an emergency shelter in the Port Elwyn community hall and asked drivers to avoid the coastal road, which remains closed between the bridge and the marina because of debris and standing water.",
+    "Forecasters expect the storm to ease by Thursday morning, although a further flood warning is in place for the estuary where spring tides could push water levels higher over the weekend.",
+]
+COPY_TITLE = "Ferries halted as storm swamps Port Elwyn"
+COPY = ORIGINAL[:-1]  # trimmed last paragraph, new headline
+
+REWRITE_TITLE = "Port Elwyn evacuates residents as floodwater rises; island ferries cancelled"
+REWRITE = [
+    "Forty people were moved out of their houses on Quay Street in Port Elwyn overnight when the river overflowed during a violent storm and flooded the harbour town, local officials confirmed on Wednesday.",
+    "All ferry crossings to the islands have been cancelled by the harbour authority. Harbour master Gwen Pryce told reporters that the main pier suffered damage from the waves and engineers must inspect it before services restart.",
+    "Firefighters in boats rescued an elderly couple stranded in their cottage, and two trawlers that had broken loose from their moorings grounded close to the lighthouse.",
+    "The coastal road between the bridge and the marina stays closed, and the council has set up a shelter for flooded residents at the community hall. More flooding is possible in the estuary over the weekend.",
+]
+
+UNRELATED_TITLE = "Chess prodigy, 12, wins national championship in Leeds"
+UNRELATED = [
+    "A twelve-year-old schoolgirl from Sheffield has become the youngest ever winner of the national chess championship, beating three grandmasters over nine rounds in Leeds.",
+    "Amara Osei, who learned the game from her grandfather during lockdown, secured the title with a daring queen sacrifice in the final round against the defending champion.",
+    "The federation said her rating now places her among the top fifty players in the country, and she has been invited to represent the national team at the Olympiad in the autumn.",
+    "Her coach described her calculation as extraordinary and said she trains for three hours every evening after school, mostly by studying endgames from old tournament books.",
+]
+
+FR_TITLE = "Inondations à Port-Élouan : les traversées en ferry suspendues"
+FR = [
+    "De fortes pluies et des vents violents ont inondé mardi soir les rues basses de Port-Élouan, obligeant la capitainerie à suspendre toutes les traversées vers les îles jusqu'à nouvel ordre.",
+    "Les équipes de secours ont évacué quarante habitants de la rue du Quai après la crue de la rivière, peu avant minuit. Les pompiers ont utilisé des bateaux pour atteindre un couple âgé réfugié à l'étage de sa maison.",
+    "Selon la capitaine du port, Gwenaëlle Prévost, les vagues ont endommagé la jetée principale, et des ingénieurs inspecteront l'ouvrage dès que le vent faiblira. Deux chalutiers ont rompu leurs amarres et se sont échoués près du phare.",
+    "Le conseil régional a ouvert un hébergement d'urgence dans la salle communale et demande aux automobilistes d'éviter la route côtière, fermée entre le pont et la marina à cause des débris et de l'eau stagnante.",
+]
+
+
+def text(paragraphs: list[str]) -> str:
+    return "\n\n".join(paragraphs)
+
+
+def strip_accents(s: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", s) if not unicodedata.combining(ch))
+
+
+@pytest.fixture
+def dedup() -> Deduplicator:
+    return Deduplicator(DedupSettings())
+
+
+def sigs(d: Deduplicator) -> dict[str, Signature]:
+    return {
+        "original": d.sign(ORIGINAL_TITLE, text(ORIGINAL)),
+        "copy": d.sign(COPY_TITLE, text(COPY)),
+        "rewrite": d.sign(REWRITE_TITLE, text(REWRITE)),
+        "unrelated": d.sign(UNRELATED_TITLE, text(UNRELATED)),
+        "french": d.sign(FR_TITLE, text(FR)),
+    }
+
+
+def seeded(d: Deduplicator) -> dict[str, Signature]:
+    """An index holding the original storm report (story 100) and an unrelated chess story (story 200)."""
+    s = sigs(d)
+    d.add(1, 100, s["original"], T0)
+    d.add(2, 200, s["unrelated"], T0 - timedelta(hours=3))
+    return s
+
+
+# -- normalisation ---------------------------------------------------------------------------------
+
+
+def test_normalize_folds_case_and_accents() -> None:
+    assert normalize("Élouan ÉTÉ Straße") == "elouan ete strasse"
+    assert words("L'été à Port-Élouan!") == ["l", "ete", "a", "port", "elouan"]
+
+
+# -- decisions -------------------------------------------------------------------------------------
+
+
+def test_trimmed_reprint_with_new_headline_is_a_copy(dedup: Deduplicator) -> None:
+    s = seeded(dedup)
+    decision = dedup.decide(s["copy"], T0 + timedelta(hours=1))
+    assert decision.kind == "copy"
+    assert decision.story_id == 100
+    assert decision.matched_article_id == 1
+    assert decision.similarity >= dedup.settings.copy_threshold
+
+
+def test_copy_relation_is_symmetric_enough(dedup: Deduplicator) -> None:
+    s = sigs(dedup)
+    kind_ab, sim_ab = dedup.relation(s["original"], s["copy"])
+    kind_ba, sim_ba = dedup.relation(s["copy"], s["original"])
+    assert kind_ab == kind_ba == "copy"
+    assert sim_ab == pytest.approx(sim_ba)
+
+
+def test_independent_rewrite_is_a_report_of_the_same_story(dedup: Deduplicator) -> None:
+    s = seeded(dedup)
+    decision = dedup.decide(s["rewrite"], T0 + timedelta(hours=1))
+    assert decision.kind == "report"
+    assert decision.story_id == 100
+    assert decision.matched_article_id == 1
+    assert dedup.settings.report_threshold <= decision.similarity < 1
+    # and it is not mistaken for a copy
+    assert dedup.containment(s["rewrite"], s["original"]) < dedup.settings.copy_threshold
+
+
+def test_unrelated_article_starts_a_new_story(dedup: Deduplicator) -> None:
+    s = sigs(dedup)
+    dedup.add(1, 100, s["original"], T0)
+    decision = dedup.decide(s["unrelated"], T0 + timedelta(hours=1))
+    assert decision.kind == "new"
+    assert decision.story_id is None
+    assert dedup.relation(s["original"], s["unrelated"])[1] < dedup.settings.report_threshold
+
+
+def test_english_and_french_reports_do_not_merge(dedup: Deduplicator) -> None:
+    s = seeded(dedup)
+    assert dedup.decide(s["french"], T0 + timedelta(hours=1)).kind == "new"
+
+
+@pytest.mark.parametrize("which", ["copy", "rewrite"])
+def test_similar_articles_far_apart_in_time_do_not_merge(dedup: Deduplicator, which: str) -> None:
+    s = seeded(dedup)
+    window = timedelta(hours=dedup.settings.window_hours)
+    later = dedup.decide(s[which], T0 + window + timedelta(hours=6))
+    earlier = dedup.decide(s[which], T0 - window - timedelta(hours=6))
+    assert later.kind == earlier.kind == "new"
+    # the same article inside the window does join
+    assert dedup.decide(s[which], T0 + timedelta(hours=1)).story_id == 100
+
+
+def test_a_smaller_window_is_honoured() -> None:
+    d = Deduplicator(DedupSettings(window_hours=2))
+    s = seeded(d)
+    assert d.decide(s["copy"], T0 + timedelta(hours=1)).kind == "copy"
+    assert d.decide(s["copy"], T0 + timedelta(hours=3)).kind == "new"
+
+
+def test_decide_does_not_change_the_index(dedup: Deduplicator) -> None:
+    s = seeded(dedup)
+    before = dedup.decide(s["rewrite"], T0)
+    for _ in range(3):
+        dedup.decide(s["copy"], T0)
+    assert len(dedup) == 2
+    assert dedup.decide(s["rewrite"], T0) == before
+
+
+def test_story_grows_and_copies_of_a_member_find_it(dedup: Deduplicator) -> None:
+    s = seeded(dedup)
+    dedup.add(3, 100, s["rewrite"], T0 + timedelta(hours=1))
+    reprint = dedup.sign("Wire: " + REWRITE_TITLE, text(REWRITE[:3]))
+    decision = dedup.decide(reprint, T0 + timedelta(hours=2))
+    assert (decision.kind, decision.story_id, decision.matched_article_id) == ("copy", 100, 3)
+
+
+# -- determinism ----------------------------------------------------------------------------------------
+
+
+def run_sequence() -> list[tuple[str, int | None, float]]:
+    d = Deduplicator(DedupSettings())
+    s = sigs(d)
+    order = ["original", "unrelated", "copy", "rewrite", "french"]
+    decisions = []
+    next_story = 1000
+    for article_id, name in enumerate(order, start=1):
+        when = T0 + timedelta(minutes=10 * article_id)
+        decision = d.decide(s[name], when)
+        decisions.append((decision.kind, decision.story_id, round(decision.similarity, 12)))
+        story = decision.story_id
+        if story is None:
+            story, next_story = next_story, next_story + 1
+        d.add(article_id, story, s[name], when)
+    return decisions
+
+
+def test_same_inputs_same_decisions() -> None:
+    first, second = run_sequence(), run_sequence()
+    assert first == second
+    kinds = [k for k, _, _ in first]
+    assert kinds == ["new", "new", "copy", "report", "new"]
+    assert first[2][1] == first[3][1] == 1000  # copy and rewrite both joined the storm story
+
+
+def test_signatures_are_reproducible_across_instances() -> None:
+    a, b = Deduplicator(DedupSettings()), Deduplicator(DedupSettings())
+    sa, sb = a.sign(ORIGINAL_TITLE, text(ORIGINAL)), b.sign(ORIGINAL_TITLE, text(ORIGINAL))
+    assert a.encode(sa) == b.encode(sb)
+    assert a.scheme == b.scheme
+    assert Deduplicator(DedupSettings(seed=2)).scheme != a.scheme
+
+
+# -- persistence and eviction -----------------------------------------------------------------------------
+
+
+def test_encode_decode_round_trip_keeps_similarity(dedup: Deduplicator) -> None:
+    s = sigs(dedup)
+    for name, sig in s.items():
+        back = dedup.decode(dedup.encode(sig))
+        assert back.shingles == sig.shingles
+        assert back.terms == sig.terms, name
+        assert (back.minhash.hashvalues == sig.minhash.hashvalues).all()
+    o, c, r = s["original"], s["copy"], s["rewrite"]
+    do, dc, dr = (dedup.decode(dedup.encode(x)) for x in (o, c, r))
+    assert dedup.containment(do, dc) == dedup.containment(o, c)
+    assert dedup.cosine(do, dr) == pytest.approx(dedup.cosine(o, r))
+
+
+def test_index_rebuilt_from_encoded_signatures_decides_the_same() -> None:
+    live = Deduplicator(DedupSettings())
+    s = seeded(live)
+    stored = {1: (100, live.encode(s["original"]), T0), 2: (200, live.encode(s["unrelated"]), T0 - timedelta(hours=3))}
+    rebuilt = Deduplicator(DedupSettings())
+    for article_id, (story_id, blob, when) in stored.items():
+        rebuilt.add(article_id, story_id, rebuilt.decode(blob), when)
+    for name in ("copy", "rewrite", "french"):
+        assert rebuilt.decide(s[name], T0 + timedelta(hours=1)) == live.decide(s[name], T0 + timedelta(hours=1))
+
+
+def test_french_text_survives_encoding(dedup: Deduplicator) -> None:
+    sig = sigs(dedup)["french"]
+    back = dedup.decode(dedup.encode(sig))
+    assert back.terms == sig.terms
+    assert "elouan" in dict(back.terms)  # terms are accent-folded before they are stored
+
+
+def test_evict_forgets_old_docs(dedup: Deduplicator) -> None:
+    s = seeded(dedup)
+    assert dedup.evict(T0 - timedelta(hours=1)) == 1  # the chess story, 3 h older
+    assert dedup.signature_of(2) is None and dedup.signature_of(1) is not None
+    assert dedup.evict(T0 + timedelta(minutes=1)) == 1
+    assert len(dedup) == 0
+    assert dedup.decide(s["copy"], T0 + timedelta(hours=1)).kind == "new"
+    assert dedup.decide(s["rewrite"], T0 + timedelta(hours=1)).kind == "new"
+
+
+def test_evicted_article_can_be_added_again(dedup: Deduplicator) -> None:
+    s = seeded(dedup)
+    dedup.evict(T0 + timedelta(hours=1))
+    dedup.add(1, 100, s["original"], T0)
+    assert dedup.decide(s["copy"], T0).story_id == 100
+
+
+def test_remove_unknown_article_is_harmless(dedup: Deduplicator) -> None:
+    seeded(dedup)
+    dedup.remove(999)
+    assert len(dedup) == 2
+
+
+# -- accents and case ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        lambda s: strip_accents(s),
+        lambda s: s.upper(),
+        lambda s: strip_accents(s).lower(),
+        lambda s: unicodedata.normalize("NFD", s),  # same accents, decomposed
+    ],
+    ids=["no-accents", "upper", "no-accents-lower", "nfd"],
+)
+def test_french_text_with_stripped_accents_or_other_case_is_a_copy(dedup: Deduplicator, variant) -> None:
+    s = sigs(dedup)
+    dedup.add(7, 700, s["french"], T0)
+    copy = dedup.sign(variant(FR_TITLE), variant(text(FR)))
+    decision = dedup.decide(copy, T0 + timedelta(minutes=30))
+    assert (decision.kind, decision.story_id) == ("copy", 700)
+    assert decision.similarity == pytest.approx(1.0)
+
+
+# -- canonical choice ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    article_id: int
+    published_at: datetime
+    first_seen_at: datetime
+    text_length: int
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return datetime(2024, 3, 6, hour, minute, tzinfo=timezone.utc)
+
+
+def test_canonical_is_the_earliest_full_report_not_an_earlier_stub() -> None:
+    stub = Member(1, at(6), at(6, 5), 180)  # earliest, but a teaser
+    partial = Member(2, at(7), at(7, 5), 1400)  # under half the longest
+    full_early = Member(3, at(8), at(9), 2600)
+    longest = Member(4, at(9), at(9, 1), 3000)
+    members = [longest, partial, stub, full_early]
+    assert choose_canonical(members) is full_early
+    assert choose_canonical(list(reversed(members))) is full_early
+
+
+def test_canonical_single_member() -> None:
+    only = Member(9, at(12), at(12), 10)
+    assert choose_canonical([only]) is only
+
+
+def test_canonical_ties_go_to_first_seen_then_lowest_id() -> None:
+    a = Member(5, at(8), at(8, 30), 2000)
+    b = Member(3, at(8), at(8, 10), 2000)
+    c = Member(2, at(8), at(8, 10), 2000)
+    assert choose_canonical([a, b, c]) is c
+    assert choose_canonical([a, b]) is b
+
+
+def test_canonical_half_length_counts_as_full() -> None:
+    half = Member(1, at(6), at(6), 1500)
+    longest = Member(2, at(7), at(7), 3000)
+    assert choose_canonical([longest, half]) is half

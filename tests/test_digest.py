@@ -1,0 +1,298 @@
+"""render_digest and write_atomically with hand-built stories: order, escaping of hostile feed text, CSP, files."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import lxml.html
+import pytest
+from markdown_it import MarkdownIt
+
+from aggregator.digest import render_digest, safe_url, write_atomically
+from aggregator.models import Story, Variant
+
+DAY = date(2024, 3, 6)
+T0 = datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc)
+GENERATED = datetime(2024, 3, 6, 6, 0, tzinfo=timezone.utc)
+
+
+def variant(article_id: int, story_id: int, kind: str = "canonical", *, source: str = "Harbour Gazette", title: str = "A title",
+            url: str | None = "https://news.example.org/a", minutes: int = 0, text: str = "Some text.", similarity: float = 1.0) -> Variant:
+    return Variant(
+        article_id=article_id, story_id=story_id, kind=kind, similarity=similarity, source=source,  # type: ignore[arg-type]
+        title=title, url=url, published_at=T0 + timedelta(minutes=minutes), first_seen_at=T0 + timedelta(minutes=minutes + 1), text=text,
+    )
+
+
+def story(story_id: int, title: str, variants: list[Variant]) -> Story:
+    canonical = next(v for v in variants if v.kind == "canonical")
+    first = min(variants, key=lambda v: v.published_at)
+    return Story(
+        id=story_id, title=title, canonical_article_id=canonical.article_id, first_reported_at=first.published_at,
+        first_source=first.source, updated_at=max(v.published_at for v in variants), variants=tuple(variants),
+    )
+
+
+def render(stories: list[Story], tz: str = "UTC") -> tuple[str, str]:
+    return render_digest(DAY, stories, tz, GENERATED)
+
+
+# -- content and order ------------------------------------------------------------------------------
+
+
+def three_stories() -> list[Story]:
+    flood = story(10, "Storm floods Port Elwyn", [
+        variant(1, 10, source="Harbour Gazette", title="Storm floods harbour town", url="https://gazette.example.org/flood",
+                text="Heavy rain flooded the lower streets. " * 30),
+        variant(2, 10, "copy", source="Wire Service", title="Ferries halted", url="https://wire.example.com/ferries", minutes=20, similarity=0.91),
+        variant(3, 10, "report", source="Coast Radio", title="Forty evacuated", url="https://radio.example.net/evac", minutes=50, similarity=0.33),
+    ])
+    chess = story(20, "Chess prodigy wins title", [
+        variant(4, 20, source="Northern Echo", title="Chess prodigy, 12, wins", url="https://echo.example.org/chess", minutes=-120),
+        variant(5, 20, "report", source="Sports Daily", title="Youngest champion", url="https://sports.example.com/chess", minutes=-60, similarity=0.4),
+    ])
+    budget = story(30, "Council passes budget", [variant(6, 30, source="Town Hall News", title="Budget passed", url="https://hall.example.org/b")])
+    return [flood, chess, budget]
+
+
+def test_ranking_order_is_preserved() -> None:
+    stories = three_stories()
+    for order in (stories, [stories[2], stories[0], stories[1]]):
+        markdown, html = render(order)
+        doc = lxml.html.document_fromstring(html)
+        headings = [h.text_content() for h in doc.iter("h2")]
+        assert headings == [f"{i}. {s.title}" for i, s in enumerate(order, start=1)]
+        positions = [markdown.index(f"## {i}. ") for i in range(1, len(order) + 1)]
+        assert positions == sorted(positions)
+        for i, s in enumerate(order, start=1):
+            assert f"## {i}. {s.title}" in markdown
+
+
+def test_story_details_are_shown() -> None:
+    markdown, html = render(three_stories(), tz="Europe/Paris")
+    doc = lxml.html.document_fromstring(html)
+    flood = doc.get_element_by_id("story-10")
+    assert "3 sources" in flood.text_content()
+    assert "first reported by Harbour Gazette at 2024-03-05 23:00" in flood.text_content()  # in the digest's time zone
+    links = [(a.text_content(), a.get("href")) for a in flood.iter("a")]
+    assert links == [
+        ("Storm floods harbour town", "https://gazette.example.org/flood"),
+        ("Ferries halted", "https://wire.example.com/ferries"),
+        ("Forty evacuated", "https://radio.example.net/evac"),
+    ]
+    assert "similarity 0.91" in flood.text_content()
+    assert "1 source ·" in doc.get_element_by_id("story-30").text_content()
+    assert "Times in Europe/Paris" in markdown
+    assert "[Ferries halted](<https://wire.example.com/ferries>)" in markdown
+
+
+def test_long_canonical_text_is_cut_to_an_excerpt() -> None:
+    _, html = render(three_stories())
+    para = lxml.html.document_fromstring(html).get_element_by_id("story-10").find("p[2]")
+    assert para is not None
+    assert para.text_content().endswith("…")
+    assert len(para.text_content()) < 400
+
+
+def test_empty_digest() -> None:
+    markdown, html = render([])
+    assert "No stories for this day." in markdown
+    assert "No stories for this day." in html
+    assert "0 stories" in html
+
+
+# -- hostile feed text --------------------------------------------------------------------------------
+
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "'><svg onload=alert(1)>",
+    "</title><script>alert(document.domain)</script>",
+    "<a href=\"javascript:alert(1)\">click</a>",
+    "<iframe src=//evil.example></iframe>",
+    "{{ 7*7 }}{% raw %}",  # template syntax must stay text
+    "[click](javascript:alert(1))",
+    "<style>body{display:none}</style>",
+]
+
+BAD_URLS = [
+    "javascript:alert(1)",
+    "JavaScript:alert(document.cookie)",
+    " javascript:alert(1)",
+    "java\tscript:alert(1)",
+    "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+    "DATA:text/html,<script>alert(1)</script>",
+    "vbscript:msgbox(1)",
+    "//evil.example/x",
+    'https://ok.example.org/"onmouseover="alert(1)',
+    "https://ok.example.org/<script>",
+    "https://ok.example.org/a b",
+    "file:///etc/passwd",
+    "",
+]
+
+
+def hostile_story(payload: str, url: str | None) -> Story:
+    return story(66, payload, [
+        variant(7, 66, source=payload, title=payload, url=url, text=payload + " " + payload),
+        variant(8, 66, "report", source="Plain Source", title="Plain " + payload, url=url, minutes=5, similarity=0.3),
+    ])
+
+
+def assert_inert_html(html: str) -> None:
+    doc = lxml.html.document_fromstring(html)
+    assert not list(doc.iter("script", "img", "svg", "iframe", "object", "embed", "form", "base")), "active element injected"
+    assert len(list(doc.iter("style"))) == 1  # only the page's own
+    for el in doc.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for name, value in el.attrib.items():
+            assert not name.lower().startswith("on"), f"event handler attribute {name}={value!r}"
+            if name in ("href", "src", "action"):
+                assert value.lower().startswith(("http://", "https://")), f"{name}={value!r}"
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_payloads_in_text_are_escaped_in_html(payload: str) -> None:
+    _, html = render([hostile_story(payload, "https://ok.example.org/x")])
+    if any(c in payload for c in "<>\"'"):
+        assert payload not in html
+    assert_inert_html(html)
+    article = lxml.html.document_fromstring(html).get_element_by_id("story-66")
+    assert article.find("h2").text_content() == f"1. {payload}"  # shown, as text, verbatim
+    assert "49" not in article.text_content()  # no template evaluation of feed text
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_unsafe_urls_produce_no_link(url: str) -> None:
+    markdown, html = render([hostile_story("Headline", url)])
+    assert_inert_html(html)
+    doc = lxml.html.document_fromstring(html)
+    assert list(doc.iter("a")) == []
+    assert "](<" not in markdown
+    assert safe_url(url) is None
+
+
+@pytest.mark.parametrize("url", ["https://ok.example.org/a?b=1&c=2", "HTTP://OK.EXAMPLE.ORG/X", "http://ok.example.org/(x)"])
+def test_safe_urls_are_linked_and_attribute_escaped(url: str) -> None:
+    _, html = render([hostile_story("Headline", url)])
+    hrefs = [a.get("href") for a in lxml.html.document_fromstring(html).iter("a")]
+    assert hrefs == [url, url]
+    if "&" in url:
+        assert "&amp;" in html
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_markdown_renders_inert(payload: str) -> None:
+    """Viewed through a CommonMark renderer that allows raw HTML, the Markdown digest stays inert."""
+    markdown, _ = render([hostile_story(payload, "javascript:alert(1)")])
+    rendered = MarkdownIt("commonmark").render(markdown)
+    assert_inert_html(f"<html><head><style></style></head><body>{rendered}</body></html>")
+    assert "javascript:" not in "".join(a.get("href", "") for a in lxml.html.fragment_fromstring(rendered, create_parent="div").iter("a"))
+
+
+# -- Content-Security-Policy ------------------------------------------------------------------------
+
+
+def csp_directives(html: str) -> dict[str, list[str]]:
+    doc = lxml.html.document_fromstring(html)
+    metas = [m for m in doc.iter("meta") if (m.get("http-equiv") or "").lower() == "content-security-policy"]
+    assert len(metas) == 1, "exactly one CSP meta element"
+    assert metas[0].getparent().tag == "head"
+    directives: dict[str, list[str]] = {}
+    for part in metas[0].get("content", "").split(";"):
+        if part.strip():
+            name, *values = part.split()
+            directives[name.lower()] = values
+    return directives
+
+
+def test_csp_forbids_scripts() -> None:
+    _, html = render(three_stories())
+    csp = csp_directives(html)
+    assert csp["default-src"] == ["'none'"]
+    script = csp.get("script-src", csp["default-src"])  # script-src falls back to default-src
+    assert "'unsafe-inline'" not in script and "'unsafe-eval'" not in script
+    assert script == ["'none'"]
+    assert all("'unsafe-inline'" not in csp[d] for d in csp if d.startswith("script"))
+    assert csp.get("base-uri") == ["'none'"]
+    assert csp.get("form-action") == ["'none'"]
+    assert "<script" not in html.lower()
+
+
+def test_csp_meta_comes_before_any_content() -> None:
+    _, html = render(three_stories())
+    assert html.index("Content-Security-Policy") < html.index("<title>") < html.index("<body>")
+
+
+def test_referrer_is_not_leaked_to_publishers() -> None:
+    _, html = render(three_stories())
+    doc = lxml.html.document_fromstring(html)
+    assert any(m.get("name") == "referrer" and m.get("content") == "no-referrer" for m in doc.iter("meta"))
+    for a in doc.iter("a"):
+        assert {"noopener", "noreferrer"} <= set((a.get("rel") or "").split())
+
+
+# -- write_atomically ---------------------------------------------------------------------------------
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp") or p.name.startswith("."))
+
+
+def test_write_creates_directories_and_file(tmp_path: Path) -> None:
+    target = tmp_path / "digests" / "2024" / "2024-03-06.html"
+    write_atomically(target, "<p>héllo</p>\n")
+    assert target.read_text(encoding="utf-8") == "<p>héllo</p>\n"
+    assert leftovers(target.parent) == []
+
+
+def test_write_replaces_the_whole_file(tmp_path: Path) -> None:
+    target = tmp_path / "digest.md"
+    write_atomically(target, "x" * 10_000)
+    write_atomically(target, "short")
+    assert target.read_text(encoding="utf-8") == "short"
+    assert leftovers(tmp_path) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["digest.md"]
+
+
+def test_failed_write_keeps_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "digest.html"
+    write_atomically(target, "old digest")
+    with pytest.raises(UnicodeEncodeError):
+        write_atomically(target, "new digest with a lone surrogate \ud800")
+    assert target.read_text(encoding="utf-8") == "old digest"
+    assert leftovers(tmp_path) == []
+
+
+def test_readers_see_old_or_new_never_half(tmp_path: Path) -> None:
+    target = tmp_path / "digest.html"
+    versions = {"A" * 200_000, "B" * 150_000}
+    write_atomically(target, "A" * 200_000)
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.add(target.read_text(encoding="utf-8"))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for i in range(30):
+            write_atomically(target, ("B" * 150_000) if i % 2 == 0 else ("A" * 200_000))
+    finally:
+        stop.set()
+        thread.join()
+    assert seen <= versions, f"a reader saw a partial file of {sorted(len(s) for s in seen - versions)} chars"
+    assert leftovers(tmp_path) == []
+
+
+def test_render_and_write_round_trip(tmp_path: Path) -> None:
+    markdown, html = render(three_stories())
+    write_atomically(tmp_path / "d.md", markdown)
+    write_atomically(tmp_path / "d.html", html)
+    assert (tmp_path / "d.html").read_text(encoding="utf-8") == html
+    assert (tmp_path / "d.md").read_bytes().decode("utf-8") == markdown
