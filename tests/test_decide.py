@@ -164,10 +164,6 @@ def test_backoff_with_jitter_is_deterministic() -> None:
     assert a == b
 
 
-@pytest.mark.xfail(
-    reason="BUG: decide.py:124 (after_failure) applies ±jitter/2 after capping, so the wait can exceed max_backoff (6 h → up to 6 h 18 min)",
-    strict=True,
-)
 def test_backoff_cap_holds_with_jitter() -> None:
     for url in URLS:
         update = after_failure(feed(url, errors=15), FetchError(url, "down"), NOW, SCHED)
@@ -233,11 +229,6 @@ def test_retry_after_is_ignored_for_other_statuses() -> None:
     assert delay(update.next_poll_at) == 1800
 
 
-@pytest.mark.xfail(
-    reason="BUG: decide.py:124 (after_failure) jitters the Retry-After wait by ±jitter/2, so about half the feeds poll before the "
-    "time the server asked for (Retry-After: 120 → ~115 s) and get another 429",
-    strict=True,
-)
 def test_retry_after_is_never_undercut_by_jitter() -> None:
     for url in URLS:
         update = after_failure(feed(url), HTTPStatusError(url, 429, retry_after="120"), NOW, SCHED)

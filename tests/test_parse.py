@@ -158,12 +158,6 @@ def test_entries_without_title_or_content_are_skipped() -> None:
     assert [e.title for e in feed.entries] == ["Kept"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse.py:37-40 (parse_feed) passes content-location and resolve_relative_uris=True, so feedparser resolves a "
-    "non-URL <guid> (isPermaLink defaulting to true) against the feed URL: the entry's identity changes when the "
-    "feed moves or is reached through another URL, and every entry comes back as new",
-    strict=True,
-)
 def test_guid_does_not_depend_on_where_the_feed_was_fetched() -> None:
     body = _rss("<item><guid>wire-1</guid><title>A</title><link>https://wire.example.com/a/1</link></item>")
     headers = {"content-type": "application/rss+xml"}
@@ -179,11 +173,6 @@ def test_relative_links_resolve_against_the_feed_url() -> None:
     assert feed.entries[0].url == "https://site.example/news/a"
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse.py:37-38 (parse_feed) sets the base URL (content-location) only when some passed header is present, so "
-    "a feed served without Content-Type keeps relative article links such as '/news/a'",
-    strict=True,
-)
 @pytest.mark.parametrize("headers", [None, {"server": "nginx", "content-length": "200"}])
 def test_relative_links_resolve_without_a_content_type(headers: dict[str, str] | None) -> None:
     body = _rss("<item><title>A</title><link>/news/a?utm_source=x</link></item>")
@@ -204,11 +193,6 @@ def test_charset_from_the_content_type_header_is_used() -> None:
     assert feed.entries[0].title == "Καλημέρα κόσμε"
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse.py:36 (parse_feed) matches header names case-insensitively but hands them to feedparser with their "
-    "original case, which feedparser does not see: 'Content-Type' is ignored and Greek comes out as mojibake",
-    strict=True,
-)
 def test_header_names_are_case_insensitive() -> None:
     feed = parse_feed("https://gr.example/rss", _GREEK, {"Content-Type": "application/rss+xml; charset=iso-8859-7"})
     assert feed.title == "Ειδήσεις"
@@ -234,11 +218,6 @@ def test_html_page_served_as_a_feed(body: bytes) -> None:
     assert isinstance(info.value, FeedError)
 
 
-@pytest.mark.xfail(
-    reason="BUG: parse.py:50-51 (parse_feed) does not skip a UTF-8 byte-order mark before sniffing for HTML, so a BOM-prefixed "
-    "HTML page is reported as 'SAXParseException ... syntax error' instead of 'an HTML page'",
-    strict=True,
-)
 def test_html_page_with_byte_order_mark() -> None:
     with pytest.raises(ParseError, match="HTML"):
         parse_feed("https://site.example/feed", b"\xef\xbb\xbf<!DOCTYPE html><html><body>x</body></html>", {"content-type": "text/html"})

@@ -86,11 +86,6 @@ def test_normalize_url_is_idempotent(url: str) -> None:
     assert not [k for k in keys if k.startswith("utm_") or k == "fbclid"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: urls.py:29 (normalize_url) strips whitespace before dropping the fragment/query, so the result can end in a space "
-    "and a second normalisation changes it (found by hypothesis: 'http://0.AA/ #top')",
-    strict=True,
-)
 @pytest.mark.parametrize("url", ["https://example.com/story #comments", "https://example.com/story ?utm_source=rss"])
 def test_whitespace_before_a_fragment_is_idempotent(url: str) -> None:
     once = normalize_url(url)
@@ -105,11 +100,6 @@ def test_paragraphs_become_blank_line_separated() -> None:
     assert html_to_text(html) == "First paragraph.\n\nSecond paragraph spans lines.\n\nThird."
 
 
-@pytest.mark.xfail(
-    reason="BUG: text.py:44-55 (_walk) copies source newlines inside inline text, so HTML wrapped at 80 "
-    "columns comes out as ragged lines instead of one paragraph",
-    strict=True,
-)
 def test_source_line_wrapping_inside_a_paragraph_is_not_a_break() -> None:
     html = "<p>A paragraph that the publisher's CMS\nwrapped at eighty columns\n  with indentation.</p><p>Next.</p>"
     assert html_to_text(html) == "A paragraph that the publisher's CMS wrapped at eighty columns with indentation.\n\nNext."

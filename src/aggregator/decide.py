@@ -111,7 +111,9 @@ def after_success(
 def after_failure(feed: FeedState, error: FeedError, now: datetime, sched: ScheduleSettings) -> FeedUpdate:
     """State after a failed poll: backoff, Retry-After, or Gone."""
     errors = feed.error_count + 1
-    delay = min(base_interval(feed, sched) * (2 ** min(errors, 20)), sched.max_backoff)
+    # Jitter first, bounds last: the cap is a promise, and so is "not before Retry-After".
+    delay = jittered(base_interval(feed, sched) * (2 ** min(errors, 20)), feed.url, now, sched.jitter / 2)
+    delay = min(delay, sched.max_backoff)
     disabled = None
     if isinstance(error, HTTPStatusError):
         if error.status == 410:
@@ -119,9 +121,10 @@ def after_failure(feed: FeedState, error: FeedError, now: datetime, sched: Sched
         elif error.status in (429, 503) and error.retry_after:
             wait = parse_retry_after(error.retry_after, now)
             if wait is not None:
-                delay = min(max(wait, sched.min_interval), sched.max_backoff)
+                spread = wait * (1 + abs(jittered(1.0, feed.url, now, sched.jitter / 2) - 1))  # only ever later
+                delay = min(max(spread, sched.min_interval), sched.max_backoff)
     return FeedUpdate(
-        next_poll_at=now + timedelta(seconds=jittered(delay, feed.url, now, sched.jitter / 2)),
+        next_poll_at=now + timedelta(seconds=delay),
         error_count=errors,
         last_error=error.message,
         etag=feed.etag,

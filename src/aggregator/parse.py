@@ -6,6 +6,7 @@ import calendar
 import hashlib
 import logging
 import re
+from urllib.parse import urljoin
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -33,11 +34,11 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
     if not content.strip():
         raise ParseError(url, "empty response body")
     content = strip_dtd(content)
-    passed = {k: v for k, v in (headers or {}).items() if k.lower() in _PASSED_HEADERS}
-    if passed:
-        passed.setdefault("content-location", url)  # base for relative links
+    # No content-location: feedparser would resolve a bare RSS <guid> ("wire-1") against the feed's
+    # address, so the id would change whenever the feed moves. Links are resolved below instead.
+    passed = {k.lower(): v for k, v in (headers or {}).items() if k.lower() in _PASSED_HEADERS and k.lower() != "content-location"}
     try:
-        parsed = feedparser.parse(content, response_headers=passed, sanitize_html=False, resolve_relative_uris=True)
+        parsed = feedparser.parse(content, response_headers=passed, sanitize_html=False, resolve_relative_uris=False)
     except Exception as exc:  # feedparser promises not to raise; belt and braces for a daemon
         raise ParseError(url, f"feed parser crashed: {type(exc).__name__}: {exc}") from None
     feed = parsed.get("feed", {})
@@ -47,7 +48,7 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
         problem = parsed.get("bozo_exception")
         warning = f"{type(problem).__name__}: {problem}" if problem else "malformed feed"
     if not parsed.get("version") and not entries_raw:
-        start = content.lstrip()[:200].lower()
+        start = content.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:200].lower()
         if start.startswith((b"<!doctype html", b"<html")):
             reason = "an HTML page, not a feed"
         elif start.startswith((b"{", b"[")):
@@ -58,7 +59,7 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
     feed_lang = feed.get("language") or None
     entries: dict[str, Entry] = {}
     for raw in entries_raw:
-        entry = _entry(raw, feed_lang)
+        entry = _entry(raw, feed_lang, url)
         if entry is not None:
             entries.setdefault(entry.guid, entry)  # a feed listing one guid twice keeps the first
     return ParsedFeed(
@@ -83,9 +84,9 @@ def strip_dtd(content: bytes) -> bytes:
     return content[: match.start()] + content[match.end() :]
 
 
-def _entry(raw: Any, feed_lang: str | None) -> Entry | None:
-    link = raw.get("link") or None
-    url = normalize_url(link) if link else None
+def _entry(raw: Any, feed_lang: str | None, base: str) -> Entry | None:
+    link = (raw.get("link") or "").strip()
+    url = normalize_url(urljoin(base, link)) if link else None
     title = html_to_text(raw.get("title", "") or "")
     content_html = _best_content(raw)
     published = _struct_to_dt(raw.get("published_parsed") or raw.get("updated_parsed"))

@@ -45,11 +45,12 @@ def _walk(node: etree._Element, parts: list[str]) -> None:
     block = isinstance(node.tag, str) and node.tag in _BLOCK_TAGS
     if block:
         parts.append("\n\n")
+    # Newlines in HTML source are just spaces; only block elements break paragraphs.
     if isinstance(node.tag, str) and node.text:
-        parts.append(node.text)
+        parts.append(node.text.replace("\n", " "))
     for child in node:
         _walk(child, parts)
         if child.tail:
-            parts.append(child.tail)
+            parts.append(child.tail.replace("\n", " "))
     if block:
         parts.append("\n\n")

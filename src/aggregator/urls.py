@@ -36,8 +36,8 @@ def normalize_url(url: str) -> str:
     default_port = {"http": ":80", "https": ":443"}.get(scheme)
     if default_port and host.endswith(default_port):
         host = host[: -len(default_port)]
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)])
-    path = parts.path or "/"
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query.strip(), keep_blank_values=True) if not _is_tracking(k)])
+    path = parts.path.strip() or "/"
     return urlunsplit((scheme, host, path, query, ""))
 
 
