@@ -22,6 +22,7 @@ import hashlib
 import html
 import string
 import threading
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -191,6 +192,7 @@ class SignatureFactory:
         from datasketch import LeanMinHash
 
         self._lean = LeanMinHash
+        self.dedup = dedup
         self.vocab = vocab
         self.num_perm = dedup.settings.num_perm
         self.seed = dedup.settings.seed
@@ -214,13 +216,22 @@ class SignatureFactory:
             terms = tuple(((t + ".")[:-1], c) for t, c in terms)
         else:
             terms = self.vocab.terms(event, self.rng, words)
-        return Signature(self._minhash(values), words, terms)
+        return self._signature(self._minhash(values), words, terms)
+
+    def _signature(self, minhash, shingles: int, terms: tuple[tuple[str, int], ...]) -> Signature:  # type: ignore[no-untyped-def]
+        """A Signature as ``Deduplicator.sign`` shapes it: hashed terms, counts, index keys, shingle hashes."""
+        hashes = np.array([zlib.crc32(t.encode("utf-8")) for t, _ in terms], dtype=np.uint32)
+        counts = np.array([c for _, c in terms], dtype=np.float32)
+        d = self.dedup
+        keys = d._top(hashes, d._tf(counts), d._idf(hashes, np.ones(len(hashes)))).astype(np.uint32)
+        shingle_hashes = self.rng.integers(0, 2**32 - 1, size=shingles, dtype=np.uint64).astype(np.uint32)
+        return Signature(minhash, shingles, shingle_hashes, hashes, counts, keys)
 
     def copy(self, sig: Signature) -> Signature:
         values = np.array(sig.minhash.hashvalues, dtype=np.uint64)
         flip = self.rng.random(self.num_perm) < 0.05
         values[flip] = self.rng.integers(0, 2**32 - 1, size=int(flip.sum()), dtype=np.uint64)
-        return Signature(self._minhash(values), sig.shingles, sig.terms)
+        return Signature(self._minhash(values), sig.shingles, sig.shingle_hashes, sig.terms, sig.counts, sig.keys)
 
 
 # -- pages and feeds ---------------------------------------------------------------------------

@@ -73,11 +73,13 @@ def sigs(d: Deduplicator) -> dict[str, Signature]:
 
 
 def seeded(d: Deduplicator) -> dict[str, Signature]:
-    """An index holding the original storm report (story 100) and an unrelated chess story (story 200)."""
-    s = sigs(d)
-    d.add(1, 100, s["original"], T0)
-    d.add(2, 200, s["unrelated"], T0 - timedelta(hours=3))
-    return s
+    """An index holding the original storm report (story 100) and an unrelated chess story (story 200).
+
+    Signatures depend on what the index has seen (boilerplate, rare terms), so the others are
+    signed after seeding, as the pipeline signs each article just before deciding it."""
+    d.add(1, 100, d.sign(ORIGINAL_TITLE, text(ORIGINAL)), T0)
+    d.add(2, 200, d.sign(UNRELATED_TITLE, text(UNRELATED)), T0 - timedelta(hours=3))
+    return sigs(d)
 
 
 # -- normalisation ---------------------------------------------------------------------------------
@@ -97,7 +99,7 @@ def test_trimmed_reprint_with_new_headline_is_a_copy(dedup: Deduplicator) -> Non
     assert decision.kind == "copy"
     assert decision.story_id == 100
     assert decision.matched_article_id == 1
-    assert decision.similarity >= dedup.settings.copy_threshold
+    assert decision.similarity >= dedup.settings.copy_jaccard
 
 
 def test_copy_relation_is_symmetric_enough(dedup: Deduplicator) -> None:
@@ -116,12 +118,13 @@ def test_independent_rewrite_is_a_report_of_the_same_story(dedup: Deduplicator) 
     assert decision.matched_article_id == 1
     assert dedup.settings.report_threshold <= decision.similarity < 1
     # and it is not mistaken for a copy
-    assert dedup.containment(s["rewrite"], s["original"]) < dedup.settings.copy_threshold
+    jaccard, contained = dedup.containment(s["rewrite"], s["original"])
+    assert jaccard < dedup.settings.copy_jaccard and contained < dedup.settings.copy_containment
 
 
 def test_unrelated_article_starts_a_new_story(dedup: Deduplicator) -> None:
+    dedup.add(1, 100, dedup.sign(ORIGINAL_TITLE, text(ORIGINAL)), T0)
     s = sigs(dedup)
-    dedup.add(1, 100, s["original"], T0)
     decision = dedup.decide(s["unrelated"], T0 + timedelta(hours=1))
     assert decision.kind == "new"
     assert decision.story_id is None
@@ -173,12 +176,12 @@ def test_story_grows_and_copies_of_a_member_find_it(dedup: Deduplicator) -> None
 
 def run_sequence() -> list[tuple[str, int | None, float]]:
     d = Deduplicator(DedupSettings())
-    s = sigs(d)
     order = ["original", "unrelated", "copy", "rewrite", "french"]
     decisions = []
     next_story = 1000
     for article_id, name in enumerate(order, start=1):
         when = T0 + timedelta(minutes=10 * article_id)
+        s = sigs(d)
         decision = d.decide(s[name], when)
         decisions.append((decision.kind, decision.story_id, round(decision.similarity, 12)))
         story = decision.story_id
@@ -212,12 +215,14 @@ def test_encode_decode_round_trip_keeps_similarity(dedup: Deduplicator) -> None:
     for name, sig in s.items():
         back = dedup.decode(dedup.encode(sig))
         assert back.shingles == sig.shingles
-        assert back.terms == sig.terms, name
+        for part in ("terms", "counts", "keys", "shingle_hashes"):
+            assert (getattr(back, part) == getattr(sig, part)).all(), (name, part)
         assert (back.minhash.hashvalues == sig.minhash.hashvalues).all()
     o, c, r = s["original"], s["copy"], s["rewrite"]
     do, dc, dr = (dedup.decode(dedup.encode(x)) for x in (o, c, r))
     assert dedup.containment(do, dc) == dedup.containment(o, c)
     assert dedup.cosine(do, dr) == pytest.approx(dedup.cosine(o, r))
+    assert dedup.cosine(o, r) > dedup.cosine(o, s["unrelated"])
 
 
 def test_index_rebuilt_from_encoded_signatures_decides_the_same() -> None:
@@ -234,8 +239,10 @@ def test_index_rebuilt_from_encoded_signatures_decides_the_same() -> None:
 def test_french_text_survives_encoding(dedup: Deduplicator) -> None:
     sig = sigs(dedup)["french"]
     back = dedup.decode(dedup.encode(sig))
-    assert back.terms == sig.terms
-    assert "elouan" in dict(back.terms)  # terms are accent-folded before they are stored
+    assert (back.terms == sig.terms).all()
+    # terms are accent-folded before they are hashed: the unaccented spelling is the same term
+    plain = dedup.sign(strip_accents(FR_TITLE), strip_accents(text(FR)))
+    assert set(plain.terms.tolist()) == set(sig.terms.tolist())
 
 
 def test_evict_forgets_old_docs(dedup: Deduplicator) -> None:
@@ -253,12 +260,6 @@ def test_evicted_article_can_be_added_again(dedup: Deduplicator) -> None:
     dedup.evict(T0 + timedelta(hours=1))
     dedup.add(1, 100, s["original"], T0)
     assert dedup.decide(s["copy"], T0).story_id == 100
-
-
-def test_remove_unknown_article_is_harmless(dedup: Deduplicator) -> None:
-    seeded(dedup)
-    dedup.remove(999)
-    assert len(dedup) == 2
 
 
 # -- accents and case ---------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def hostile(server, routes, make_config):
     routes["/loop.xml"] = Response(301, b"", {"Location": "/loop2.xml"})
     routes["/loop2.xml"] = Response(301, b"", {"Location": "/loop.xml"})
     routes["/xxe.xml"] = Response(200, rss(("&xxe; secret", f"{base}/a/4", "x"), prolog='<!DOCTYPE rss [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'), {"Content-Type": RSS})
-    lol = "".join(f'<!ENTITY l{i} "{("&l%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+    lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
     routes["/lol.xml"] = Response(200, rss(("&l9; laughs", f"{base}/a/5", "x"), prolog=f'<!DOCTYPE rss [<!ENTITY l0 "lol">{lol}]>'), {"Content-Type": RSS})
     routes["/nul.xml"] = Response(200, rss(("Nul\x00 bytes here", f"{base}/a/6", "text\x00with nul")), {"Content-Type": RSS})
     routes["/truncated.xml"] = Response(200, rss(("Recoverable one", f"{base}/a/7", TEXT.replace("ferry", "tram")), ("Second", f"{base}/a/8", "y"))[:-60], {"Content-Type": RSS})

@@ -89,13 +89,13 @@ class ExtractSettings(_Strict):
 
 class DedupSettings(_Strict):
     window_hours: float = Field(WINDOW_HOURS, gt=0)
-    num_perm: int = Field(128, ge=16, le=512)
+    decay_per_day: float = Field(0.04, ge=0, le=1)
+    report_threshold: float = Field(0.25, gt=0, le=2)
+    copy_jaccard: float = Field(0.5, gt=0, le=1)
+    copy_containment: float = Field(0.7, gt=0, le=1)
+    num_perm: int = Field(64, ge=16, le=512)
     seed: int = 1
     shingle_size: int = Field(3, ge=1, le=8)
-    copy_threshold: float = Field(0.5, gt=0, le=1)
-    report_threshold: float = Field(0.25, gt=0, le=1)
-    top_terms: int = Field(10, ge=3, le=50)
-    half_life_hours: float = Field(24.0, gt=0)
 
 
 class DigestSettings(_Strict):

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 FUTURE_TOLERANCE = timedelta(hours=1)
+SNAPSHOT_EVERY = 500  # articles between dedup snapshots (a restart replays at most this many)
 OUTAGE_SAMPLE = 8  # this many network failures in a row, across 3+ hosts, means our network is down
 
 
@@ -59,6 +60,7 @@ class Aggregator:
         self.store = Store(config.database_url)
         self.dedup = Deduplicator(config.settings.dedup)
         self._index_ready = False
+        self._snapshot_at = 0
         self._in_flight: set[int] = set()
         self._recent: deque[tuple[str, bool]] = deque(maxlen=OUTAGE_SAMPLE)  # (host, reached) of recent polls
         self._window = timedelta(hours=config.settings.dedup.window_hours)
@@ -80,24 +82,50 @@ class Aggregator:
         return self.store.feeds(config_urls=[f.url for f in self.config.feeds])
 
     def ensure_index(self) -> int:
-        """Rebuild the dedup index from stored signatures (once); returns how many were loaded."""
+        """Rebuild the dedup index from storage (once); returns how many articles it holds.
+
+        The newest snapshot gives the learned statistics; articles stored before it and still
+        in the window are indexed as they were; articles stored after it are replayed in order,
+        exactly as they were decided."""
         if self._index_ready:
             return len(self.dedup)
-        schemes = self.store.signature_schemes()
-        foreign = schemes - {self.dedup.scheme}
+        self.dedup = Deduplicator(self.config.settings.dedup)
+        foreign = self.store.signature_schemes() - {self.dedup.scheme}
         if foreign:
             raise SchemaMismatch(
                 f"{self.config.database_url}: stored signatures use {sorted(foreign)[0]!r} but this configuration "
                 f"makes {self.dedup.scheme!r}; restore the old dedup settings or start a new storage directory"
             )
         since = self.clock() - self._window
-        loaded = 0
-        for row in self.store.signatures_since(since):
-            self.dedup.add(row.article_id, row.story_id, self.dedup.decode(row.data), row.published_at)
-            loaded += 1
+        snapshot = self.store.latest_snapshot(self.dedup.scheme)
+        last = 0
+        if snapshot is not None:
+            last, data = snapshot
+            crowd = self.dedup.load_snapshot(data)
+            for row in self.store.signatures(since=since, up_to=last):
+                sig = self.dedup.decode(row.data)
+                self.dedup.restore(row.article_id, row.story_id, sig, row.published_at, row.source, crowd.get(row.article_id))
+            self.dedup.last_article_id = last
+        tail = [(r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in self.store.signatures(after=last)]
+        self.dedup.replay(tail)
+        self.dedup.evict(since)
+        self._snapshot_at = last
         self._index_ready = True
-        log.info("dedup index rebuilt from %d stored signatures", loaded)
-        return loaded
+        log.info("dedup index rebuilt: %d articles in the window (%d replayed after the snapshot)", len(self.dedup), len(tail))
+        if len(tail) >= SNAPSHOT_EVERY:
+            self.save_snapshot()
+        return len(self.dedup)
+
+    def save_snapshot(self, force: bool = False) -> bool:
+        """Persist the dedup statistics if enough articles arrived since the last snapshot."""
+        if not self._index_ready:
+            return False
+        fresh = self.dedup.last_article_id - self._snapshot_at
+        if fresh <= 0 or (fresh < SNAPSHOT_EVERY and not force):
+            return False
+        self.store.save_snapshot(self.dedup.scheme, self.dedup.last_article_id, self.dedup.snapshot(), self.clock())
+        self._snapshot_at = self.dedup.last_article_id
+        return True
 
     # -- polling ---------------------------------------------------------------
 
@@ -122,11 +150,13 @@ class Aggregator:
         finally:
             if own:
                 await fetcher.aclose()
+            self.save_snapshot()
 
     async def poll_feed(self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None) -> PollReport:
         """Fetch, parse, extract, dedup and store one feed; errors end up on the feed, not raised."""
         if feed.id in self._in_flight:
             return PollReport(feed.url, None, 0, error="already being polled")
+        self.ensure_index()
         self._in_flight.add(feed.id)
         now = now or self.clock()
         sched = self.config.settings.schedule
@@ -214,19 +244,19 @@ class Aggregator:
                         from_page=cand.from_page,
                     )
                     sig = self.dedup.sign(article.title, article.text)
-                    decision = self.dedup.decide(sig, article.published_at)
+                    decision = self.dedup.decide(sig, article.published_at, article.source)
                     article_id = self.store.insert_article(conn, article)
                     self.store.insert_signature(conn, article_id, self.dedup.scheme, self.dedup.encode(sig))
                     story_id = self._place(conn, article, article_id, sig, decision, now)
-                    self.dedup.add(article_id, story_id, sig, article.published_at)
+                    self.dedup.add(article_id, story_id, sig, article.published_at, article.source)
                     added.append(article_id)
                     if article.url:
                         known.add(article.url)
                     seen_guids.add(article.guid)
                 self.store.apply_feed_update(conn, feed.id, change, now, title=parsed.title, site_url=parsed.site_url)
         except BaseException:
-            for article_id in added:  # the rows were rolled back: so must the index be
-                self.dedup.remove(article_id)
+            if added:  # the rows were rolled back: the index rebuilds from storage before the next use
+                self._index_ready = False
             raise
         if added:
             log.info("%s: %d new article(s)", feed.url, len(added))

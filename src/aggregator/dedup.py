@@ -2,75 +2,147 @@
 
 Two tiers of sameness:
 
-* **copy** — the same text republished (wire reprints, syndication). MinHash
-  over word shingles of the normalised text; LSH proposes candidates, and a
-  containment estimate above ``copy_threshold`` confirms them (containment, not
-  Jaccard, so a trimmed reprint still counts).
-* **report** — an independent write-up of the same event. Candidates come from
-  an inverted index on each article's most heavily weighted terms (bounded by
-  the sliding window, so lookups stay flat as history grows). A candidate
-  story is scored as a whole: the mean TF-IDF cosine to its members, not its
-  single closest member, so stories do not chain through one weak link.
+* **copy** — the same text republished (wire reprints, syndication, section
+  feeds). MinHash over word 3-shingles of the body, minus boilerplate shingles
+  (those already seen in several earlier articles: bylines, copyright lines,
+  newsletter pitches); MinHash LSH proposes candidates; a copy is an estimated
+  Jaccard >= ``copy_jaccard`` or an estimated containment of the smaller text
+  >= ``copy_containment`` (a trimmed reprint still counts).
+* **report** — an independent write-up of the same event. Term vectors weighted
+  (1 + log tf) · idf^0.5 (title words twice, numbers 1.5×, light stemming),
+  with document frequencies kept over everything seen so far. Candidates come
+  from an inverted index over each article's 25 rarest terms (posting lists
+  capped to the most recent 400 articles, 200 best-voted candidates), so the
+  work per article does not grow with history. Each candidate *story* is scored
+  as a whole: the mean over its members of the similarity, minus a crowding
+  correction (half the member's mean of its 5 best similarities: articles in
+  crowded near-topic neighbourhoods must match more strongly) and a time decay
+  per day apart. The article joins the best story if
+  ``s1 + (s1 - max(s2, 0)) >= report_threshold`` (s2: the runner-up story's
+  score), else starts a story. No single weak link can chain two stories.
 
-The index covers a sliding window of ``window_hours``; older stories live on
-in the database only. Signatures are persisted (``encode``/``decode``) and the
-index is rebuilt from them on start.
+State that outlives one article (document frequencies, boilerplate shingle
+counts, crowding scores) lives in fixed-size arrays indexed by a 32-bit hash,
+so memory is bounded however long the daemon runs; ``snapshot``/``load_snapshot``
+persist it, and replaying the articles stored after a snapshot reproduces the
+index exactly. The index itself covers a sliding window; older stories live on
+in the database only.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import heapq
 import re
 import struct
 import unicodedata
-from collections import Counter, defaultdict
+import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Literal, Protocol, TypeVar
 
+import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from .config import DedupSettings
 
 DecisionKind = Literal["new", "copy", "report"]
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+# Research-tuned constants (see docs/dedup.md); one configuration for every dataset.
+TITLE_WEIGHT = 2.0
+NUMBER_WEIGHT = 1.5
+IDF_POWER = 0.5
+MAX_DF_RATIO = 0.3  # terms in more than this share of articles carry no weight ...
+MAX_DF_MIN_DOCS = 200  # ... once this many articles have been seen
+MAX_TERMS = 80  # terms kept per article
+INDEX_TERMS = 25  # rarest terms posted to / looked up in the inverted index
+POSTING_CAP = 400  # most recent articles kept per posting list
+MAX_CANDIDATES = 200  # best-voted candidate articles scored exactly
+MEMBER_CAP = 16  # members compared per story: the first 4 and the most recent
+CROWDING_K = 5  # neighbours in an article's crowding score
+CROWDING_WEIGHT = 1.0
+MARGIN_WEIGHT = 1.0
+RUNNER_FLOOR = 0.0  # the runner-up score assumed when only one story is a candidate
+PRIOR_DOCS = 20.0  # see _idf
+SAME_SOURCE_PENALTY = 0.2  # subtracted from similarity to members by the same outlet
+BOILERPLATE_DOCS = 4  # a shingle seen in this many earlier articles is boilerplate
+COPY_MIN_SHINGLES = 6  # fewer distinctive body shingles: use title + body
+COPY_LSH_THRESHOLD = 0.3
+COPY_MIN_JACCARD = 0.3  # floor for the containment rule
+DF_BITS = 22  # hashed document-frequency table: 4 Mi float32 slots
+SHINGLE_BITS = 24  # hashed boilerplate-shingle counts: 16 Mi saturating bytes ...
+SHINGLE_HALVING = 1 << 15  # ... halved every this many articles, so "boilerplate" means "recently common"
+SIGNATURE_VERSION = 2
+
 _STOPWORDS = frozenset(
-    """a an the and or but if of at by for with about against between into through during before after above below
-    to from up down in out on off over under again further then once here there when where why how all any both each
-    few more most other some such no nor not only own same so than too very s t can will just don should now is are
-    was were be been being have has had having do does did doing i me my we our you your he him his she her it its
-    they them their what which who whom this that these those am would could also said says say according told
-    le la les un une des du de et ou en au aux ce ces cette qui que quoi dans par pour sur avec sans sous est sont
-    été être a ont il elle ils elles on nous vous leur leurs son sa ses se ne pas plus selon lors après avant
-    mr mrs ms new one two year years""".split()
+    """a an the and or but if of to in on at by for with from as is are was were be been being it its
+    this that these those he she they we you i his her their our your my me him them us not no so than
+    then there here what which who whom whose when where why how all any some more most other such only
+    own same too very can will just should would could may might must do does did done has have had
+    having also about into over after before under again further once said says say one out up down
+    off mr ms mrs get got told tells according while during since because though although against
+    between through per via new year years week day days time monday tuesday wednesday thursday friday
+    saturday sunday s t d ll re ve m
+    le la les un une des du de et ou en dans sur pour par avec est sont au aux ce cette ces qui que
+    quoi dont il elle ils elles nous vous je se sa son ses leur leurs pas plus ne l d qu n y
+    el los las unos unas del y o en con por para es son al lo su sus que se no
+    der die das ein eine und oder mit von zu im ist sind den dem des auf fur nicht sich
+    """.split()
 )
+_APOSTROPHES = re.compile(r"['’`´]")
+_DIGIT_GROUPS = re.compile(r"(?<=\d)[,.](?=\d)")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# scripts written without spaces: index character bigrams
+_NO_SPACES = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f]")
+_ARABIC_FORMS = str.maketrans({"\u0640": None, "\u0629": "\u0647", "\u0649": "\u064a"})  # tatweel, teh marbuta, alef maksura
+_SUFFIXES = ("ings", "ing", "edly", "ed", "es", "s", "ly")
 
 
 def normalize(text: str) -> str:
-    """Case-folded, accent-free, compatibility-normalised text (works for any script)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """NFKC, case-folded, accents and Arabic vowel marks stripped, digit groups joined (1,400 -> 1400)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in text if not unicodedata.combining(c))
+        text = unicodedata.normalize("NFC", text).translate(_ARABIC_FORMS)
+    text = _DIGIT_GROUPS.sub("", text)
+    return _APOSTROPHES.sub(" ", text)
 
 
 def words(text: str) -> list[str]:
-    """Unicode word tokens of normalised text."""
-    return _WORD.findall(normalize(text))
+    """Unicode word tokens of ``normalize(text)``; runs of CJK/Thai script become character bigrams."""
+    out: list[str] = []
+    for word in _WORD.findall(normalize(text)):
+        if _NO_SPACES.search(word) and len(word) > 1:
+            out.extend(word[i : i + 2] for i in range(len(word) - 1))
+        else:
+            out.append(word)
+    return out
 
 
-def content_terms(tokens: Iterable[str]) -> list[str]:
-    return [t for t in tokens if t not in _STOPWORDS and (len(t) > 2 or t.isdigit()) and not t.startswith("_")]
+def _stem(word: str) -> str:
+    if not word.isascii() or not word.isalpha():
+        return word
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)]
+    return word
+
+
+def _hash32(data: bytes) -> int:
+    return zlib.crc32(data)
 
 
 @dataclass(frozen=True)
 class Signature:
-    """What the index keeps per article; ``encode`` turns it into bytes for storage."""
+    """What the index keeps of one article; immutable, and stored as bytes (``encode``)."""
 
     minhash: LeanMinHash
-    shingles: int  # distinct shingles hashed into the MinHash
-    terms: tuple[tuple[str, int], ...]  # content-term counts, most frequent first
+    shingles: int  # distinct (non-boilerplate) shingles hashed into the MinHash
+    shingle_hashes: np.ndarray  # uint32 hashes of all body shingles (boilerplate counting)
+    terms: np.ndarray  # uint32 term hashes, heaviest first
+    counts: np.ndarray  # float32 title/number-weighted counts of those terms
+    keys: np.ndarray  # uint32 hashes of the rarest terms when signed: the inverted-index keys
 
 
 @dataclass(frozen=True)
@@ -94,10 +166,8 @@ class CanonicalCandidate(Protocol):
     def text_length(self) -> int: ...
 
 
-FULL_REPORT_FRACTION = 0.5
-
-
 C = TypeVar("C", bound=CanonicalCandidate)
+FULL_REPORT_FRACTION = 0.5
 
 
 def choose_canonical(members: Sequence[C]) -> C:
@@ -109,13 +179,43 @@ def choose_canonical(members: Sequence[C]) -> C:
     return min(full, key=lambda m: (m.published_at, m.first_seen_at, m.article_id))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Doc:
     article_id: int
     story_id: int
-    published: datetime
-    signature: Signature
-    keys: tuple[str, ...]
+    t: float  # published, seconds since the epoch
+    terms: np.ndarray
+    tf: np.ndarray  # 1 + log(count)
+    keys: np.ndarray  # index terms posted for this article
+    minhash: LeanMinHash
+    shingles: int
+    row: int  # row in the crowding table
+    source: int  # hash of the outlet's name (0: unknown)
+
+
+@dataclass(slots=True)
+class _Story:
+    members: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A decision plus the crowding updates it implies (applied only when the article is added)."""
+
+    decision: Decision
+    query_row: np.ndarray
+    member_ids: tuple[int, ...]
+    member_rows: np.ndarray | None
+
+
+def _source_key(source: str | None) -> int:
+    return zlib.crc32(source.encode("utf-8")) | 1 if source else 0
+
+
+def _ts(when: datetime) -> float:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
 
 
 class Deduplicator:
@@ -123,162 +223,397 @@ class Deduplicator:
 
     def __init__(self, settings: DedupSettings) -> None:
         self.settings = settings
-        self.scheme = f"minhash:affine32:p{settings.num_perm}:s{settings.seed}:w{settings.shingle_size}:terms-v1"
-        self._template = MinHash(num_perm=settings.num_perm, seed=settings.seed, scheme="affine32")
-        self._lsh = MinHashLSH(threshold=settings.copy_threshold, num_perm=settings.num_perm)
+        self.scheme = (
+            f"v{SIGNATURE_VERSION}:minhash-affine32-crc32:p{settings.num_perm}:s{settings.seed}:w{settings.shingle_size}"
+            f":terms-crc32-{MAX_TERMS}"
+        )
+        self._mask = (1 << DF_BITS) - 1
+        self._shingle_mask = (1 << SHINGLE_BITS) - 1
+        self._df = np.zeros(1 << DF_BITS, dtype=np.float32)  # articles containing a term (by hash), ever
+        self._seen_shingles = np.zeros(1 << SHINGLE_BITS, dtype=np.uint8)  # recent articles containing a shingle
+        self._n = 0  # articles ever counted in _df
+        self._crowd = np.zeros((1024, CROWDING_K), dtype=np.float32)
+        self._free_rows: list[int] = list(range(1023, -1, -1))
         self._docs: dict[int, _Doc] = {}
-        self._stories: dict[int, list[int]] = defaultdict(list)
-        self._postings: dict[str, set[int]] = defaultdict(set)
-        self._df: Counter[str] = Counter()
-        self._window = timedelta(hours=settings.window_hours)
+        self._stories: dict[int, _Story] = {}
+        self._postings: dict[int, list[int]] = {}
+        self._by_time: list[tuple[float, int]] = []
+        self._permutations = MinHash(num_perm=settings.num_perm, seed=settings.seed, hashfunc=_hash32, scheme="affine32").permutations
+        self._lsh = MinHashLSH(threshold=COPY_LSH_THRESHOLD, num_perm=settings.num_perm)
+        self._window_s = settings.window_hours * 3600.0
+        self._pending: tuple[Signature, datetime, _Scored] | None = None
+        self.last_article_id = 0  # every article up to this id has been learned from
 
     # -- signatures --------------------------------------------------------------
 
     def sign(self, title: str, text: str) -> Signature:
-        tokens = words(f"{title}\n{text}")
+        """The article's signature, given what the index has seen so far (it filters boilerplate)."""
+        counts: dict[str, float] = {}
+        for part, weight in ((title, TITLE_WEIGHT), (text, 1.0)):
+            for token in words(part):
+                if token in _STOPWORDS or (len(token) < 2 and not _NO_SPACES.match(token)):
+                    continue
+                w = weight
+                if token.isdigit():
+                    w *= NUMBER_WEIGHT
+                else:
+                    token = _stem(token)
+                counts[token] = counts.get(token, 0.0) + w
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
+        terms = np.array([_hash32(t.encode("utf-8")) for t, _ in top], dtype=np.uint32)
+        tf_counts = np.array([c for _, c in top], dtype=np.float32)
+        body = self._shingle_set(words(text))
+        body_hashes = np.array([_hash32(s) for s in body], dtype=np.uint32)
+        seen = self._seen_shingles[body_hashes & self._shingle_mask] if len(body) else np.zeros(0, dtype=np.uint8)
+        # Counting this article itself, a shingle is boilerplate once more than BOILERPLATE_DOCS carry it.
+        keep = [s for s, c in zip(body, seen.tolist(), strict=True) if c + 1 <= BOILERPLATE_DOCS]
+        if len(keep) < COPY_MIN_SHINGLES:
+            both = self._shingle_set(words(f"{title} {text}"))
+            keep = [s for s in both if self._seen_shingles[_hash32(s) & self._shingle_mask] <= BOILERPLATE_DOCS] or both
+        keep = keep or [b""]
+        minhash = MinHash(num_perm=self.settings.num_perm, hashfunc=_hash32, permutations=self._permutations, scheme="affine32")
+        minhash.update_batch(keep)
+        keys = self._top(terms, self._tf(tf_counts), self._idf(terms, np.ones(len(terms))))
+        return Signature(LeanMinHash(minhash), len(keep), body_hashes, terms, tf_counts, keys.astype(np.uint32))
+
+    def _shingle_set(self, tokens: list[str]) -> list[bytes]:
         k = self.settings.shingle_size
-        shingles = {" ".join(tokens[i : i + k]).encode("utf-8") for i in range(max(1, len(tokens) - k + 1))}
-        mh = MinHash(num_perm=self.settings.num_perm, seed=self.settings.seed, scheme="affine32", permutations=self._template.permutations)
-        mh.update_batch(shingles)
-        counts = Counter(content_terms(tokens))
-        counts.update(content_terms(words(title)))  # a headline's words count twice
-        terms = tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:64])
-        return Signature(LeanMinHash(mh), len(shingles), terms)
+        if len(tokens) < k:
+            return [" ".join(tokens).encode("utf-8")] if tokens else []
+        return sorted({" ".join(tokens[i : i + k]).encode("utf-8") for i in range(len(tokens) - k + 1)})
 
     def encode(self, sig: Signature) -> bytes:
-        buf = bytearray(sig.minhash.bytesize())
-        sig.minhash.serialize(buf, byteorder="<")
-        terms = json.dumps(sig.terms, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        return struct.pack("<II", len(buf), sig.shingles) + bytes(buf) + terms
+        mh = bytearray(sig.minhash.bytesize())
+        sig.minhash.serialize(mh, byteorder="<")
+        header = struct.pack("<HIIIII", SIGNATURE_VERSION, len(mh), sig.shingles, len(sig.shingle_hashes), len(sig.terms), len(sig.keys))
+        return b"".join(
+            (header, bytes(mh), sig.shingle_hashes.astype("<u4").tobytes(), sig.terms.astype("<u4").tobytes(),
+             sig.counts.astype("<f4").tobytes(), sig.keys.astype("<u4").tobytes())
+        )
 
     def decode(self, data: bytes) -> Signature:
-        size, shingles = struct.unpack_from("<II", data)
-        minhash = LeanMinHash.deserialize(data[8 : 8 + size], byteorder="<")
-        terms = tuple((str(t), int(c)) for t, c in json.loads(data[8 + size :].decode("utf-8")))
-        return Signature(minhash, shingles, terms)
+        version, mh_size, shingles, n_hashes, n_terms, n_keys = struct.unpack_from("<HIIIII", data)
+        if version != SIGNATURE_VERSION:
+            raise ValueError(f"signature format v{version}, expected v{SIGNATURE_VERSION}")
+        pos = struct.calcsize("<HIIIII")
+        minhash = LeanMinHash.deserialize(data[pos : pos + mh_size], byteorder="<")
+        pos += mh_size
+        hashes = np.frombuffer(data, dtype="<u4", count=n_hashes, offset=pos).astype(np.uint32)
+        pos += 4 * n_hashes
+        terms = np.frombuffer(data, dtype="<u4", count=n_terms, offset=pos).astype(np.uint32)
+        pos += 4 * n_terms
+        counts = np.frombuffer(data, dtype="<f4", count=n_terms, offset=pos).astype(np.float32)
+        pos += 4 * n_terms
+        keys = np.frombuffer(data, dtype="<u4", count=n_keys, offset=pos).astype(np.uint32)
+        return Signature(minhash, shingles, hashes, terms, counts, keys)
 
     # -- similarity ---------------------------------------------------------------
 
-    def containment(self, a: Signature, b: Signature) -> float:
-        """Estimated share of the smaller text's shingles found in the other."""
-        j = float(a.minhash.jaccard(b.minhash))
-        if j <= 0:
-            return 0.0
-        inter = j * (a.shingles + b.shingles) / (1.0 + j)
-        return min(1.0, inter / max(1, min(a.shingles, b.shingles)))
+    @staticmethod
+    def _tf(counts: np.ndarray) -> np.ndarray:
+        c = counts.astype(np.float64)
+        tf: np.ndarray = np.where(c >= 1.0, 1.0 + np.log(np.maximum(c, 1e-12)), c)
+        return tf
 
-    def _weights(self, sig: Signature) -> dict[str, float]:
-        n = len(self._docs) + 1
-        vec = {t: (1.0 + math.log(c)) * (math.log((n + 1) / (self._df.get(t, 0) + 1)) + 1.0) for t, c in sig.terms}
-        norm = math.sqrt(sum(w * w for w in vec.values())) or 1.0
-        return {t: w / norm for t, w in vec.items()}
+    def _idf(self, terms: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """idf of term hashes; ``extra`` counts a not-yet-added article's own terms."""
+        n = self._n + (1 if extra is not None else 0)
+        df = self._df[terms & self._mask].astype(np.float64)
+        if extra is not None:
+            df = df + extra
+        # PRIOR_DOCS unseen articles without the term keep a young index from calling every shared word common
+        idf: np.ndarray = np.log((max(n, 1) + 1.0 + PRIOR_DOCS) / (df + 1.0))
+        if n >= MAX_DF_MIN_DOCS:
+            idf = np.where(df > MAX_DF_RATIO * n, 0.0, idf)
+        return idf
+
+    def containment(self, a: Signature, b: Signature) -> tuple[float, float]:
+        """(estimated Jaccard, estimated share of the smaller shingle set found in the other)."""
+        j = float(a.minhash.jaccard(b.minhash))
+        inter = j * (a.shingles + b.shingles) / (1.0 + j)
+        return j, min(1.0, inter / max(1, min(a.shingles, b.shingles)))
+
+    def _is_copy(self, j: float, contained: float) -> bool:
+        s = self.settings
+        return j >= s.copy_jaccard or (contained >= s.copy_containment and j >= COPY_MIN_JACCARD)
 
     def cosine(self, a: Signature, b: Signature) -> float:
-        wa, wb = self._weights(a), self._weights(b)
-        if len(wb) < len(wa):
-            wa, wb = wb, wa
-        return sum(w * wb.get(t, 0.0) for t, w in wa.items())
+        """TF-IDF cosine of two articles under the current document frequencies."""
+        wa = self._tf(a.counts) * self._idf(a.terms) ** IDF_POWER
+        wb = self._tf(b.counts) * self._idf(b.terms) ** IDF_POWER
+        common, ia, ib = np.intersect1d(a.terms, b.terms, assume_unique=True, return_indices=True)
+        if not len(common):
+            return 0.0
+        norm = float(np.sqrt(wa @ wa) * np.sqrt(wb @ wb)) or 1.0
+        return float(wa[ia] @ wb[ib]) / norm
 
     def relation(self, a: Signature, b: Signature) -> tuple[Literal["copy", "report"], float]:
-        """How two articles relate: ('copy', containment) or ('report', cosine)."""
-        contained = self.containment(a, b)
-        if contained >= self.settings.copy_threshold:
-            return "copy", contained
+        """How two articles relate: ('copy', estimated Jaccard) or ('report', cosine)."""
+        j, contained = self.containment(a, b)
+        if self._is_copy(j, contained):
+            return "copy", j
         return "report", max(self.cosine(a, b), 0.0)
 
     # -- assignment ------------------------------------------------------------------
 
-    def _keys(self, sig: Signature) -> tuple[str, ...]:
-        weights = self._weights(sig)
-        return tuple(sorted(weights, key=lambda t: (-weights[t], t))[: self.settings.top_terms])
+    def _in_window(self, t: float, other: float) -> bool:
+        return abs(t - other) <= self._window_s
 
-    def decide(self, sig: Signature, published: datetime) -> Decision:
+    def decide(self, sig: Signature, published: datetime, source: str | None = None) -> Decision:
         """The story this article should join, or a new one. Does not change the index."""
+        scored = self._score(sig, published, _source_key(source))
+        self._pending = (sig, published, scored)
+        return scored.decision
 
-        def in_window(doc: _Doc) -> bool:
-            return abs(doc.published - published) <= self._window
-
+    def _score(self, sig: Signature, published: datetime, source: int) -> _Scored:
+        t = _ts(published)
+        own = np.ones(len(sig.terms))  # this article counts in its own document frequencies
         # Tier 1: copies.
         best_copy: tuple[float, int] | None = None
-        for key in self._lsh.query(sig.minhash):
-            doc = self._docs.get(int(key))
-            if doc is None or not in_window(doc):
+        for key in sorted(self._lsh.query(sig.minhash)):
+            doc = self._docs.get(key)
+            if doc is None or not self._in_window(t, doc.t):
                 continue
-            contained = self.containment(sig, doc.signature)
-            if contained >= self.settings.copy_threshold and (best_copy is None or (contained, -doc.article_id) > (best_copy[0], -best_copy[1])):
-                best_copy = (contained, doc.article_id)
+            j = float(sig.minhash.jaccard(doc.minhash))
+            inter = j * (sig.shingles + doc.shingles) / (1.0 + j)
+            contained = inter / max(1, min(sig.shingles, doc.shingles))
+            if self._is_copy(j, contained) and (best_copy is None or j > best_copy[0]):
+                best_copy = (j, key)
+        # Tier 2: reports (always scored: the crowding statistics learn from every article).
+        idf = self._idf(sig.terms, own)
+        tf = self._tf(sig.counts)
+        query_w = tf * idf**IDF_POWER
+        query_w = query_w / (float(np.sqrt(query_w @ query_w)) or 1.0)
+        candidates = self._candidates(sig.keys, t, own_terms=sig.terms)
+        report, query_row, member_ids, member_rows = self._score_stories(sig, query_w, candidates, t, source)
         if best_copy is not None:
             doc = self._docs[best_copy[1]]
-            return Decision(doc.story_id, "copy", best_copy[0], doc.article_id)
-        # Tier 2: reports, scored against each candidate story as a whole.
-        candidate_stories: set[int] = set()
-        for key in self._keys(sig):
-            for article_id in self._postings.get(key, ()):
-                candidate_stories.add(self._docs[article_id].story_id)
-        mine = self._weights(sig)
-        best: tuple[float, int, int] | None = None  # (score, -story_id, matched article)
-        for story_id in sorted(candidate_stories):
-            members = [self._docs[a] for a in self._stories[story_id] if in_window(self._docs[a])]
-            if not members:
-                continue
-            sims = []
-            for m in members:
-                theirs = self._weights(m.signature)
-                hours = abs((m.published - published).total_seconds()) / 3600.0
-                decay = 0.5 ** (hours / self.settings.half_life_hours)
-                sims.append((decay * sum(w * theirs.get(t, 0.0) for t, w in mine.items()), m.article_id))
-            score = sum(s for s, _ in sims) / len(sims)
-            matched = max(sims)[1]
-            if best is None or (score, -story_id) > (best[0], best[1]):
-                best = (score, -story_id, matched)
-        if best is not None and best[0] >= self.settings.report_threshold:
-            return Decision(-best[1], "report", best[0], best[2])
-        return Decision(None, "new", 1.0)
+            decision = Decision(doc.story_id, "copy", round(best_copy[0], 6), doc.article_id)
+        elif report is not None:
+            decision = report
+        else:
+            decision = Decision(None, "new", 1.0)
+        return _Scored(decision, query_row, member_ids, member_rows)
 
-    def add(self, article_id: int, story_id: int, sig: Signature, published: datetime) -> None:
-        """Index an article as a member of a story."""
+    @staticmethod
+    def _top(terms: np.ndarray, tf: np.ndarray, idf: np.ndarray) -> np.ndarray:
+        if not len(terms):
+            return terms
+        score = tf * idf
+        if not (score > 0).any():  # a fresh index (every term in every article so far): rank by frequency alone
+            score = tf * 1e-6
+        order = np.lexsort((terms, -score))[:INDEX_TERMS]  # ties broken on the term hash: deterministic
+        top: np.ndarray = terms[order[score[order] > 0]]
+        return top
+
+    def _candidates(self, keys: np.ndarray, t: float, own_terms: np.ndarray) -> list[int]:
+        """Articles sharing rare terms with the query, best idf-weighted votes first."""
+        if not len(keys):
+            return []
+        extra = np.isin(keys, own_terms).astype(np.float64)
+        lists, weights = [], []
+        for key, w in zip(keys.tolist(), self._idf(keys, extra).tolist(), strict=True):
+            posting = self._postings.get(key)
+            if posting:
+                lists.append(np.asarray(posting, dtype=np.int64))
+                weights.append(np.full(len(posting), w))
+        if not lists:
+            return []
+        ids, inverse = np.unique(np.concatenate(lists), return_inverse=True)
+        votes = np.bincount(inverse, weights=np.concatenate(weights))
+        order = np.lexsort((ids, -votes))[:MAX_CANDIDATES]
+        return [a for a in ids[order].tolist() if a in self._docs and self._in_window(t, self._docs[a].t)]
+
+    def _score_stories(
+        self, sig: Signature, query_w: np.ndarray, candidates: list[int], t: float, source: int
+    ) -> tuple[Decision | None, np.ndarray, tuple[int, ...], np.ndarray | None]:
+        empty = np.zeros(CROWDING_K, dtype=np.float32)
+        story_ids: dict[int, None] = {}
+        for a in candidates:
+            story_ids.setdefault(self._docs[a].story_id, None)
+        members: list[int] = []
+        owner: list[int] = []
+        names = list(story_ids)
+        for k, sid in enumerate(names):
+            mem = self._stories[sid].members
+            if len(mem) > MEMBER_CAP:
+                mem = mem[:4] + mem[-(MEMBER_CAP - 4) :]
+            for a in mem:
+                if self._in_window(t, self._docs[a].t):
+                    members.append(a)
+                    owner.append(k)
+        if not members:
+            return None, empty, (), None
+        docs = [self._docs[a] for a in members]
+        lens = np.array([len(d.terms) for d in docs], dtype=np.int64)
+        cat = np.concatenate([d.terms for d in docs])
+        # member weights under the current df, counting the query's own terms too
+        extra = np.isin(cat & self._mask, sig.terms & self._mask).astype(np.float64)
+        w = np.concatenate([d.tf for d in docs]) * self._idf(cat, extra) ** IDF_POWER
+        qmap = dict(zip(sig.terms.tolist(), query_w.tolist(), strict=True))
+        qvals = np.fromiter((qmap.get(x, 0.0) for x in cat.tolist()), dtype=np.float64, count=len(cat))
+        offsets = np.zeros(len(lens), dtype=np.int64)
+        np.cumsum(lens[:-1], out=offsets[1:])
+        dots = np.zeros(len(lens))
+        norms = np.ones(len(lens))
+        nonempty = lens > 0
+        if nonempty.any():
+            o = offsets[nonempty]
+            dots[nonempty] = np.add.reduceat(w * qvals, o)
+            norms[nonempty] = np.sqrt(np.add.reduceat(w * w, o))
+        sims = dots / np.maximum(norms, 1e-12)
+        # crowding: the query's own k best similarities, and the members' (updated on add)
+        best = np.sort(sims)[::-1][:CROWDING_K]
+        query_row = np.zeros(CROWDING_K, dtype=np.float32)
+        query_row[: len(best)] = best
+        rows = self._crowd[[d.row for d in docs]]
+        adjusted = sims - CROWDING_WEIGHT * 0.5 * rows.mean(axis=1)
+        worst = rows.argmin(axis=1)
+        r = np.arange(len(docs))
+        improve = sims > rows[r, worst]
+        new_rows = rows.copy()
+        new_rows[r[improve], worst[improve]] = sims[improve]
+        # time decay
+        member_t = np.array([d.t for d in docs])
+        adjusted = adjusted - self.settings.decay_per_day * np.abs(t - member_t) / 86400.0
+        if source:  # an outlet rarely writes a second independent report of one event: its own are weaker evidence
+            adjusted = adjusted - SAME_SOURCE_PENALTY * np.array([d.source == source for d in docs], dtype=np.float64)
+        own_idx = np.array(owner, dtype=np.int64)
+        count = np.bincount(own_idx, minlength=len(names))
+        score = np.bincount(own_idx, weights=adjusted, minlength=len(names)) / np.maximum(count, 1)
+        score[count == 0] = -np.inf
+        order = np.lexsort((np.arange(len(names)), -score))
+        b = int(order[0])
+        s1 = float(score[b])
+        s2 = float(score[order[1]]) if len(order) > 1 else -np.inf
+        member_ids = tuple(members)
+        if s1 + MARGIN_WEIGHT * (s1 - max(s2, RUNNER_FLOOR)) < self.settings.report_threshold:
+            return None, query_row, member_ids, new_rows
+        mine = np.where(own_idx == b)[0]
+        matched = members[int(mine[np.argmax(sims[mine])])]
+        raw = float(sims[mine].mean())
+        return Decision(names[b], "report", round(min(max(raw, 0.0), 1.0), 6), matched), query_row, member_ids, new_rows
+
+    def add(self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None = None) -> None:
+        """Index an article as a member of a story (after ``decide``, or when rebuilding)."""
         if article_id in self._docs:
             return
-        for term, _ in sig.terms:
-            self._df[term] += 1
-        doc = _Doc(article_id, story_id, published, sig, self._keys(sig))
-        self._docs[article_id] = doc
-        self._stories[story_id].append(article_id)
-        for key in doc.keys:
-            self._postings[key].add(article_id)
-        self._lsh.insert(str(article_id), sig.minhash, check_duplication=False)
+        pending = self._pending
+        key = _source_key(source)
+        scored = pending[2] if pending is not None and pending[0] is sig and pending[1] == published else self._score(sig, published, key)
+        self._pending = None
+        # document frequencies and boilerplate counts learn from every article, in order
+        unique_terms = np.unique(sig.terms & self._mask)
+        self._df[unique_terms] += 1.0
+        self._n += 1
+        if len(sig.shingle_hashes):
+            slots = np.unique(sig.shingle_hashes & self._shingle_mask)
+            self._seen_shingles[slots] = np.minimum(self._seen_shingles[slots].astype(np.uint16) + 1, 255).astype(np.uint8)
+        if self._n % SHINGLE_HALVING == 0:
+            self._seen_shingles >>= 1
+        if scored.member_rows is not None:
+            self._crowd[[self._docs[a].row for a in scored.member_ids]] = scored.member_rows
+        self._index(article_id, story_id, sig, published, scored.query_row, key)
 
-    def remove(self, article_id: int) -> None:
-        doc = self._docs.pop(article_id, None)
-        if doc is None:
-            return
-        for term, _ in doc.signature.terms:
-            self._df[term] -= 1
-            if self._df[term] <= 0:
-                del self._df[term]
-        members = self._stories[doc.story_id]
-        members.remove(article_id)
-        if not members:
-            del self._stories[doc.story_id]
-        for key in doc.keys:
-            posting = self._postings[key]
-            posting.discard(article_id)
-            if not posting:
-                del self._postings[key]
-        self._lsh.remove(str(article_id))
+    def _index(
+        self, article_id: int, story_id: int, sig: Signature, published: datetime, crowd_row: np.ndarray | None, source: int
+    ) -> None:
+        row = self._row()
+        self._crowd[row] = crowd_row if crowd_row is not None else 0.0
+        doc = _Doc(article_id, story_id, _ts(published), sig.terms, self._tf(sig.counts).astype(np.float32), sig.keys,
+                   sig.minhash, sig.shingles, row, source)
+        self._docs[article_id] = doc
+        self._stories.setdefault(story_id, _Story()).members.append(article_id)
+        for key in sig.keys.tolist():
+            posting = self._postings.setdefault(key, [])
+            posting.append(article_id)
+            if len(posting) > POSTING_CAP + POSTING_CAP // 4:
+                del posting[: len(posting) - POSTING_CAP]
+        heapq.heappush(self._by_time, (doc.t, article_id))
+        self._lsh.insert(article_id, sig.minhash, check_duplication=False)
+        self.last_article_id = max(self.last_article_id, article_id)
+
+    def _row(self) -> int:
+        if not self._free_rows:
+            size = len(self._crowd)
+            self._crowd = np.concatenate([self._crowd, np.zeros_like(self._crowd)])
+            self._free_rows = list(range(2 * size - 1, size - 1, -1))
+        return self._free_rows.pop()
 
     def evict(self, before: datetime) -> int:
-        """Forget articles published before ``before``; returns how many."""
-        old = [a for a, d in self._docs.items() if d.published < before]
-        for article_id in old:
-            self.remove(article_id)
-        return len(old)
+        """Forget articles published before ``before`` (they stay in the database); returns how many."""
+        cut = _ts(before)
+        evicted = 0
+        while self._by_time and self._by_time[0][0] < cut:
+            _, article_id = heapq.heappop(self._by_time)
+            doc = self._docs.pop(article_id, None)
+            if doc is None:
+                continue
+            evicted += 1
+            for key in doc.keys.tolist():
+                posting = self._postings.get(key)
+                if posting is not None:
+                    if article_id in posting:
+                        posting.remove(article_id)
+                    if not posting:
+                        del self._postings[key]
+            self._lsh.remove(article_id)
+            self._crowd[doc.row] = 0.0
+            self._free_rows.append(doc.row)
+            story = self._stories.get(doc.story_id)
+            if story is not None:
+                story.members.remove(article_id)
+                if not story.members:
+                    del self._stories[doc.story_id]
+        return evicted
 
     def signature_of(self, article_id: int) -> Signature | None:
+        """The signature of an indexed article (without its shingle hashes), if still in the window."""
         doc = self._docs.get(article_id)
-        return doc.signature if doc else None
+        if doc is None:
+            return None
+        counts = np.where(doc.tf >= 1.0, np.exp(doc.tf - 1.0), doc.tf).astype(np.float32)
+        return Signature(doc.minhash, doc.shingles, np.zeros(0, dtype=np.uint32), doc.terms, counts, doc.keys)
 
     def __len__(self) -> int:
         return len(self._docs)
 
+    # -- persistence of the learned statistics -------------------------------------------
 
+    def snapshot(self) -> bytes:
+        """Document frequencies, boilerplate counts and crowding scores, as bytes."""
+        ids = np.array(sorted(self._docs), dtype=np.int64)
+        crowd = self._crowd[[self._docs[a].row for a in ids.tolist()]] if len(ids) else np.zeros((0, CROWDING_K), np.float32)
+        parts = [self._df.tobytes(), self._seen_shingles.tobytes(), ids.astype("<i8").tobytes(), crowd.astype("<f4").tobytes()]
+        header = struct.pack("<HQQQQ", SIGNATURE_VERSION, self._n, len(ids), DF_BITS, SHINGLE_BITS)
+        return zlib.compress(header + b"".join(parts), 1)
+
+    def load_snapshot(self, data: bytes) -> dict[int, np.ndarray]:
+        """Restore the statistics; returns the crowding rows of the articles indexed at snapshot time."""
+        raw = zlib.decompress(data)
+        version, n, count, df_bits, shingle_bits = struct.unpack_from("<HQQQQ", raw)
+        if (version, df_bits, shingle_bits) != (SIGNATURE_VERSION, DF_BITS, SHINGLE_BITS):
+            raise ValueError("snapshot made by another version")
+        pos = struct.calcsize("<HQQQQ")
+        self._df = np.frombuffer(raw, dtype=np.float32, count=1 << DF_BITS, offset=pos).copy()
+        pos += 4 << DF_BITS
+        self._seen_shingles = np.frombuffer(raw, dtype=np.uint8, count=1 << SHINGLE_BITS, offset=pos).copy()
+        pos += 1 << SHINGLE_BITS
+        ids = np.frombuffer(raw, dtype="<i8", count=count, offset=pos)
+        pos += 8 * count
+        crowd = np.frombuffer(raw, dtype="<f4", count=count * CROWDING_K, offset=pos).reshape(count, CROWDING_K)
+        self._n = int(n)
+        return {int(a): crowd[i].astype(np.float32) for i, a in enumerate(ids.tolist())}
+
+    def restore(
+        self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None, crowd_row: np.ndarray | None
+    ) -> None:
+        """Index an article already counted in the loaded statistics (no learning, no scoring)."""
+        if article_id not in self._docs:
+            self._index(article_id, story_id, sig, published, crowd_row, _source_key(source))
+
+    def replay(self, items: Iterable[tuple[int, int, Signature, datetime, str | None]]) -> None:
+        """Learn from and index articles stored after the last snapshot, exactly as when they arrived."""
+        for article_id, story_id, sig, published, source in items:
+            self.decide(sig, published, source)
+            self.add(article_id, story_id, sig, published, source)

@@ -109,12 +109,12 @@ def evaluate(records: list[LabeledArticle], settings: DedupSettings) -> EvalResu
     next_story = 1
     for number, (record, published) in enumerate(zip(records, batch_dates(records), strict=True), start=1):
         sig = dedup.sign(record.title, record.text)
-        decision = dedup.decide(sig, published)
+        decision = dedup.decide(sig, published, record.source)
         if decision.story_id is None:
             story_id, next_story = next_story, next_story + 1
         else:
             story_id = decision.story_id
-        dedup.add(number, story_id, sig, published)
+        dedup.add(number, story_id, sig, published, record.source)
         assignment[record.id] = story_id
         kinds[record.id] = decision.kind
     seconds = time.perf_counter() - started

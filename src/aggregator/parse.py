@@ -6,10 +6,10 @@ import calendar
 import hashlib
 import logging
 import re
-from urllib.parse import urljoin
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 

@@ -44,7 +44,7 @@ from .models import Article, FeedState, FeedUpdate, MemberKind, Story, Variant
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -141,6 +141,17 @@ story_members = Table(
 )
 
 
+dedup_snapshots = Table(
+    "dedup_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scheme", Text, nullable=False),
+    Column("last_article_id", Integer, nullable=False),  # every article up to here is in the snapshot
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
 def _add_learned_interval(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE feeds ADD COLUMN learned_interval_s INTEGER"))
 
@@ -148,7 +159,11 @@ def _add_learned_interval(conn: Connection) -> None:
 # A new database is created at SCHEMA_VERSION from ``metadata``; an older one is brought up
 # to date by MIGRATIONS[v] for each version v it is behind (v -> v + 1). Never edit a
 # released step: append one, and change ``metadata`` to match.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_learned_interval}
+def _add_dedup_snapshots(conn: Connection) -> None:
+    dedup_snapshots.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_learned_interval, 2: _add_dedup_snapshots}
 
 
 @dataclass(frozen=True)
@@ -170,6 +185,7 @@ class StoredSignature:
     story_id: int
     published_at: datetime
     data: bytes
+    source: str
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -234,8 +250,11 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One atomic unit of work: everything inside commits together or not at all."""
-        with self.engine.begin() as conn:
-            yield conn
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error, transaction rolled back: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}") from exc
 
     # -- feeds ------------------------------------------------------------------
 
@@ -343,19 +362,41 @@ class Store:
         with self.engine.connect() as conn:
             return {r[0] for r in conn.execute(select(signatures.c.scheme).distinct())}
 
-    def signatures_since(self, since: datetime | None) -> Iterator[StoredSignature]:
-        """Signatures of articles published since ``since`` (all if None), in insertion order."""
+    def signatures(self, since: datetime | None = None, up_to: int | None = None, after: int | None = None) -> Iterator[StoredSignature]:
+        """Stored signatures in insertion order: of articles published since ``since``, with ids
+        up to ``up_to`` or after ``after`` (each filter only when given)."""
         query = (
-            select(signatures.c.article_id, story_members.c.story_id, articles.c.published_at, signatures.c.data)
+            select(signatures.c.article_id, story_members.c.story_id, articles.c.published_at, signatures.c.data, articles.c.source)
             .join(articles, articles.c.id == signatures.c.article_id)
             .join(story_members, story_members.c.article_id == signatures.c.article_id)
             .order_by(signatures.c.article_id)
         )
         if since is not None:
             query = query.where(articles.c.published_at >= since)
+        if up_to is not None:
+            query = query.where(signatures.c.article_id <= up_to)
+        if after is not None:
+            query = query.where(signatures.c.article_id > after)
         with self.engine.connect() as conn:
             for row in conn.execute(query):
-                yield StoredSignature(row.article_id, row.story_id, row.published_at, row.data)
+                yield StoredSignature(row.article_id, row.story_id, row.published_at, row.data, row.source)
+
+    def latest_snapshot(self, scheme: str) -> tuple[int, bytes] | None:
+        """(last_article_id, data) of the newest dedup snapshot made with ``scheme``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(dedup_snapshots.c.last_article_id, dedup_snapshots.c.data)
+                .where(dedup_snapshots.c.scheme == scheme)
+                .order_by(dedup_snapshots.c.last_article_id.desc())
+                .limit(1)
+            ).first()
+        return (int(row[0]), bytes(row[1])) if row else None
+
+    def save_snapshot(self, scheme: str, last_article_id: int, data: bytes, now: datetime) -> None:
+        """Keep only the newest snapshot."""
+        with self.transaction() as conn:
+            conn.execute(dedup_snapshots.delete())
+            conn.execute(insert(dedup_snapshots).values(scheme=scheme, last_article_id=last_article_id, created_at=now, data=data))
 
     def signature(self, conn: Connection, article_id: int) -> bytes | None:
         row = conn.execute(select(signatures.c.data).where(signatures.c.article_id == article_id)).first()
