@@ -278,25 +278,35 @@ def eval_(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     out_path: Annotated[Path | None, typer.Option("--out", help="Write {id, story} per article to this JSONL file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    copies: Annotated[bool, typer.Option("--copies", help="Also derive seeded wire copies and score copy detection.")] = False,
 ) -> None:
     """Replay a labeled file through the dedup stage (daemon settings) and print P/R/F1."""
     from .evaluate import evaluate, read_labeled
 
+    # the daemon's settings when its config is there; the built-in defaults (the same values) otherwise
     settings = load_config(config).settings.dedup if config.exists() or config != DEFAULT_CONFIG_PATH else DedupSettings()
     records = read_labeled(file)
     result = evaluate(records, settings)
+    copy_scores = None
+    if copies:
+        from .wirecopies import copy_detection
+
+        copy_scores = copy_detection(records, settings)
     if out_path is not None:
         with out_path.open("w", encoding="utf-8") as fh:
             for r in records:
                 fh.write(json.dumps({"id": r.id, "story": result.assignment[r.id]}, ensure_ascii=False) + "\n")
     sc = result.scores
-    data = {
+    data: dict[str, Any] = {
         "file": str(file), "articles": sc.items,
         "pairwise": {"precision": sc.pairwise_precision, "recall": sc.pairwise_recall, "f1": sc.pairwise_f1},
         "bcubed": {"precision": sc.bcubed_precision, "recall": sc.bcubed_recall, "f1": sc.bcubed_f1},
         "predicted_clusters": sc.predicted_clusters, "gold_clusters": sc.gold_clusters,
         "articles_per_second": round(result.articles_per_second, 1),
     }
+    if copy_scores is not None:
+        data["copies"] = {"articles": copy_scores.items, "precision": copy_scores.pairwise_precision,
+                          "recall": copy_scores.pairwise_recall, "f1": copy_scores.pairwise_f1}
     if as_json:
         out.print_json(json.dumps(data))
         return
@@ -305,6 +315,9 @@ def eval_(
         table.add_column(col, justify="right")
     table.add_row("pairwise", f"{sc.pairwise_precision:.3f}", f"{sc.pairwise_recall:.3f}", f"{sc.pairwise_f1:.3f}")
     table.add_row("B-cubed", f"{sc.bcubed_precision:.3f}", f"{sc.bcubed_recall:.3f}", f"{sc.bcubed_f1:.3f}")
+    if copy_scores is not None:
+        table.add_row(f"copies ({copy_scores.items})", f"{copy_scores.pairwise_precision:.4f}", f"{copy_scores.pairwise_recall:.4f}",
+                      f"{copy_scores.pairwise_f1:.4f}")
     out.print(table)
     out.print(f"{sc.predicted_clusters} stories predicted, {sc.gold_clusters} gold; {result.articles_per_second:.0f} articles/s", highlight=False)
 

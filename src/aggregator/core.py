@@ -227,7 +227,6 @@ class Aggregator:
 
     def _commit(self, feed: FeedState, parsed: ParsedFeed, candidates: Sequence[_Candidate], change: FeedUpdate, now: datetime) -> int:
         """Store new articles, their signatures and story membership, then the feed's new state: one transaction."""
-        source = feed.name
         added: list[int] = []
         try:
             with self.store.transaction() as conn:
@@ -239,7 +238,7 @@ class Aggregator:
                         continue
                     article = Article(
                         feed_id=feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
-                        published_at=cand.published, first_seen_at=now, lang=cand.lang, source=source,
+                        published_at=cand.published, first_seen_at=now, lang=cand.lang, source=cand.entry.source or feed.name,
                         content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
                         from_page=cand.from_page,
                     )

@@ -63,6 +63,7 @@ class Entry:
     published: datetime | None
     author: str | None = None
     lang: str | None = None
+    source: str | None = None  # the outlet named by the entry itself (<source>), for feeds that aggregate others
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,10 @@ def _entry(raw: Any, feed_lang: str | None, base: str) -> Entry | None:
     lang = None
     for detail in (raw.get("content") or [{}])[0], raw.get("summary_detail") or {}:
         lang = lang or detail.get("language")
+    origin = raw.get("source") or {}
+    source = html_to_text(str(origin.get("title") or "")) if hasattr(origin, "get") else ""
     return Entry(
+        source=source or None,
         guid=guid,
         url=url,
         title=title,

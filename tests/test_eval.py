@@ -1,0 +1,96 @@
+"""`aggregator eval`: the labeled-file format, its errors, and quality floors on the shared dev data.
+
+The dev data lives in ../shared/data (research-only, never copied here); the floor tests skip
+with a clear message when it is absent. Floors sit a little under what the current rule reaches.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aggregator.config import DedupSettings
+from aggregator.errors import EvalError
+from aggregator.evaluate import evaluate, read_labeled
+from aggregator.wirecopies import copy_detection
+from conftest import SHARED
+
+DATA = SHARED / "data"
+# file: (B-cubed F1 floor, B-cubed precision floor); measured: basil 0.997/1.000, allsides 0.929/0.973, probe 0.758/0.871
+FLOORS = {"basil": (0.98, 0.98), "allsides_neus": (0.91, 0.95), "allsides_neus_probe": (0.74, 0.85)}
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} not present: dev-set evaluation skipped")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True, timeout=300)
+
+
+def write(path: Path, rows: list[object]) -> Path:
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def row(i: int, cluster: str, title: str, text: str, published: str | None = "2024-05-01T00:00:00Z") -> dict[str, object]:
+    return {"id": f"a{i}", "title": title, "text": text, "published": published, "source": f"outlet{i}.example",
+            "url": None, "cluster": cluster, "lang": "en"}
+
+
+STORM = "Heavy rain flooded the harbour town of Port Elwyn overnight and ferry crossings to the islands were suspended, officials said. " * 3
+CHESS = "A twelve-year-old from Sheffield won the national chess championship in Leeds, beating three grandmasters over nine rounds. " * 3
+
+
+def test_out_file_has_every_id_exactly_once_and_scores_print(tmp_path):
+    path = write(tmp_path / "small.jsonl", [row(1, "s", "Storm floods Port Elwyn", STORM), row(2, "c", "Chess prodigy wins", CHESS),
+                                            row(3, "s", "Port Elwyn ferries halted by flood", STORM)])
+    result = cli("eval", str(path), "--out", str(tmp_path / "assign.jsonl"), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["bcubed"]["f1"] == 1.0 and report["predicted_clusters"] == 2 and report["gold_clusters"] == 2
+    assigned = [json.loads(line) for line in (tmp_path / "assign.jsonl").read_text().splitlines()]
+    assert [a["id"] for a in assigned] == ["a1", "a2", "a3"]
+    assert assigned[0]["story"] == assigned[2]["story"] != assigned[1]["story"]
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (['{"id": 1, "title": "t", "text": "x", "published": null, "cluster": 1}', "{not json"], ":2: not valid JSON"),
+        (['{"id": 1, "title": "t", "published": null, "cluster": 1}'], ":1: missing field(s): text"),
+        (['{"id": 1, "title": "t", "text": "x", "published": "yesterday", "cluster": 1}'], ":1: published is not an ISO 8601 date"),
+        (['{"id": 1, "title": "t", "text": "x", "published": null, "cluster": 1}'] * 2, ":2: duplicate id '1'"),
+        (["[1, 2]"], ":1: expected a JSON object"),
+    ],
+)
+def test_malformed_files_name_the_line(tmp_path, lines, message):
+    path = write(tmp_path / "bad.jsonl", lines)
+    with pytest.raises(EvalError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_labeled(path)
+    result = cli("eval", str(path))
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_null_dates_make_one_batch(tmp_path):
+    rows = [row(1, "s", "Storm floods Port Elwyn", STORM, None), row(2, "s", "Port Elwyn ferries halted", STORM, None)]
+    assert evaluate(read_labeled(write(tmp_path / "batch.jsonl", rows)), DedupSettings()).scores.bcubed_f1 == 1.0
+
+
+@needs_data
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_dev_quality_floor(name):
+    f1_floor, precision_floor = FLOORS[name]
+    result = evaluate(read_labeled(DATA / name / "dev.jsonl"), DedupSettings())
+    s = result.scores
+    print(f"{name}: B3 P/R/F1 {s.bcubed_precision:.3f}/{s.bcubed_recall:.3f}/{s.bcubed_f1:.3f} "
+          f"pairwise F1 {s.pairwise_f1:.3f}, {s.predicted_clusters}/{s.gold_clusters} clusters, {result.articles_per_second:.0f} articles/s")
+    assert s.bcubed_f1 >= f1_floor and s.bcubed_precision >= precision_floor
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["basil", "allsides_neus", pytest.param("allsides_neus_probe", marks=pytest.mark.slow)])
+def test_copy_detection_floor(name):
+    s = copy_detection(read_labeled(DATA / name / "dev.jsonl"), DedupSettings())
+    assert s.pairwise_f1 >= 0.99, (s.pairwise_precision, s.pairwise_recall)

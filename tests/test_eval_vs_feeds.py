@@ -1,0 +1,86 @@
+"""The same labeled articles give the same stories through `aggregator eval` and through the real
+fetch/parse path (a feed on 127.0.0.1 polled by the facade the daemon uses)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from xml.sax.saxutils import escape
+
+import pytest
+
+from aggregator.core import Aggregator
+from aggregator.demo import load_corpus
+from aggregator.evaluate import LabeledArticle, evaluate, read_labeled
+from aggregator.feedserver import Response
+from conftest import SHARED
+
+START = datetime(2026, 11, 2, tzinfo=timezone.utc)
+
+
+def demo_records() -> list[dict[str, object]]:
+    rows = [
+        {"id": a.key.replace("/", "-"), "title": a.title, "text": "\n\n".join(a.paragraphs),
+         "published": (START + timedelta(hours=a.hour)).isoformat().replace("+00:00", "Z"),
+         "source": a.outlet, "url": None, "cluster": a.event, "lang": "en"}
+        for a in load_corpus().articles
+    ]
+    return sorted(rows, key=lambda r: (str(r["published"]), str(r["id"])))
+
+
+def as_feed(records: list[LabeledArticle]) -> bytes:
+    items = "".join(
+        f"<item><title>{escape(r.title)}</title><guid isPermaLink=\"false\">{escape(r.id)}</guid>"
+        + (f"<pubDate>{format_datetime(r.published, usegmt=True)}</pubDate>" if r.published else "")
+        + (f"<source url=\"http://127.0.0.1/{escape(r.source)}\">{escape(r.source)}</source>" if r.source else "")
+        + f"<description>{escape(''.join(f'<p>{html.escape(p)}</p>' for p in r.text.split(chr(10) + chr(10))))}</description></item>"
+        for r in records
+    )
+    return f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Labeled</title>{items}</channel></rss>'.encode()
+
+
+def partition(assignment: dict[str, object]) -> set[frozenset[str]]:
+    groups: dict[object, set[str]] = {}
+    for article, story in assignment.items():
+        groups.setdefault(story, set()).add(article)
+    return {frozenset(g) for g in groups.values()}
+
+
+def feed_assignment(records: list[LabeledArticle], server, routes, make_config) -> dict[str, object]:
+    routes["/labeled.xml"] = Response(200, as_feed(records), {"Content-Type": "application/rss+xml; charset=utf-8"})
+    config = make_config([{"url": server.url("/labeled.xml"), "name": "labeled"}], extract={"fetch_pages": False},
+                         fetch={"max_body_bytes": 50_000_000})
+    dated = [r.published for r in records if r.published]
+    now = max(dated) + timedelta(hours=1) if dated else datetime.now(timezone.utc)
+    agg = Aggregator(config, clock=lambda: now)
+    try:
+        reports = asyncio.run(agg.poll_round(now))
+        assert reports[0].error is None and reports[0].new_articles == len(records)
+        guid_story = {}
+        with agg.store.connect() as conn:
+            from sqlalchemy import text
+
+            for guid, story in conn.execute(text("select a.guid, m.story_id from articles a join story_members m on m.article_id = a.id")):
+                guid_story[guid] = story
+        return guid_story
+    finally:
+        agg.close()
+
+
+def test_demo_corpus_through_feeds_matches_eval(tmp_path, server, routes, make_config):
+    path = tmp_path / "demo.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in demo_records()) + "\n", encoding="utf-8")
+    records = read_labeled(path)
+    expected = evaluate(records, make_config([]).settings.dedup)
+    assert expected.scores.bcubed_f1 > 0.9  # a meaningful clustering, not all singletons
+    assert partition(feed_assignment(records, server, routes, make_config)) == partition(dict(expected.assignment))
+
+
+@pytest.mark.skipif(not (SHARED / "data").is_dir(), reason="../shared/data not present")
+def test_real_labeled_news_through_feeds_matches_eval(tmp_path, server, routes, make_config):
+    records = read_labeled(SHARED / "data" / "allsides_neus" / "dev.jsonl")[:200]
+    expected = evaluate(records, make_config([]).settings.dedup)
+    assert partition(feed_assignment(records, server, routes, make_config)) == partition(dict(expected.assignment))
