@@ -521,6 +521,9 @@ def build_db(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         row = conn.execute(st.articles.select().order_by(st.articles.c.id.desc()).limit(1)).first()
         assert row is not None and row.published_at.tzinfo is not None
     dedup.decode(data)
+    # A running daemon snapshots its dedup statistics every few hundred articles; so does this history,
+    # or the restart would replay every article ever stored instead of indexing the window.
+    store.save_snapshot(dedup.scheme, n, dedup.snapshot(), end)
     counts = store.counts()
     store.close()
     db = Path(config.database_url.removeprefix("sqlite:///"))

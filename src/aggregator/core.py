@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import logging
+import multiprocessing
+import os
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy.engine import Connection
@@ -29,6 +34,7 @@ from .urls import host_of
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(hours=1)
 SNAPSHOT_EVERY = 500  # articles between dedup snapshots (a restart replays at most this many)
 OUTAGE_SAMPLE = 8  # this many network failures in a row, across 3+ hosts, means our network is down
@@ -61,13 +67,29 @@ class Aggregator:
         self.dedup = Deduplicator(config.settings.dedup)
         self._index_ready = False
         self._snapshot_at = 0
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._write_lock = threading.RLock()  # one writer: the database and the dedup index change together
         self._in_flight: set[int] = set()
         self._recent: deque[tuple[str, bool]] = deque(maxlen=OUTAGE_SAMPLE)  # (host, reached) of recent polls
         self._window = timedelta(hours=config.settings.dedup.window_hours)
         self.sync_feeds()
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self.store.close()
+
+    def _extractor(self) -> concurrent.futures.Executor | None:
+        """A process pool for extraction (CPU-bound), started on first use; None means threads."""
+        workers = self.config.settings.extract.workers or os.cpu_count() or 1
+        if workers <= 1:
+            return None
+        if self._pool is None:
+            # forkserver: forking a process that runs threads (HTTP client, servers) is not safe
+            context = multiprocessing.get_context("forkserver")
+            self._pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        return self._pool
 
     # -- setup --------------------------------------------------------------------
 
@@ -82,6 +104,11 @@ class Aggregator:
         return self.store.feeds(config_urls=[f.url for f in self.config.feeds])
 
     def ensure_index(self) -> int:
+        """The dedup index, rebuilt from storage if needed; returns how many articles it holds."""
+        with self._write_lock:
+            return self._ensure_index()
+
+    def _ensure_index(self) -> int:
         """Rebuild the dedup index from storage (once); returns how many articles it holds.
 
         The newest snapshot gives the learned statistics; articles stored before it and still
@@ -116,6 +143,15 @@ class Aggregator:
             self.save_snapshot()
         return len(self.dedup)
 
+    def housekeeping(self, now: datetime, snapshot: bool = True, force: bool = False) -> int:
+        """Forget articles that left the dedup window and, if due, snapshot the statistics; returns how many left."""
+        with self._write_lock:
+            self.ensure_index()
+            evicted = self.dedup.evict(now - self._window)
+            if snapshot:
+                self.save_snapshot(force=force)
+        return evicted
+
     def save_snapshot(self, force: bool = False) -> bool:
         """Persist the dedup statistics if enough articles arrived since the last snapshot."""
         if not self._index_ready:
@@ -138,8 +174,7 @@ class Aggregator:
     async def poll_round(self, now: datetime | None = None, due_only: bool = True, fetcher: Fetcher | None = None) -> list[PollReport]:
         """Poll every due feed (or every enabled feed) once, concurrently; one report per feed."""
         now = now or self.clock()
-        self.ensure_index()
-        self.dedup.evict(now - self._window)
+        self.housekeeping(now, snapshot=False)
         feeds = self.due_feeds(now) if due_only else [f for f in self.feeds() if not f.disabled_reason]
         if not feeds:
             return []
@@ -150,13 +185,13 @@ class Aggregator:
         finally:
             if own:
                 await fetcher.aclose()
-            self.save_snapshot()
+            with self._write_lock:
+                self.save_snapshot()
 
     async def poll_feed(self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None) -> PollReport:
         """Fetch, parse, extract, dedup and store one feed; errors end up on the feed, not raised."""
         if feed.id in self._in_flight:
             return PollReport(feed.url, None, 0, error="already being polled")
-        self.ensure_index()
         self._in_flight.add(feed.id)
         now = now or self.clock()
         sched = self.config.settings.schedule
@@ -165,23 +200,21 @@ class Aggregator:
                 result = await fetcher.fetch_feed(feed.url, feed.etag, feed.last_modified)
                 self._recent.append((host_of(feed.url), True))
                 if result.not_modified:
-                    with self.store.transaction() as conn:
-                        self.store.apply_feed_update(conn, feed.id, decide.after_success(feed, result, None, now, sched), now)
+                    await self._write(self._update_feed, feed.id, decide.after_success(feed, result, None, now, sched), now)
                     return PollReport(feed.url, 304, 0, not_modified=True)
                 parsed = parse_feed(result.final_url, result.content, result.headers)
                 if parsed.warning:
                     log.info("%s: recoverable feed problem: %s", feed.url, parsed.warning)
                 candidates = await self._prepare(fetcher, feed, parsed, now)
                 change = decide.after_success(feed, result, parsed, now, sched)
-                new = self._commit(feed, parsed, candidates, change, now)
+                new = await self._write(self._commit, feed, parsed, candidates, change, now)
                 return PollReport(feed.url, result.status, new)
             except FeedError as exc:
                 log.warning("%s", exc)
                 reached = not isinstance(exc, NetworkError)
                 self._recent.append((host_of(feed.url), reached))
                 rule = decide.after_failure if reached or not self.network_outage() else decide.during_outage
-                with self.store.transaction() as conn:
-                    self.store.apply_feed_update(conn, feed.id, rule(feed, exc, now, sched), now)
+                await self._write(self._update_feed, feed.id, rule(feed, exc, now, sched), now)
                 return PollReport(feed.url, getattr(exc, "status", None), 0, error=exc.message)
         finally:
             self._in_flight.discard(feed.id)
@@ -223,10 +256,32 @@ class Aggregator:
         except FetchError as exc:
             log.info("article page unavailable, using feed text: %s", exc)
             return None
-        return await asyncio.to_thread(extract_page, result.content, result.final_url)
+        pool = self._extractor()
+        if pool is None:
+            return await asyncio.to_thread(extract_page, result.content, result.final_url)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, extract_page, result.content, result.final_url)
+        except concurrent.futures.process.BrokenProcessPool:  # a worker died (e.g. out of memory): start afresh
+            log.warning("%s: extraction worker died; restarting the pool", entry.url)
+            self._pool = None
+            return await asyncio.to_thread(extract_page, result.content, result.final_url)
+
+    async def _write(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a database write in a worker thread, one at a time, so the event loop keeps fetching."""
+
+        def locked() -> T:
+            with self._write_lock:
+                return func(*args)
+
+        return await asyncio.to_thread(locked)
+
+    def _update_feed(self, feed_id: int, change: FeedUpdate, now: datetime) -> None:
+        with self.store.transaction() as conn:
+            self.store.apply_feed_update(conn, feed_id, change, now)
 
     def _commit(self, feed: FeedState, parsed: ParsedFeed, candidates: Sequence[_Candidate], change: FeedUpdate, now: datetime) -> int:
         """Store new articles, their signatures and story membership, then the feed's new state: one transaction."""
+        self.ensure_index()  # rebuilt here if an earlier transaction was rolled back
         added: list[int] = []
         try:
             with self.store.transaction() as conn:

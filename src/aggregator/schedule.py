@@ -91,6 +91,7 @@ class Daemon:
                 if pending:
                     await asyncio.wait(pending)
             scheduler.shutdown(wait=False)
+        await asyncio.to_thread(agg.housekeeping, agg.clock(), True, True)  # a snapshot, so the next start replays little
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         log.info("daemon stopped")
@@ -140,7 +141,6 @@ class Daemon:
             log.info("wrote digest %s (%d stories)", files.markdown, files.stories)
 
     async def _housekeeping(self) -> None:
-        agg = self.agg
-        evicted = agg.dedup.evict(agg.clock() - timedelta(hours=agg.config.settings.dedup.window_hours))
+        evicted = await asyncio.to_thread(self.agg.housekeeping, self.agg.clock())
         if evicted:
             log.info("dedup window: forgot %d old article(s) (still in the database)", evicted)
