@@ -249,8 +249,9 @@ class Deduplicator:
     def sign(self, title: str, text: str) -> Signature:
         """The article's signature, given what the index has seen so far (it filters boilerplate)."""
         counts: dict[str, float] = {}
-        for part, weight in ((title, TITLE_WEIGHT), (text, 1.0)):
-            for token in words(part):
+        title_tokens, text_tokens = words(title), words(text)  # tokenised once, used for terms and shingles
+        for tokens, weight in ((title_tokens, TITLE_WEIGHT), (text_tokens, 1.0)):
+            for token in tokens:
                 if token in _STOPWORDS or (len(token) < 2 and not _NO_SPACES.match(token)):
                     continue
                 w = weight
@@ -262,13 +263,13 @@ class Deduplicator:
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
         terms = np.array([_hash32(t.encode("utf-8")) for t, _ in top], dtype=np.uint32)
         tf_counts = np.array([c for _, c in top], dtype=np.float32)
-        body = self._shingle_set(words(text))
+        body = self._shingle_set(text_tokens)
         body_hashes = np.array([_hash32(s) for s in body], dtype=np.uint32)
         seen = self._seen_shingles[body_hashes & self._shingle_mask] if len(body) else np.zeros(0, dtype=np.uint8)
         # Counting this article itself, a shingle is boilerplate once more than BOILERPLATE_DOCS carry it.
         keep = [s for s, c in zip(body, seen.tolist(), strict=True) if c + 1 <= BOILERPLATE_DOCS]
         if len(keep) < COPY_MIN_SHINGLES:
-            both = self._shingle_set(words(f"{title} {text}"))
+            both = self._shingle_set(title_tokens + text_tokens)
             keep = [s for s in both if self._seen_shingles[_hash32(s) & self._shingle_mask] <= BOILERPLATE_DOCS] or both
         keep = keep or [b""]
         minhash = MinHash(num_perm=self.settings.num_perm, hashfunc=_hash32, permutations=self._permutations, scheme="affine32")
@@ -450,8 +451,11 @@ class Deduplicator:
         # member weights under the current df, counting the query's own terms too
         extra = np.isin(cat & self._mask, sig.terms & self._mask).astype(np.float64)
         w = np.concatenate([d.tf for d in docs]) * self._idf(cat, extra) ** IDF_POWER
-        qmap = dict(zip(sig.terms.tolist(), query_w.tolist(), strict=True))
-        qvals = np.fromiter((qmap.get(x, 0.0) for x in cat.tolist()), dtype=np.float64, count=len(cat))
+        # the query's weight for each member term (0 when the query lacks it), by binary search
+        order = np.argsort(sig.terms, kind="stable")
+        query_terms, query_sorted = sig.terms[order], query_w[order]
+        pos = np.minimum(np.searchsorted(query_terms, cat), max(len(query_terms) - 1, 0))
+        qvals = np.where(query_terms[pos] == cat, query_sorted[pos], 0.0) if len(query_terms) else np.zeros(len(cat))
         offsets = np.zeros(len(lens), dtype=np.int64)
         np.cumsum(lens[:-1], out=offsets[1:])
         dots = np.zeros(len(lens))
