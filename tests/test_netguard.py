@@ -73,3 +73,66 @@ def test_redirect_to_non_http_scheme_is_refused(server, routes):
     with pytest.raises(FetchError, match="non-http"):
         fetch(server.url("/feed"), ["127.0.0.1"])
 
+
+
+@pytest.mark.parametrize(
+    "current, location, refusal",
+    [
+        ("https://news.example/feed", "http://news.example/feed", "https to plain http"),
+        ("https://news.example/feed", "HTTP://other.example/x", "https to plain http"),
+        ("http://news.example/feed", "https://news.example/feed", None),  # upgrades are fine
+        ("https://news.example/a", "/b", None),  # relative stays https
+        ("http://news.example/a", "javascript:alert(1)", "non-http"),
+        ("http://news.example/a", None, "without a Location"),
+        ("http://news.example/a", "/a", "redirect loop"),
+    ],
+)
+def test_redirect_rules(current, location, refusal):
+    from aggregator.fetch import redirect_target
+
+    _, why = redirect_target(current, location, {current})
+    assert (why is None) if refusal is None else (refusal in why)
+
+
+class FakeDNS:
+    """The outside internet's DNS, faked: a name resolves to the given answers."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = [ipaddress.ip_address(a) for a in answers]
+
+    async def __call__(self, host: str, port: int, timeout: float | None) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        return self.answers
+
+
+@pytest.mark.parametrize("answers", [["93.184.216.34", "127.0.0.1"], ["10.0.0.5"], ["169.254.169.254"], ["::ffff:192.168.1.1"]])
+def test_every_dns_answer_is_checked_and_the_connection_pinned(monkeypatch, answers):
+    from aggregator.netguard import BlockedAddress, GuardedBackend
+
+    connected: list[str] = []
+
+    class Recorder:
+        async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+            connected.append(host)
+            raise AssertionError("must not connect")
+
+    backend = GuardedBackend(NetGuard(), inner=Recorder())  # type: ignore[arg-type]
+    monkeypatch.setattr(GuardedBackend, "_resolve", staticmethod(FakeDNS(answers)))
+    with pytest.raises(BlockedAddress, match="feeds.example resolves to"):
+        asyncio.run(backend.connect_tcp("feeds.example", 80))
+    assert connected == []
+
+
+def test_a_public_answer_is_connected_by_address_not_by_name(monkeypatch):
+    from aggregator.netguard import GuardedBackend
+
+    connected: list[str] = []
+
+    class Recorder:
+        async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # type: ignore[no-untyped-def]
+            connected.append(host)
+            return "stream"
+
+    backend = GuardedBackend(NetGuard(), inner=Recorder())  # type: ignore[arg-type]
+    monkeypatch.setattr(GuardedBackend, "_resolve", staticmethod(FakeDNS(["93.184.216.34"])))
+    assert asyncio.run(backend.connect_tcp("feeds.example", 80)) == "stream"
+    assert connected == ["93.184.216.34"]  # pinned: a second DNS answer cannot change where we connect

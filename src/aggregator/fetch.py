@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
 
+import brotli
 import httpcore
 import httpx
 
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+ACCEPT_ENCODING = "gzip, deflate, br"
+_STEP = 64 * 1024  # most decoded bytes produced per decompression step: a bomb never inflates at once
 _PERMANENT = frozenset({301, 308})
 
 
@@ -88,16 +92,9 @@ class Fetcher:
             status, resp_headers, content, spent = await self._one(url, current, headers, budget)
             budget -= spent
             if status in _REDIRECTS:
-                location = resp_headers.get("location")
-                if not location:
-                    raise FetchError(url, f"HTTP {status} redirect without a Location header")
-                target = urljoin(current, location)
-                if urlsplit(target).scheme.lower() not in ALLOWED_SCHEMES:
-                    raise FetchError(url, f"redirect to a non-http URL {target[:80]!r}")
-                if current.lower().startswith("https:") and target.lower().startswith("http:"):
-                    raise FetchError(url, f"refused redirect from https to plain http ({target[:80]})")
-                if target in seen:
-                    raise FetchError(url, f"redirect loop at {target}")
+                target, refusal = redirect_target(current, resp_headers.get("location"), seen)
+                if refusal:
+                    raise FetchError(url, f"HTTP {status}: {refusal}")
                 seen.add(target)
                 permanent = permanent and status in _PERMANENT
                 current = target
@@ -132,20 +129,18 @@ class Fetcher:
     async def _exchange(self, url: str, current: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         cap = self.settings.max_body_bytes
         try:
-            async with self._client.stream("GET", current, headers=headers) as response:
+            async with self._client.stream("GET", current, headers={**headers, "Accept-Encoding": ACCEPT_ENCODING}) as response:
                 resp_headers = {k.lower(): v for k, v in response.headers.items()}
                 if response.status_code != 200:
                     return response.status_code, resp_headers, b""
                 declared = resp_headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > cap and "content-encoding" not in resp_headers:
                     raise BodyTooLarge(url, f"body of {int(declared)} bytes exceeds the {cap}-byte cap")
+                decoder = BoundedDecoder(url, resp_headers.get("content-encoding", ""), cap)
                 chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > cap:
-                        raise BodyTooLarge(url, f"body exceeds the {cap}-byte cap")
-                    chunks.append(chunk)
+                async for raw in response.aiter_raw():
+                    chunks.append(decoder.feed(raw))
+                chunks.append(decoder.flush())
                 return response.status_code, resp_headers, b"".join(chunks)
         except httpx.ConnectError as exc:
             message = str(exc)
@@ -160,6 +155,71 @@ class Fetcher:
             raise NetworkError(url, f"{type(exc).__name__}: {exc or 'connection lost'}") from None
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise FetchError(url, f"{type(exc).__name__}: {exc or 'connection failed'}") from None
+
+
+class BoundedDecoder:
+    """Content-Encoding decoding that stops at the cap while decoding, so memory stays small:
+    output is produced at most 64 KiB at a time, however well the body compresses."""
+
+    def __init__(self, url: str, encoding: str, cap: int) -> None:
+        self.url, self.cap, self.size = url, cap, 0
+        self.encoding = encoding.strip().lower()
+        self._z: Any = None
+        if self.encoding in ("", "identity"):
+            pass
+        elif self.encoding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding == "deflate":
+            pass  # zlib-wrapped or raw: decided on the first bytes
+        elif self.encoding == "br":
+            self._br = brotli.Decompressor()
+        else:
+            raise FetchError(url, f"unsupported Content-Encoding {encoding[:40]!r}")
+
+    def _count(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.size > self.cap:
+            raise BodyTooLarge(self.url, f"body exceeds the {self.cap}-byte cap")
+        return data
+
+    def feed(self, raw: bytes) -> bytes:
+        try:
+            if self.encoding in ("", "identity"):
+                return self._count(raw)
+            if self.encoding == "br":
+                return self._brotli(raw)
+            if self._z is None:  # deflate: RFC 1950 (zlib) as specified, raw RFC 1951 as often sent
+                self._z = zlib.decompressobj(zlib.MAX_WBITS if raw[:1] and (raw[0] & 0x0F) == 8 else -zlib.MAX_WBITS)
+            out = [self._count(self._z.decompress(raw, _STEP))]
+            while self._z.unconsumed_tail:
+                out.append(self._count(self._z.decompress(self._z.unconsumed_tail, _STEP)))
+            return b"".join(out)
+        except (zlib.error, brotli.error) as exc:
+            raise FetchError(self.url, f"undecodable {self.encoding} body: {exc}") from None
+
+    def _brotli(self, raw: bytes) -> bytes:
+        out = [self._count(self._br.process(raw, output_buffer_limit=_STEP))]
+        while not self._br.can_accept_more_data():
+            out.append(self._count(self._br.process(b"", output_buffer_limit=_STEP)))
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        return self._count(self._z.flush()) if self._z is not None else b""
+
+
+def redirect_target(current: str, location: str | None, seen: set[str]) -> tuple[str, str | None]:
+    """Where a redirect leads, or why it is refused: no Location, a non-http(s) scheme, a
+    downgrade from https to plain http, or a loop."""
+    if not location:
+        return "", "redirect without a Location header"
+    target = urljoin(current, location.strip())
+    if urlsplit(target).scheme.lower() not in ALLOWED_SCHEMES:
+        return target, f"redirect to a non-http URL {target[:80]!r}"
+    if urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme.lower() == "http":
+        return target, f"refused redirect from https to plain http ({target[:80]})"
+    if target in seen:
+        return target, f"redirect loop at {target}"
+    return target, None
 
 
 def guarded_transport(guard: NetGuard, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
