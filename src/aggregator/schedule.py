@@ -87,7 +87,7 @@ class Daemon:
             if self._tasks:
                 done, pending = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S)
                 for task in pending:
-                    task.cancel()  # cancellation lands on an await (network), never inside a transaction
+                    task.cancel()  # lands on a network await; a write already in its thread still commits whole
                 if pending:
                     await asyncio.wait(pending)
             scheduler.shutdown(wait=False)
