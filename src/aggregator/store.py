@@ -263,7 +263,7 @@ class Store:
 
         ``configured`` holds (config_url, name, interval_s). Feeds no longer
         configured stay in the database (their articles are history) but are
-        not returned by ``feeds(active_only=True)``.
+        not returned by ``feeds(config_urls=...)`` for the current config.
         """
         with self.transaction() as conn:
             known = {r.config_url: r for r in conn.execute(select(feeds.c.id, feeds.c.config_url, feeds.c.name, feeds.c.interval_s))}
