@@ -115,6 +115,9 @@ def test_one_round_survives_every_hostile_feed(hostile):
     assert feeds["503"].next_poll_at is not None and abs((feeds["503"].next_poll_at - NOW).total_seconds() - 1800) < 100
     assert feeds["404"].next_poll_at is not None and feeds["404"].next_poll_at - NOW >= timedelta(minutes=29)
     assert feeds["good"].error_count == 0 and feeds["good"].last_success_at == NOW
+    from aggregator.decide import health
+
+    assert (health(feeds["good"]), health(feeds["410"]), health(feeds["500"])) == ("ok", "disabled", "backing off (1 failure in a row)")
 
 
 def test_second_round_only_polls_what_is_due_and_keeps_everything(hostile):

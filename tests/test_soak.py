@@ -123,3 +123,4 @@ def test_a_day_of_500_feeds_with_misbehaving_ones(tmp_path, quiet_logs):
     view = {row["name"]: row for row in json.loads(listed.stdout)}
     for f in bad:
         assert view[f.name]["last_error"] == f.last_error
+        assert view[f.name]["health"].startswith("backing off" if f.error_count else "ok")

@@ -242,17 +242,20 @@ def feeds(config: ConfigOption = DEFAULT_CONFIG_PATH, as_json: Annotated[bool, t
         states = agg.feeds()
     finally:
         agg.close()
+    from .decide import health
+
     if as_json:
-        out.print_json(json.dumps([{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(f).items()} for f in states]))
+        rows = [{**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(f).items()}, "health": health(f)} for f in states]
+        out.print_json(json.dumps(rows))
         return
     table = Table(expand=True)
-    for col in ("feed", "last success", "next poll", "errors", "last error / disabled"):
+    for col in ("feed", "health", "last success", "next poll", "last error / disabled reason"):
         table.add_column(col)
     def fmt(dt: datetime | None) -> str:
         return _local(dt, agg) if dt else "—"
 
     for f in states:
-        table.add_row(f"{f.name}\n{f.url}", fmt(f.last_success_at), fmt(f.next_poll_at), str(f.error_count),
+        table.add_row(f"{f.name}\n{f.url}", health(f), fmt(f.last_success_at), fmt(f.next_poll_at),
                       f.disabled_reason or f.last_error or "")
     out.print(table)
 
