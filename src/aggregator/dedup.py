@@ -328,7 +328,7 @@ class Deduplicator:
             idf = np.where(df > MAX_DF_RATIO * n, 0.0, idf)
         return idf
 
-    def containment(self, a: Signature, b: Signature) -> tuple[float, float]:
+    def containment(self, a: Signature | _Doc, b: Signature | _Doc) -> tuple[float, float]:
         """(estimated Jaccard, estimated share of the smaller shingle set found in the other)."""
         j = float(a.minhash.jaccard(b.minhash))
         inter = j * (a.shingles + b.shingles) / (1.0 + j)
@@ -375,9 +375,7 @@ class Deduplicator:
             doc = self._docs.get(key)
             if doc is None or not self._in_window(t, doc.t):
                 continue
-            j = float(sig.minhash.jaccard(doc.minhash))
-            inter = j * (sig.shingles + doc.shingles) / (1.0 + j)
-            contained = inter / max(1, min(sig.shingles, doc.shingles))
+            j, contained = self.containment(sig, doc)
             if self._is_copy(j, contained) and (best_copy is None or j > best_copy[0]):
                 best_copy = (j, key)
         # Tier 2: reports (always scored: the crowding statistics learn from every article).
