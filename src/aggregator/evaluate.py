@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import DedupSettings
-from .dedup import Deduplicator
+from .dedup import Decision, Deduplicator
 from .errors import EvalError
 from .scoring import Scores, score
 
@@ -100,23 +100,26 @@ def batch_dates(records: list[LabeledArticle]) -> Iterator[datetime]:
         yield BATCH_DATE if batch or r.published is None else r.published
 
 
-def evaluate(records: list[LabeledArticle], settings: DedupSettings) -> EvalResult:
-    """Assign every record to a story, exactly as the daemon would, and score against gold."""
+def replay(records: list[LabeledArticle], settings: DedupSettings) -> Iterator[tuple[int, Decision, int]]:
+    """Each record through the dedup stage in order, as the daemon would: (its number from 1,
+    the decision, the story it joined). A new story is numbered after the article that starts it."""
     dedup = Deduplicator(settings)
-    assignment: dict[str, int] = {}
-    kinds: dict[str, str] = {}
-    started = time.perf_counter()
-    next_story = 1
     for number, (record, published) in enumerate(zip(records, batch_dates(records), strict=True), start=1):
         sig = dedup.sign(record.title, record.text)
         decision = dedup.decide(sig, published, record.source)
-        if decision.story_id is None:
-            story_id, next_story = next_story, next_story + 1
-        else:
-            story_id = decision.story_id
+        story_id = decision.story_id if decision.story_id is not None else number
         dedup.add(number, story_id, sig, published, record.source)
-        assignment[record.id] = story_id
-        kinds[record.id] = decision.kind
+        yield number, decision, story_id
+
+
+def evaluate(records: list[LabeledArticle], settings: DedupSettings) -> EvalResult:
+    """Assign every record to a story, exactly as the daemon would, and score against gold."""
+    assignment: dict[str, int] = {}
+    kinds: dict[str, str] = {}
+    started = time.perf_counter()
+    for number, decision, story_id in replay(records, settings):
+        assignment[records[number - 1].id] = story_id
+        kinds[records[number - 1].id] = decision.kind
     seconds = time.perf_counter() - started
     gold = {r.id: r.cluster for r in records}
     return EvalResult(score(assignment, gold), assignment, kinds, seconds)

@@ -14,8 +14,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from .config import DedupSettings
-from .dedup import Deduplicator
-from .evaluate import LabeledArticle, batch_dates
+from .evaluate import LabeledArticle, replay
 from .scoring import Scores, score
 
 BYLINES = ["By {n}, Associated Press", "By {n} | Reuters", "{n}, Staff Writer", "By {n}\nAFP"]
@@ -86,7 +85,6 @@ def copy_detection(records: list[LabeledArticle], settings: DedupSettings, seed:
     """Pairwise scores of copy links (articles joined as ``copy``, transitively) against true origins."""
     stream = with_copies(records, seed)
     articles = [a for a, _ in stream]
-    dedup = Deduplicator(settings)
     parent: dict[int, int] = {}
 
     def root(i: int) -> int:
@@ -94,10 +92,7 @@ def copy_detection(records: list[LabeledArticle], settings: DedupSettings, seed:
             i = parent[i]
         return i
 
-    for number, (article, published) in enumerate(zip(articles, batch_dates(articles), strict=True), start=1):
-        sig = dedup.sign(article.title, article.text)
-        decision = dedup.decide(sig, published, article.source)
-        dedup.add(number, decision.story_id or number, sig, published, article.source)
+    for number, decision, _ in replay(articles, settings):
         if decision.kind == "copy" and decision.matched_article_id is not None:
             a, b = root(number), root(decision.matched_article_id)
             if a != b:
