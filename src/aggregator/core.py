@@ -385,8 +385,3 @@ class Aggregator:
 async def _none() -> None:
     return None
 
-
-def open_aggregator(config: Config, clock: Clock = utcnow) -> Aggregator:
-    """The one way commands get an Aggregator."""
-    return Aggregator(config, clock=clock)
-

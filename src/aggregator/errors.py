@@ -11,7 +11,6 @@
     │   │   ├── HTTPStatusError  an unexpected status code (carries ``status``)
     │   │   └── BodyTooLarge     the decoded body exceeded the cap
     │   └── ParseError         the bytes are not a usable feed
-    ├── ExtractError           an article page yielded no text
     └── EvalError              a malformed evaluation file (carries ``line``)
 """
 
@@ -70,10 +69,6 @@ class BodyTooLarge(FetchError):
 
 class ParseError(FeedError):
     """The fetched bytes are not a feed we can read."""
-
-
-class ExtractError(AggregatorError):
-    """A page yielded no article text."""
 
 
 class EvalError(AggregatorError):

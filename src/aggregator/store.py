@@ -233,15 +233,6 @@ class Store:
                 self._set_meta(conn, "schema_version", str(SCHEMA_VERSION))
                 log.info("database schema at v%d", SCHEMA_VERSION)
 
-    def get_meta(self, key: str) -> str | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
-        return row[0] if row else None
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self.engine.begin() as conn:
-            self._set_meta(conn, key, value)
-
     @staticmethod
     def _set_meta(conn: Connection, key: str, value: str) -> None:
         if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
@@ -513,12 +504,6 @@ class Store:
                 name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
                 for name, table in (("feeds", feeds), ("articles", articles), ("stories", stories), ("story_members", story_members))
             }
-
-    def integrity_ok(self) -> bool:
-        if self.engine.dialect.name != "sqlite":
-            return True
-        with self.engine.connect() as conn:
-            return bool(conn.execute(text("PRAGMA integrity_check")).scalar_one() == "ok")
 
 
 def _feed_state(row: Any) -> FeedState:
