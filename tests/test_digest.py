@@ -19,10 +19,12 @@ GENERATED = datetime(2024, 3, 6, 6, 0, tzinfo=timezone.utc)
 
 
 def variant(article_id: int, story_id: int, kind: str = "canonical", *, source: str = "Harbour Gazette", title: str = "A title",
-            url: str | None = "https://news.example.org/a", minutes: int = 0, text: str = "Some text.", similarity: float = 1.0) -> Variant:
+            url: str | None = "https://news.example.org/a", minutes: int = 0, text: str = "Some text.", similarity: float = 1.0,
+            summary_html: str = "") -> Variant:
     return Variant(
         article_id=article_id, story_id=story_id, kind=kind, similarity=similarity, source=source,  # type: ignore[arg-type]
         title=title, url=url, published_at=T0 + timedelta(minutes=minutes), first_seen_at=T0 + timedelta(minutes=minutes + 1), text=text,
+        summary_html=summary_html,
     )
 
 
@@ -90,7 +92,7 @@ def test_story_details_are_shown() -> None:
 
 def test_long_canonical_text_is_cut_to_an_excerpt() -> None:
     _, html = render(three_stories())
-    para = lxml.html.document_fromstring(html).get_element_by_id("story-10").find("p[2]")
+    para = lxml.html.document_fromstring(html).get_element_by_id("story-10").find(".//div[@class='lead']/p")
     assert para is not None
     assert para.text_content().endswith("…")
     assert len(para.text_content()) < 400
@@ -191,6 +193,66 @@ def test_markdown_renders_inert(payload: str) -> None:
     rendered = MarkdownIt("commonmark").render(markdown)
     assert_inert_html(f"<html><head><style></style></head><body>{rendered}</body></html>")
     assert "javascript:" not in "".join(a.get("href", "") for a in lxml.html.fragment_fromstring(rendered, create_parent="div").iter("a"))
+
+
+# -- feed HTML: the canonical's own summary, sanitized with nh3 -------------------------------------
+
+SUMMARY_PAYLOADS = PAYLOADS + [
+    '<p>Rain<img src=x onerror="alert(1)"></p>',
+    '<a href="javascript:alert(1)">x</a><a href="data:text/html,<script>alert(1)</script>">y</a>',
+    '<a href=" JaVaScRiPt:alert(1)">x</a><a href="/relative/path">r</a><a href="//evil.example/x">p</a>',
+    '<p onclick="alert(1)" style="background:url(javascript:alert(1))">styled</p>',
+    '<form action="https://evil.example"><input name=q><button>go</button></form>',
+    '<object data="x.swf"></object><embed src="x.swf"><base href="https://evil.example/">',
+    '<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>',
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
+    '<!--<img src=x onerror=alert(1)>-->',
+    '<b>unclosed <a href="https://ok.example.org/a',
+    '<svg><a xlink:href="javascript:alert(1)"><text>x</text></a></svg>',
+    '<meta http-equiv="refresh" content="0;url=https://evil.example">',
+    '<link rel=stylesheet href="https://evil.example/x.css">',
+]
+
+
+def summary_story(summary_html: str, text: str = "The full text of the report.") -> Story:
+    return story(70, "Headline", [variant(9, 70, summary_html=summary_html, text=text)])
+
+
+def lead_of(html: str) -> lxml.html.HtmlElement:
+    return lxml.html.document_fromstring(html).get_element_by_id("story-70").find(".//div[@class='lead']")
+
+
+@pytest.mark.parametrize("payload", SUMMARY_PAYLOADS)
+def test_feed_html_summaries_are_sanitized(payload: str) -> None:
+    _, html = render([summary_story(payload)])
+    assert_inert_html(html)
+    doc = lxml.html.document_fromstring(html)
+    assert len(list(doc.iter("meta"))) == 3, "no meta element beyond the page's own (charset, CSP, referrer)"
+    assert not list(doc.iter("link", "input", "button", "textarea", "math"))
+    assert "alert(" not in "".join(el.get(a, "") for el in doc.iter() if isinstance(el.tag, str) for a in el.attrib)
+
+
+def test_summary_formatting_and_http_links_survive() -> None:
+    summary = ('<p>Rain <strong>flooded</strong> the <em>lower</em> town; '
+               '<a href="https://gazette.example.org/flood" target="_blank">live updates</a>.</p>')
+    _, html = render([summary_story(summary)])
+    lead = lead_of(html)
+    assert lead.find(".//strong").text == "flooded" and lead.find(".//em").text == "lower"
+    link = lead.find(".//a")
+    assert link.get("href") == "https://gazette.example.org/flood"
+    assert link.get("rel") == "noopener noreferrer nofollow" and link.get("target") is None
+    assert "The full text" not in lead.text_content()  # the summary leads, not the text
+
+
+def test_long_summary_falls_back_to_a_text_excerpt() -> None:
+    _, html = render([summary_story("<p>" + "Word " * 400 + "</p>", text="Plain text body. " * 50)])
+    lead = lead_of(html)
+    assert lead.text_content().startswith("Plain text body.") and lead.text_content().endswith("…")
+
+
+def test_empty_summary_falls_back_to_the_text() -> None:
+    _, html = render([summary_story("<p> <img src=x> </p>", text="What happened, in words.")])
+    assert lead_of(html).text_content() == "What happened, in words."
 
 
 # -- Content-Security-Policy ------------------------------------------------------------------------

@@ -133,3 +133,34 @@ def test_second_round_only_polls_what_is_due_and_keeps_everything(hostile):
     assert "410.xml" not in polled and "429.xml" not in polled  # disabled / told to wait two hours
     assert "good.xml" in polled
     assert agg.store.counts()["articles"] == before["articles"]
+
+
+def test_hostile_summary_html_reaches_the_digest_sanitized(server, routes, make_config, tmp_path):
+    """Feed HTML travels fetch -> parse -> SQLite -> digest; only formatting and http(s) links come out."""
+    summary = (
+        "<p>The terminal opens in <strong>March</strong>, "
+        '<a href="https://harbour.example.org/terminal">the authority said</a>.</p>'
+        '<script>alert(1)</script><img src=x onerror="alert(2)"><a href="javascript:alert(3)">more</a>'
+    )
+    item = (
+        f"<item><title>Ferry terminal to open in March</title><link>{server.url('/a/1')}</link>"
+        f"<pubDate>{format_datetime(NOW - timedelta(hours=1), usegmt=True)}</pubDate>"
+        f"<description><![CDATA[{summary}]]></description><content:encoded><![CDATA[<p>{TEXT}</p>]]></content:encoded></item>"
+    )
+    routes["/feed.xml"] = Response(200, (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
+        f"<channel><title>Gazette</title>{item}</channel></rss>"
+    ).encode(), {"Content-Type": RSS})
+    config = make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}], extract={"fetch_pages": False})
+    agg = Aggregator(config, clock=lambda: NOW)
+    try:
+        asyncio.run(agg.poll_round(NOW))
+        html = agg.write_digest(NOW.date()).html.read_text(encoding="utf-8")
+    finally:
+        agg.close()
+    import lxml.html
+
+    lead = lxml.html.document_fromstring(html).find(".//div[@class='lead']")
+    assert lead is not None and lead.find(".//strong").text == "March"
+    assert [a.get("href") for a in lead.iter("a")] == ["https://harbour.example.org/terminal", None]
+    assert "alert" not in html and "<script" not in html.lower() and "onerror" not in html

@@ -48,6 +48,7 @@ def _as_json(parsed: ParsedFeed) -> dict[str, Any]:
                 "author": e.author,
                 "lang": e.lang,
                 "text": html_to_text(e.content_html),
+                "summary_html": e.summary_html,
             }
             for e in parsed.entries
         ],

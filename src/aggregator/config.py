@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import ssl
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -72,6 +73,7 @@ class FetchSettings(_Strict):
     per_host_concurrency: int = Field(PER_HOST_CONCURRENCY, ge=1)
     max_concurrency: int = Field(MAX_CONCURRENCY, ge=1)
     max_redirects: int = Field(MAX_REDIRECTS, ge=0)
+    ca_bundle: Path | None = None  # a PEM file of extra certificate authorities to trust (a private CA); system ones stay trusted
 
 
 class ScheduleSettings(_Strict):
@@ -195,10 +197,19 @@ def config_from_dict(raw: Any, path: Path) -> Config:
         if key in seen:
             raise ConfigError(f"{path}: feeds: {feed.url} is listed twice (also as {seen[key]})")
         seen[key] = feed.url
-    storage = config.settings.storage
-    if not storage.is_absolute():
-        storage = (path.parent / storage).resolve()
-    return config.model_copy(update={"settings": config.settings.model_copy(update={"storage": storage})})
+    settings = config.settings
+    fetch = settings.fetch
+    if fetch.ca_bundle is not None:
+        bundle = fetch.ca_bundle if fetch.ca_bundle.is_absolute() else (path.parent / fetch.ca_bundle).resolve()
+        if not bundle.is_file():
+            raise ConfigError(f"{path}: settings.fetch.ca_bundle: {bundle} is not a file")
+        try:
+            ssl.create_default_context(cafile=str(bundle))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"{path}: settings.fetch.ca_bundle: {bundle} is not a PEM certificate bundle ({exc})") from None
+        fetch = fetch.model_copy(update={"ca_bundle": bundle})
+    storage = settings.storage if settings.storage.is_absolute() else (path.parent / settings.storage).resolve()
+    return config.model_copy(update={"settings": settings.model_copy(update={"storage": storage, "fetch": fetch})})
 
 
 def feeds_from_opml(path: Path) -> list[FeedConfig]:

@@ -295,7 +295,7 @@ class Aggregator:
                         feed_id=feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
                         published_at=cand.published, first_seen_at=now, lang=cand.lang, source=cand.entry.source or feed.name,
                         content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
-                        from_page=cand.from_page,
+                        from_page=cand.from_page, summary_html=cand.entry.summary_html,
                     )
                     sig = self.dedup.sign(article.title, article.text)
                     decision = self.dedup.decide(sig, article.published_at, article.source)

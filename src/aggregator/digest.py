@@ -2,6 +2,9 @@
 
 Every piece of feed text is treated as untrusted: Jinja2 autoescapes it, links
 keep only http(s) URLs, and the page's Content-Security-Policy forbids scripts.
+The one piece of feed HTML shown, a canonical report's own short summary, goes
+through nh3 first: a few formatting tags survive, links only if they are
+absolute http(s), everything else (scripts, styles, handlers, images) is dropped.
 """
 
 from __future__ import annotations
@@ -9,17 +12,24 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import nh3
 from jinja2 import Environment, select_autoescape
+from markupsafe import Markup, escape
 
-from .models import Story
+from .models import Story, Variant
+from .text import html_to_text
 
 EXCERPT_CHARS = 360
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'"
+
+LEAD_TAGS = frozenset({"a", "abbr", "b", "blockquote", "br", "cite", "code", "em", "i", "li", "ol", "p", "q", "s", "strong", "sub", "sup", "u", "ul"})
+DROP_WITH_CONTENT = frozenset({"script", "style", "template", "iframe", "object", "embed", "svg", "math", "noscript", "title", "textarea"})
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|<>])")
 
@@ -48,6 +58,37 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
         return flat
     cut = flat[:limit].rsplit(" ", 1)[0]
     return cut + " …"
+
+
+def _keep_attribute(tag: str, attr: str, value: str) -> str | None:
+    if tag == "a" and attr == "href":
+        return safe_url(value.strip())  # relative, javascript:, data: ... links lose their href
+    return value
+
+
+def make_lead(cleaner: nh3.Cleaner) -> Callable[[Variant], Markup]:
+    """The canonical report's feed summary, sanitized, when it is short; else an escaped excerpt of its text."""
+
+    def lead(variant: Variant) -> Markup:
+        if variant.summary_html:
+            shown = html_to_text(variant.summary_html)
+            if shown and len(shown) <= 2 * EXCERPT_CHARS:
+                return Markup(cleaner.clean(variant.summary_html))  # noqa: S704 (nh3 output is the sanitized form)
+        return Markup("<p>%s</p>") % escape(excerpt(variant.text))
+
+    return lead
+
+
+def html_cleaner() -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=set(LEAD_TAGS),
+        clean_content_tags=set(DROP_WITH_CONTENT),
+        attributes={"a": {"href", "title"}, "abbr": {"title"}},
+        attribute_filter=_keep_attribute,
+        url_schemes={"http", "https"},
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
 
 
 _MARKDOWN = """\
@@ -92,7 +133,7 @@ ul { padding-left: 1.2rem; } li { margin: .15rem 0; } .kind { color: #888; font-
 <article id="story-{{ s.id }}">
 <h2>{{ loop.index }}. {{ s.title }}</h2>
 <p class="meta">{{ s.sources|length }} source{{ 's' if s.sources|length != 1 }} · first reported by <strong>{{ s.first_source }}</strong> at {{ s.first_reported_at|local }} · story {{ s.id }}</p>
-<p>{{ s.canonical.text|excerpt }}</p>
+<div class="lead">{{ s.canonical|lead }}</div>
 <ul>
 {% for v in s.variants %}<li>{{ v.source }} <span class="kind">({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %})</span>: {% if v.url|safe_url %}<a href="{{ v.url|safe_url }}" rel="noopener noreferrer nofollow">{{ v.title }}</a>{% else %}{{ v.title }}{% endif %}</li>
 {% endfor %}</ul>
@@ -112,6 +153,8 @@ def _environment(tz: ZoneInfo, autoescape: bool) -> Environment:
     env.filters["excerpt"] = excerpt
     env.filters["md"] = md_escape
     env.filters["safe_url"] = safe_url
+    if autoescape:
+        env.filters["lead"] = make_lead(html_cleaner())
     return env
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,9 +52,9 @@ def conditional(request: Request, body: bytes, content_type: str, modified: date
 
 
 class LoopbackServer:
-    """Serve ``handler`` on 127.0.0.1:<free port> in a background thread."""
+    """Serve ``handler`` on 127.0.0.1:<free port> in a background thread (HTTPS when given a TLS context)."""
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1") -> None:
+    def __init__(self, handler: Handler, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the loopback server only binds loopback addresses")
         self.handler = handler
@@ -106,6 +107,9 @@ class LoopbackServer:
                 return  # a client that hangs up early (deadlines, caps) is expected here, not news
 
         self._httpd = _Server((host, 0), _RequestHandler)
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.host = host
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(
@@ -115,7 +119,7 @@ class LoopbackServer:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path

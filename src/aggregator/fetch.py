@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import zlib
 from collections.abc import Iterable
 from types import TracebackType
@@ -21,7 +22,7 @@ import httpcore
 import httpx
 
 from .config import FetchSettings
-from .errors import BodyTooLarge, FetchError, HTTPStatusError, NetworkError
+from .errors import BodyTooLarge, ConfigError, FetchError, HTTPStatusError, NetworkError
 from .models import FetchResult
 from .netguard import ALLOWED_SCHEMES, GuardedBackend, NetGuard
 from .urls import host_of
@@ -49,7 +50,7 @@ class Fetcher:
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             follow_redirects=False,
             limits=limits,
-            transport=transport or guarded_transport(NetGuard.from_allow_list(allow_hosts), limits),
+            transport=transport or guarded_transport(NetGuard.from_allow_list(allow_hosts), limits, tls_context(settings)),
             trust_env=False,
         )
         self._all = asyncio.Semaphore(settings.max_concurrency)
@@ -222,12 +223,23 @@ def redirect_target(current: str, location: str | None, seen: set[str]) -> tuple
     return target, None
 
 
-def guarded_transport(guard: NetGuard, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+def tls_context(settings: FetchSettings) -> ssl.SSLContext:
+    """Certificates are always verified: against the system's authorities plus ``ca_bundle`` if set."""
+    context = httpx.create_ssl_context(trust_env=False)
+    if settings.ca_bundle is not None:
+        try:
+            context.load_verify_locations(cafile=str(settings.ca_bundle))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"{settings.ca_bundle}: not a PEM certificate bundle ({exc})") from None
+    return context
+
+
+def guarded_transport(guard: NetGuard, limits: httpx.Limits, context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
     """httpx's own transport, with its connection pool connecting through the address guard."""
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
     # httpx does not expose httpcore's network_backend; swap the pool for one that has ours.
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
+        ssl_context=context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,

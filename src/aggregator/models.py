@@ -64,6 +64,7 @@ class Entry:
     author: str | None = None
     lang: str | None = None
     source: str | None = None  # the outlet named by the entry itself (<source>), for feeds that aggregate others
+    summary_html: str = ""  # the feed's own short summary (untrusted HTML), shown sanitized in the HTML digest
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Article:
     source: str
     content_hash: str
     from_page: bool = False  # text came from the article page, not the feed
+    summary_html: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class Variant:
     published_at: datetime
     first_seen_at: datetime
     text: str = ""
+    summary_html: str = ""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # quadratic blowup); no real feed needs one, so it is cut before parsing.
 _DTD_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
 _DOCTYPE_SCAN = 65536
+MAX_SUMMARY_HTML = 4000  # longer summaries are whole articles: the digest shows a text excerpt instead
 
 # feedparser's headers of interest; anything else is noise to it.
 _PASSED_HEADERS = ("content-type", "content-location", "content-language")
@@ -112,7 +113,14 @@ def _entry(raw: Any, feed_lang: str | None, base: str) -> Entry | None:
         published=published,
         author=raw.get("author") or None,
         lang=lang or feed_lang,
+        summary_html=_summary(raw),
     )
+
+
+def _summary(raw: Any) -> str:
+    """The entry's own summary HTML when it is short enough to lead a digest entry, else ""."""
+    summary = str(raw.get("summary", "") or "").strip()
+    return summary if len(summary) <= MAX_SUMMARY_HTML else ""
 
 
 def _best_content(raw: Any) -> str:

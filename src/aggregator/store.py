@@ -44,7 +44,7 @@ from .models import Article, FeedState, FeedUpdate, MemberKind, Story, Variant
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -104,6 +104,7 @@ articles = Table(
     Column("lang", String(16)),
     Column("content_hash", String(64), nullable=False),
     Column("from_page", Integer, nullable=False, default=0),
+    Column("summary_html", Text),  # the feed's summary, untrusted: sanitized when rendered
     UniqueConstraint("feed_id", "guid", name="uq_articles_feed_guid"),
     Index("ix_articles_url", "url"),
     Index("ix_articles_published", "published_at"),
@@ -163,7 +164,15 @@ def _add_dedup_snapshots(conn: Connection) -> None:
     dedup_snapshots.create(conn)
 
 
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_learned_interval, 2: _add_dedup_snapshots}
+def _add_summary_html(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE articles ADD COLUMN summary_html TEXT"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_learned_interval,
+    2: _add_dedup_snapshots,
+    3: _add_summary_html,
+}
 
 
 @dataclass(frozen=True)
@@ -342,6 +351,7 @@ class Store:
                 lang=article.lang,
                 content_hash=article.content_hash,
                 from_page=int(article.from_page),
+                summary_html=article.summary_html or None,
             )
         )
         return _new_id(result)
@@ -467,7 +477,7 @@ class Store:
                     articles.c.source, articles.c.title, articles.c.url, articles.c.published_at, articles.c.first_seen_at,
                 ]
                 if with_text:
-                    cols.append(articles.c.text)
+                    cols += [articles.c.text, articles.c.summary_html]
                 query = (
                     select(*cols)
                     .join(articles, articles.c.id == story_members.c.article_id)
@@ -480,6 +490,7 @@ class Store:
                             article_id=r.article_id, story_id=r.story_id, kind=r.kind, similarity=r.similarity,
                             source=r.source, title=r.title, url=r.url, published_at=r.published_at,
                             first_seen_at=r.first_seen_at, text=r.text if with_text else "",
+                            summary_html=(r.summary_html or "") if with_text else "",
                         )
                     )
         result = []

@@ -1,0 +1,56 @@
+"""An old database file is brought up to the current schema on open, keeping what it held."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from aggregator.errors import StorageError
+from aggregator.store import SCHEMA_VERSION, Store
+
+
+def make_v1_database(path: Path) -> None:
+    """A database as the first release left it: created now, then every later step undone by hand."""
+    Store(f"sqlite:///{path}").close()
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        ALTER TABLE articles DROP COLUMN summary_html;
+        DROP TABLE dedup_snapshots;
+        ALTER TABLE feeds DROP COLUMN learned_interval_s;
+        UPDATE meta SET value = '1' WHERE key = 'schema_version';
+        INSERT INTO feeds (id, config_url, url, name, interval_s, error_count) VALUES (1, 'https://a.example/f', 'https://a.example/f', 'A', 900, 0);
+        INSERT INTO articles (id, feed_id, guid, url, title, text, source, published_at, first_seen_at, content_hash, from_page)
+            VALUES (1, 1, 'g1', 'https://a.example/1', 'Old title', 'Old text', 'A', '2026-01-01 10:00:00.000000', '2026-01-01 10:05:00.000000', 'h', 0);
+        """
+    )
+    db.commit()
+    db.close()
+
+
+def test_v1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    make_v1_database(path)
+    store = Store(f"sqlite:///{path}")
+    store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    assert {r[1] for r in db.execute("PRAGMA table_info(articles)")} >= {"summary_html", "title", "text"}
+    assert {r[1] for r in db.execute("PRAGMA table_info(feeds)")} >= {"learned_interval_s"}
+    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'dedup_snapshots'").fetchone() is not None
+    assert db.execute("SELECT title, text, summary_html FROM articles").fetchall() == [("Old title", "Old text", None)]
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
+
+
+def test_newer_database_is_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    Store(f"sqlite:///{path}").close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    db.commit()
+    db.close()
+    with pytest.raises(StorageError, match=f"newer than this program \\(v{SCHEMA_VERSION}\\)"):
+        Store(f"sqlite:///{path}")
