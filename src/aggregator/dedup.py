@@ -31,7 +31,9 @@ in the database only.
 
 from __future__ import annotations
 
+import functools
 import heapq
+from collections import Counter
 import re
 import struct
 import unicodedata
@@ -98,21 +100,36 @@ _ARABIC_FORMS = str.maketrans({"\u0640": None, "\u0629": "\u0647", "\u0649": "\u
 _SUFFIXES = ("ings", "ing", "edly", "ed", "es", "s", "ly")
 
 
+def _combining_marks() -> dict[int, None]:
+    """A str.translate table deleting every combining mark (what NFKD splits off accented letters)."""
+    ranges = (range(0x300, 0x20000), range(0xE0000, 0xE1000))
+    return {c: None for r in ranges for c in r if unicodedata.combining(chr(c))}
+
+
+_COMBINING = _combining_marks()
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _fold_run(match: re.Match[str]) -> str:
+    return unicodedata.normalize("NFKD", match.group()).translate(_COMBINING)
+
+
 def normalize(text: str) -> str:
     """NFKC, case-folded, accents and Arabic vowel marks stripped, digit groups joined (1,400 -> 1400)."""
     text = unicodedata.normalize("NFKC", text).casefold()
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = "".join(c for c in text if not unicodedata.combining(c))
-        text = unicodedata.normalize("NFC", text).translate(_ARABIC_FORMS)
+        text = unicodedata.normalize("NFC", _NON_ASCII.sub(_fold_run, text)).translate(_ARABIC_FORMS)
     text = _DIGIT_GROUPS.sub("", text)
     return _APOSTROPHES.sub(" ", text)
 
 
 def words(text: str) -> list[str]:
     """Unicode word tokens of ``normalize(text)``; runs of CJK/Thai script become character bigrams."""
+    text = normalize(text)
+    if text.isascii() or not _NO_SPACES.search(text):
+        return _WORD.findall(text)
     out: list[str] = []
-    for word in _WORD.findall(normalize(text)):
+    for word in _WORD.findall(text):
         if _NO_SPACES.search(word) and len(word) > 1:
             out.extend(word[i : i + 2] for i in range(len(word) - 1))
         else:
@@ -120,6 +137,7 @@ def words(text: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     if not word.isascii() or not word.isalpha():
         return word
@@ -248,40 +266,44 @@ class Deduplicator:
 
     def sign(self, title: str, text: str) -> Signature:
         """The article's signature, given what the index has seen so far (it filters boilerplate)."""
-        counts: dict[str, float] = {}
         title_tokens, text_tokens = words(title), words(text)  # tokenised once, used for terms and shingles
+        counts: dict[str, float] = {}
         for tokens, weight in ((title_tokens, TITLE_WEIGHT), (text_tokens, 1.0)):
-            for token in tokens:
+            for token, n in Counter(tokens).items():  # weigh and stem each distinct token once
                 if token in _STOPWORDS or (len(token) < 2 and not _NO_SPACES.match(token)):
                     continue
-                w = weight
                 if token.isdigit():
-                    w *= NUMBER_WEIGHT
+                    w = weight * NUMBER_WEIGHT
                 else:
-                    token = _stem(token)
-                counts[token] = counts.get(token, 0.0) + w
+                    w, token = weight, _stem(token)
+                counts[token] = counts.get(token, 0.0) + w * n
         top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
         terms = np.array([_hash32(t.encode("utf-8")) for t, _ in top], dtype=np.uint32)
         tf_counts = np.array([c for _, c in top], dtype=np.float32)
-        body = self._shingle_set(text_tokens)
-        body_hashes = np.array([_hash32(s) for s in body], dtype=np.uint32)
-        seen = self._seen_shingles[body_hashes & self._shingle_mask] if len(body) else np.zeros(0, dtype=np.uint8)
+        body_hashes = self._shingle_hashes(text_tokens)
+        seen = self._seen_shingles[body_hashes & self._shingle_mask]
         # Counting this article itself, a shingle is boilerplate once more than BOILERPLATE_DOCS carry it.
-        keep = [s for s, c in zip(body, seen.tolist(), strict=True) if c + 1 <= BOILERPLATE_DOCS]
+        keep = body_hashes[seen.astype(np.int32) + 1 <= BOILERPLATE_DOCS]
         if len(keep) < COPY_MIN_SHINGLES:
-            both = self._shingle_set(title_tokens + text_tokens)
-            keep = [s for s in both if self._seen_shingles[_hash32(s) & self._shingle_mask] <= BOILERPLATE_DOCS] or both
-        keep = keep or [b""]
-        minhash = MinHash(num_perm=self.settings.num_perm, hashfunc=_hash32, permutations=self._permutations, scheme="affine32")
-        minhash.update_batch(keep)
+            both = self._shingle_hashes(title_tokens + text_tokens)
+            keep = both[self._seen_shingles[both & self._shingle_mask] <= BOILERPLATE_DOCS]
+            keep = keep if len(keep) else both
+        if not len(keep):
+            keep = np.zeros(1, dtype=np.uint32)  # crc32 of the empty shingle
+        minhash = MinHash(num_perm=self.settings.num_perm, hashfunc=int, permutations=self._permutations, scheme="affine32")
+        minhash.update_batch(keep.tolist())
         keys = self._top(terms, self._tf(tf_counts), self._idf(terms, np.ones(len(terms))))
         return Signature(LeanMinHash(minhash), len(keep), body_hashes, terms, tf_counts, keys.astype(np.uint32))
 
-    def _shingle_set(self, tokens: list[str]) -> list[bytes]:
+    def _shingle_hashes(self, tokens: list[str]) -> np.ndarray:
+        """crc32 of each distinct word k-shingle (a shorter text is one shingle), as uint32."""
         k = self.settings.shingle_size
         if len(tokens) < k:
-            return [" ".join(tokens).encode("utf-8")] if tokens else []
-        return sorted({" ".join(tokens[i : i + k]).encode("utf-8") for i in range(len(tokens) - k + 1)})
+            shingles = {" ".join(tokens)} if tokens else set()
+        else:
+            shingles = {" ".join(g) for g in zip(*(tokens[i:] for i in range(k)))}
+        crc32 = zlib.crc32
+        return np.sort(np.fromiter((crc32(sh.encode("utf-8")) for sh in shingles), dtype=np.uint32, count=len(shingles)))
 
     def encode(self, sig: Signature) -> bytes:
         mh = bytearray(sig.minhash.bytesize())
