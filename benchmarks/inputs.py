@@ -189,9 +189,6 @@ class SignatureFactory:
     """
 
     def __init__(self, vocab: Vocabulary, dedup: Deduplicator, seed: int = 11) -> None:
-        from datasketch import LeanMinHash
-
-        self._lean = LeanMinHash
         self.dedup = dedup
         self.vocab = vocab
         self.num_perm = dedup.settings.num_perm
@@ -199,8 +196,9 @@ class SignatureFactory:
         self.rng = np.random.default_rng(seed)
         self._pool: dict[int, tuple[tuple[str, int], ...]] = {}
 
-    def _minhash(self, values: np.ndarray):  # type: ignore[no-untyped-def]
-        return self._lean(seed=self.seed, hashvalues=values, scheme="affine32")
+    @staticmethod
+    def _minhash(values: np.ndarray) -> np.ndarray:
+        return values.astype(np.uint32)
 
     def fresh(self, event: Event, pooled: bool = False) -> Signature:
         """A new article about ``event``; ``pooled`` reuses the event's term counts once computed
@@ -218,7 +216,7 @@ class SignatureFactory:
             terms = self.vocab.terms(event, self.rng, words)
         return self._signature(self._minhash(values), words, terms)
 
-    def _signature(self, minhash, shingles: int, terms: tuple[tuple[str, int], ...]) -> Signature:  # type: ignore[no-untyped-def]
+    def _signature(self, minhash: np.ndarray, shingles: int, terms: tuple[tuple[str, int], ...]) -> Signature:
         """A Signature as ``Deduplicator.sign`` shapes it: hashed terms, counts, index keys, shingle hashes."""
         hashes = np.array([zlib.crc32(t.encode("utf-8")) for t, _ in terms], dtype=np.uint32)
         counts = np.array([c for _, c in terms], dtype=np.float32)
@@ -228,7 +226,7 @@ class SignatureFactory:
         return Signature(minhash, shingles, shingle_hashes, hashes, counts, keys)
 
     def copy(self, sig: Signature) -> Signature:
-        values = np.array(sig.minhash.hashvalues, dtype=np.uint64)
+        values = sig.minhash.astype(np.uint64)
         flip = self.rng.random(self.num_perm) < 0.05
         values[flip] = self.rng.integers(0, 2**32 - 1, size=int(flip.sum()), dtype=np.uint64)
         return Signature(self._minhash(values), sig.shingles, sig.shingle_hashes, sig.terms, sig.counts, sig.keys)

@@ -32,7 +32,6 @@ in the database only.
 from __future__ import annotations
 
 import functools
-import heapq
 from collections import Counter
 import re
 import struct
@@ -44,9 +43,10 @@ from datetime import datetime, timezone
 from typing import Literal, Protocol, TypeVar
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import MinHash, MinHashLSH
 
 from .config import DedupSettings
+from .postings import MultiMap
 
 DecisionKind = Literal["new", "copy", "report"]
 
@@ -155,7 +155,7 @@ def _hash32(data: bytes) -> int:
 class Signature:
     """What the index keeps of one article; immutable, and stored as bytes (``encode``)."""
 
-    minhash: LeanMinHash
+    minhash: np.ndarray  # uint32 MinHash values (affine32 scheme), one per permutation
     shingles: int  # distinct (non-boilerplate) shingles hashed into the MinHash
     shingle_hashes: np.ndarray  # uint32 hashes of all body shingles (boilerplate counting)
     terms: np.ndarray  # uint32 term hashes, heaviest first
@@ -197,23 +197,43 @@ def choose_canonical(members: Sequence[C]) -> C:
     return min(full, key=lambda m: (m.published_at, m.first_seen_at, m.article_id))
 
 
-@dataclass(slots=True)
-class _Doc:
-    article_id: int
-    story_id: int
-    t: float  # published, seconds since the epoch
-    terms: np.ndarray
-    tf: np.ndarray  # 1 + log(count)
-    keys: np.ndarray  # index terms posted for this article
-    minhash: LeanMinHash
-    shingles: int
-    row: int  # row in the crowding table
-    source: int  # hash of the outlet's name (0: unknown)
+class _Rows:
+    """Column arrays with one row per indexed article (grown by doubling; untouched capacity costs
+    no resident memory)."""
 
+    def __init__(self, num_perm: int, capacity: int = 1024) -> None:
+        self.capacity = 0
+        self.high = 0  # rows ever handed out
+        self.free: list[int] = []
+        self.article = np.zeros(0, dtype=np.int64)
+        self.story = np.zeros(0, dtype=np.int64)
+        self.t = np.zeros(0, dtype=np.float64)  # published, seconds since the epoch
+        self.source = np.zeros(0, dtype=np.uint32)  # hash of the outlet's name (0: unknown)
+        self.shingles = np.zeros(0, dtype=np.int32)
+        self.alive = np.zeros(0, dtype=bool)
+        self.minhash = np.zeros((0, num_perm), dtype=np.uint32)
+        self.terms = np.zeros((0, MAX_TERMS), dtype=np.uint32)  # padded with 0 (weight 0)
+        self.tf = np.zeros((0, MAX_TERMS), dtype=np.float32)  # 1 + log(count), 0 in padding
+        self.crowd = np.zeros((0, CROWDING_K), dtype=np.float32)  # each article's best similarities so far
+        self._grow(capacity)
 
-@dataclass(slots=True)
-class _Story:
-    members: list[int] = field(default_factory=list)
+    _COLUMNS = ("article", "story", "t", "source", "shingles", "alive", "minhash", "terms", "tf", "crowd")
+
+    def _grow(self, capacity: int) -> None:
+        for name in self._COLUMNS:
+            old = getattr(self, name)
+            new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        self.capacity = capacity
+
+    def take(self) -> int:
+        if self.free:
+            return self.free.pop()
+        if self.high == self.capacity:
+            self._grow(2 * self.capacity)
+        self.high += 1
+        return self.high - 1
 
 
 @dataclass(frozen=True)
@@ -222,12 +242,30 @@ class _Scored:
 
     decision: Decision
     query_row: np.ndarray
-    member_ids: tuple[int, ...]
-    member_rows: np.ndarray | None
+    member_rows: np.ndarray  # rows of the members scored
+    member_crowd: np.ndarray | None  # their crowding scores with this article counted
 
 
 def _source_key(source: str | None) -> int:
     return zlib.crc32(source.encode("utf-8")) | 1 if source else 0
+
+
+def _containment(
+    minhash: np.ndarray, shingles: int, others: np.ndarray, other_shingles: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Estimated Jaccard with each row of ``others``, and the estimated share of the smaller shingle set in the other."""
+    j = (others == minhash).mean(axis=1)
+    inter = j * (shingles + other_shingles) / (1.0 + j)
+    contained = np.minimum(1.0, inter / np.maximum(1, np.minimum(shingles, other_shingles)))
+    return j, contained
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit affects every output bit."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    mixed: np.ndarray = x ^ (x >> np.uint64(31))
+    return mixed
 
 
 def _ts(when: datetime) -> float:
@@ -250,17 +288,21 @@ class Deduplicator:
         self._df = np.zeros(1 << DF_BITS, dtype=np.float32)  # articles containing a term (by hash), ever
         self._seen_shingles = np.zeros(1 << SHINGLE_BITS, dtype=np.uint8)  # recent articles containing a shingle
         self._n = 0  # articles ever counted in _df
-        self._crowd = np.zeros((1024, CROWDING_K), dtype=np.float32)
-        self._free_rows: list[int] = list(range(1023, -1, -1))
-        self._docs: dict[int, _Doc] = {}
-        self._stories: dict[int, _Story] = {}
-        self._postings: dict[int, list[int]] = {}
-        self._by_time: list[tuple[float, int]] = []
         self._permutations = MinHash(num_perm=settings.num_perm, seed=settings.seed, hashfunc=_hash32, scheme="affine32").permutations
-        self._lsh = MinHashLSH(threshold=COPY_LSH_THRESHOLD, num_perm=settings.num_perm)
+        lsh = MinHashLSH(threshold=COPY_LSH_THRESHOLD, num_perm=settings.num_perm)  # only to choose bands as datasketch would
+        self._bands_shape = (lsh.b, lsh.r)
         self._window_s = settings.window_hours * 3600.0
         self._pending: tuple[Signature, datetime, _Scored] | None = None
         self.last_article_id = 0  # every article up to this id has been learned from
+        # The window's articles, one row each in column arrays (rows of evicted articles are reused
+        # once the multimaps have dropped their entries), plus two multimaps onto rows.
+        self._rows = _Rows(settings.num_perm)
+        self._row_of: dict[int, int] = {}  # article id -> row
+        self._stories: dict[int, list[int]] = {}  # story id -> member rows, in the order they joined
+        self._postings = MultiMap()  # rare-term hash -> rows (the report tier's candidates)
+        self._bands = MultiMap()  # MinHash band hash -> rows (the copy tier's candidates)
+        self._quarantine: list[int] = []  # rows evicted but still named in the multimaps
+        self._oldest = float("inf")  # earliest publication time in the window
 
     # -- signatures --------------------------------------------------------------
 
@@ -293,7 +335,8 @@ class Deduplicator:
         minhash = MinHash(num_perm=self.settings.num_perm, hashfunc=int, permutations=self._permutations, scheme="affine32")
         minhash.update_batch(keep.tolist())
         keys = self._top(terms, self._tf(tf_counts), self._idf(terms, np.ones(len(terms))))
-        return Signature(LeanMinHash(minhash), len(keep), body_hashes, terms, tf_counts, keys.astype(np.uint32))
+        values = minhash.hashvalues.astype(np.uint32)
+        return Signature(values, len(keep), body_hashes, terms, tf_counts, keys.astype(np.uint32))
 
     def _shingle_hashes(self, tokens: list[str]) -> np.ndarray:
         """crc32 of each distinct word k-shingle (a shorter text is one shingle), as uint32."""
@@ -306,11 +349,11 @@ class Deduplicator:
         return np.sort(np.fromiter((crc32(sh.encode("utf-8")) for sh in shingles), dtype=np.uint32, count=len(shingles)))
 
     def encode(self, sig: Signature) -> bytes:
-        mh = bytearray(sig.minhash.bytesize())
-        sig.minhash.serialize(mh, byteorder="<")
+        # The MinHash part keeps datasketch's LeanMinHash layout (seed, -count, scheme 1 = affine32, values).
+        mh = struct.pack("<qiB", self.settings.seed, -len(sig.minhash), 1) + sig.minhash.astype("<u4").tobytes()
         header = struct.pack("<HIIIII", SIGNATURE_VERSION, len(mh), sig.shingles, len(sig.shingle_hashes), len(sig.terms), len(sig.keys))
         return b"".join(
-            (header, bytes(mh), sig.shingle_hashes.astype("<u4").tobytes(), sig.terms.astype("<u4").tobytes(),
+            (header, mh, sig.shingle_hashes.astype("<u4").tobytes(), sig.terms.astype("<u4").tobytes(),
              sig.counts.astype("<f4").tobytes(), sig.keys.astype("<u4").tobytes())
         )
 
@@ -319,7 +362,10 @@ class Deduplicator:
         if version != SIGNATURE_VERSION:
             raise ValueError(f"signature format v{version}, expected v{SIGNATURE_VERSION}")
         pos = struct.calcsize("<HIIIII")
-        minhash = LeanMinHash.deserialize(data[pos : pos + mh_size], byteorder="<")
+        _seed, negated, scheme = struct.unpack_from("<qiB", data, pos)
+        if scheme != 1 or mh_size != 13 + 4 * -negated:
+            raise ValueError("signature MinHash is not in the affine32 layout")
+        minhash = np.frombuffer(data, dtype="<u4", count=-negated, offset=pos + 13).astype(np.uint32)
         pos += mh_size
         hashes = np.frombuffer(data, dtype="<u4", count=n_hashes, offset=pos).astype(np.uint32)
         pos += 4 * n_hashes
@@ -350,15 +396,15 @@ class Deduplicator:
             idf = np.where(df > MAX_DF_RATIO * n, 0.0, idf)
         return idf
 
-    def containment(self, a: Signature | _Doc, b: Signature | _Doc) -> tuple[float, float]:
+    def containment(self, a: Signature, b: Signature) -> tuple[float, float]:
         """(estimated Jaccard, estimated share of the smaller shingle set found in the other)."""
-        j = float(a.minhash.jaccard(b.minhash))
-        inter = j * (a.shingles + b.shingles) / (1.0 + j)
-        return j, min(1.0, inter / max(1, min(a.shingles, b.shingles)))
+        j, contained = _containment(a.minhash, a.shingles, b.minhash[None, :], np.array([b.shingles]))
+        return float(j[0]), float(contained[0])
 
-    def _is_copy(self, j: float, contained: float) -> bool:
+    def _is_copy(self, j: np.ndarray, contained: np.ndarray) -> np.ndarray:
         s = self.settings
-        return j >= s.copy_jaccard or (contained >= s.copy_containment and j >= COPY_MIN_JACCARD)
+        is_copy: np.ndarray = (j >= s.copy_jaccard) | ((contained >= s.copy_containment) & (j >= COPY_MIN_JACCARD))
+        return is_copy
 
     def cosine(self, a: Signature, b: Signature) -> float:
         """TF-IDF cosine of two articles under the current document frequencies."""
@@ -373,14 +419,15 @@ class Deduplicator:
     def relation(self, a: Signature, b: Signature) -> tuple[Literal["copy", "report"], float]:
         """How two articles relate: ('copy', estimated Jaccard) or ('report', cosine)."""
         j, contained = self.containment(a, b)
-        if self._is_copy(j, contained):
+        if self._is_copy(np.array(j), np.array(contained)):
             return "copy", j
         return "report", max(self.cosine(a, b), 0.0)
 
     # -- assignment ------------------------------------------------------------------
 
-    def _in_window(self, t: float, other: float) -> bool:
-        return abs(t - other) <= self._window_s
+    def _in_window(self, t: float, other: np.ndarray) -> np.ndarray:
+        inside: np.ndarray = np.abs(t - other) <= self._window_s
+        return inside
 
     def decide(self, sig: Signature, published: datetime, source: str | None = None) -> Decision:
         """The story this article should join, or a new one. Does not change the index."""
@@ -388,33 +435,45 @@ class Deduplicator:
         self._pending = (sig, published, scored)
         return scored.decision
 
+    def _band_keys(self, minhash: np.ndarray) -> np.ndarray:
+        """One 64-bit key per LSH band (b bands of r values; equal bands give equal keys)."""
+        b, r = self._bands_shape
+        v = minhash[: b * r].astype(np.uint64).reshape(b, r)
+        key = np.arange(b, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        for col in range(r):
+            key = _mix64(key ^ v[:, col])
+        return key
+
     def _score(self, sig: Signature, published: datetime, source: int) -> _Scored:
         t = _ts(published)
         own = np.ones(len(sig.terms))  # this article counts in its own document frequencies
-        # Tier 1: copies.
-        best_copy: tuple[float, int] | None = None
-        for key in sorted(self._lsh.query(sig.minhash)):
-            doc = self._docs.get(key)
-            if doc is None or not self._in_window(t, doc.t):
-                continue
-            j, contained = self.containment(sig, doc)
-            if self._is_copy(j, contained) and (best_copy is None or j > best_copy[0]):
-                best_copy = (j, key)
+        rows = self._rows
+        # Tier 1: copies, among the articles sharing a MinHash band.
+        best_copy: int | None = None
+        _, hits = self._bands.lookup(self._band_keys(sig.minhash))
+        hits = np.unique(hits)
+        hits = hits[rows.alive[hits] & self._in_window(t, rows.t[hits])]
+        if len(hits):
+            j, contained = _containment(sig.minhash, sig.shingles, rows.minhash[hits], rows.shingles[hits])
+            copies = np.nonzero(self._is_copy(j, contained))[0]
+            if len(copies):
+                # the most similar; ties go to the earliest article
+                pick = copies[np.lexsort((rows.article[hits[copies]], -j[copies]))[0]]
+                best_copy, best_j = int(hits[pick]), float(j[pick])
         # Tier 2: reports (always scored: the crowding statistics learn from every article).
         idf = self._idf(sig.terms, own)
         tf = self._tf(sig.counts)
         query_w = tf * idf**IDF_POWER
         query_w = query_w / (float(np.sqrt(query_w @ query_w)) or 1.0)
         candidates = self._candidates(sig.keys, t, own_terms=sig.terms)
-        report, query_row, member_ids, member_rows = self._score_stories(sig, query_w, candidates, t, source)
+        report, query_row, member_rows, member_crowd = self._score_stories(sig, query_w, candidates, t, source)
         if best_copy is not None:
-            doc = self._docs[best_copy[1]]
-            decision = Decision(doc.story_id, "copy", round(best_copy[0], 6), doc.article_id)
+            decision = Decision(int(rows.story[best_copy]), "copy", round(best_j, 6), int(rows.article[best_copy]))
         elif report is not None:
             decision = report
         else:
             decision = Decision(None, "new", 1.0)
-        return _Scored(decision, query_row, member_ids, member_rows)
+        return _Scored(decision, query_row, member_rows, member_crowd)
 
     @staticmethod
     def _top(terms: np.ndarray, tf: np.ndarray, idf: np.ndarray) -> np.ndarray:
@@ -427,100 +486,90 @@ class Deduplicator:
         top: np.ndarray = terms[order[score[order] > 0]]
         return top
 
-    def _candidates(self, keys: np.ndarray, t: float, own_terms: np.ndarray) -> list[int]:
-        """Articles sharing rare terms with the query, best idf-weighted votes first."""
+    def _candidates(self, keys: np.ndarray, t: float, own_terms: np.ndarray) -> np.ndarray:
+        """Rows of articles sharing rare terms with the query, best idf-weighted votes first."""
         if not len(keys):
-            return []
+            return np.zeros(0, dtype=np.int64)
+        rows = self._rows
         extra = np.isin(keys, own_terms).astype(np.float64)
-        lists, weights = [], []
-        for key, w in zip(keys.tolist(), self._idf(keys, extra).tolist(), strict=True):
-            posting = self._postings.get(key)
-            if posting:
-                lists.append(np.asarray(posting, dtype=np.int64))
-                weights.append(np.full(len(posting), w))
-        if not lists:
-            return []
-        ids, inverse = np.unique(np.concatenate(lists), return_inverse=True)
-        votes = np.bincount(inverse, weights=np.concatenate(weights))
-        order = np.lexsort((ids, -votes))[:MAX_CANDIDATES]
-        return [a for a in ids[order].tolist() if a in self._docs and self._in_window(t, self._docs[a].t)]
+        which, hits = self._postings.lookup(keys.astype(np.uint64), cap=POSTING_CAP)
+        live = rows.alive[hits]
+        which, hits = which[live], hits[live]
+        if not len(hits):
+            return np.zeros(0, dtype=np.int64)
+        weights = self._idf(keys, extra)[which]
+        found, inverse = np.unique(hits, return_inverse=True)
+        votes = np.bincount(inverse, weights=weights)
+        order = np.lexsort((rows.article[found], -votes))[:MAX_CANDIDATES]
+        best = found[order]
+        inside: np.ndarray = best[self._in_window(t, rows.t[best])]
+        return inside
 
     def _score_stories(
-        self, sig: Signature, query_w: np.ndarray, candidates: list[int], t: float, source: int
-    ) -> tuple[Decision | None, np.ndarray, tuple[int, ...], np.ndarray | None]:
+        self, sig: Signature, query_w: np.ndarray, candidates: np.ndarray, t: float, source: int
+    ) -> tuple[Decision | None, np.ndarray, np.ndarray, np.ndarray | None]:
+        rows = self._rows
         empty = np.zeros(CROWDING_K, dtype=np.float32)
-        story_ids: dict[int, None] = {}
-        for a in candidates:
-            story_ids.setdefault(self._docs[a].story_id, None)
+        story_ids: dict[int, None] = dict.fromkeys(rows.story[candidates].tolist())
         members: list[int] = []
         owner: list[int] = []
         names = list(story_ids)
         for k, sid in enumerate(names):
-            mem = self._stories[sid].members
+            mem = self._stories[sid]
             if len(mem) > MEMBER_CAP:
                 mem = mem[:4] + mem[-(MEMBER_CAP - 4) :]
-            for a in mem:
-                if self._in_window(t, self._docs[a].t):
-                    members.append(a)
-                    owner.append(k)
-        if not members:
-            return None, empty, (), None
-        docs = [self._docs[a] for a in members]
-        lens = np.array([len(d.terms) for d in docs], dtype=np.int64)
-        cat = np.concatenate([d.terms for d in docs])
+            members += mem
+            owner += [k] * len(mem)
+        member_rows = np.array(members, dtype=np.int64)
+        inside = self._in_window(t, rows.t[member_rows])
+        member_rows, own_idx = member_rows[inside], np.array(owner, dtype=np.int64)[inside]
+        if not len(member_rows):
+            return None, empty, member_rows, None
+        terms, tf = rows.terms[member_rows], rows.tf[member_rows]
         # member weights under the current df, counting the query's own terms too
-        extra = np.isin(cat & self._mask, sig.terms & self._mask).astype(np.float64)
-        w = np.concatenate([d.tf for d in docs]) * self._idf(cat, extra) ** IDF_POWER
+        extra = np.isin(terms & self._mask, sig.terms & self._mask).astype(np.float64)
+        w = tf * self._idf(terms, extra) ** IDF_POWER
         # the query's weight for each member term (0 when the query lacks it), by binary search
         order = np.argsort(sig.terms, kind="stable")
         query_terms, query_sorted = sig.terms[order], query_w[order]
-        pos = np.minimum(np.searchsorted(query_terms, cat), max(len(query_terms) - 1, 0))
-        qvals = np.where(query_terms[pos] == cat, query_sorted[pos], 0.0) if len(query_terms) else np.zeros(len(cat))
-        offsets = np.zeros(len(lens), dtype=np.int64)
-        np.cumsum(lens[:-1], out=offsets[1:])
-        dots = np.zeros(len(lens))
-        norms = np.ones(len(lens))
-        nonempty = lens > 0
-        if nonempty.any():
-            o = offsets[nonempty]
-            dots[nonempty] = np.add.reduceat(w * qvals, o)
-            norms[nonempty] = np.sqrt(np.add.reduceat(w * w, o))
-        sims = dots / np.maximum(norms, 1e-12)
+        if len(query_terms):
+            pos = np.minimum(np.searchsorted(query_terms, terms), len(query_terms) - 1)
+            qvals = np.where(query_terms[pos] == terms, query_sorted[pos], 0.0)
+        else:
+            qvals = np.zeros(terms.shape)
+        sims = (w * qvals).sum(axis=1) / np.maximum(np.sqrt((w * w).sum(axis=1)), 1e-12)
         # crowding: the query's own k best similarities, and the members' (updated on add)
         best = np.sort(sims)[::-1][:CROWDING_K]
         query_row = np.zeros(CROWDING_K, dtype=np.float32)
         query_row[: len(best)] = best
-        rows = self._crowd[[d.row for d in docs]]
-        adjusted = sims - CROWDING_WEIGHT * 0.5 * rows.mean(axis=1)
-        worst = rows.argmin(axis=1)
-        r = np.arange(len(docs))
-        improve = sims > rows[r, worst]
-        new_rows = rows.copy()
-        new_rows[r[improve], worst[improve]] = sims[improve]
+        crowd = rows.crowd[member_rows]
+        adjusted = sims - CROWDING_WEIGHT * 0.5 * crowd.mean(axis=1)
+        worst = crowd.argmin(axis=1)
+        r = np.arange(len(member_rows))
+        improve = sims > crowd[r, worst]
+        new_crowd = crowd.copy()
+        new_crowd[r[improve], worst[improve]] = sims[improve]
         # time decay
-        member_t = np.array([d.t for d in docs])
-        adjusted = adjusted - self.settings.decay_per_day * np.abs(t - member_t) / 86400.0
+        adjusted = adjusted - self.settings.decay_per_day * np.abs(t - rows.t[member_rows]) / 86400.0
         if source:  # an outlet rarely writes a second independent report of one event: its own are weaker evidence
-            adjusted = adjusted - SAME_SOURCE_PENALTY * np.array([d.source == source for d in docs], dtype=np.float64)
-        own_idx = np.array(owner, dtype=np.int64)
+            adjusted = adjusted - SAME_SOURCE_PENALTY * (rows.source[member_rows] == source)
         count = np.bincount(own_idx, minlength=len(names))
         score = np.bincount(own_idx, weights=adjusted, minlength=len(names)) / np.maximum(count, 1)
         score[count == 0] = -np.inf
-        order = np.lexsort((np.arange(len(names)), -score))
-        b = int(order[0])
+        ranked = np.lexsort((np.arange(len(names)), -score))
+        b = int(ranked[0])
         s1 = float(score[b])
-        s2 = float(score[order[1]]) if len(order) > 1 else -np.inf
-        member_ids = tuple(members)
+        s2 = float(score[ranked[1]]) if len(ranked) > 1 else -np.inf
         if s1 + MARGIN_WEIGHT * (s1 - max(s2, RUNNER_FLOOR)) < self.settings.report_threshold:
-            return None, query_row, member_ids, new_rows
-        mine = np.where(own_idx == b)[0]
-        matched = members[int(mine[np.argmax(sims[mine])])]
+            return None, query_row, member_rows, new_crowd
+        mine = np.nonzero(own_idx == b)[0]
+        matched = int(rows.article[member_rows[mine[np.argmax(sims[mine])]]])
         raw = float(sims[mine].mean())
-        return Decision(names[b], "report", round(min(max(raw, 0.0), 1.0), 6), matched), query_row, member_ids, new_rows
+        return Decision(names[b], "report", round(min(max(raw, 0.0), 1.0), 6), matched), query_row, member_rows, new_crowd
 
     def add(self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None = None) -> None:
         """Index an article as a member of a story (after ``decide``, or when rebuilding)."""
-        if article_id in self._docs:
+        if article_id in self._row_of:
             return
         pending = self._pending
         key = _source_key(source)
@@ -535,79 +584,77 @@ class Deduplicator:
             self._seen_shingles[slots] = np.minimum(self._seen_shingles[slots].astype(np.uint16) + 1, 255).astype(np.uint8)
         if self._n % SHINGLE_HALVING == 0:
             self._seen_shingles >>= 1
-        if scored.member_rows is not None:
-            self._crowd[[self._docs[a].row for a in scored.member_ids]] = scored.member_rows
+        if scored.member_crowd is not None:
+            self._rows.crowd[scored.member_rows] = scored.member_crowd
         self._index(article_id, story_id, sig, published, scored.query_row, key)
 
     def _index(
         self, article_id: int, story_id: int, sig: Signature, published: datetime, crowd_row: np.ndarray | None, source: int
     ) -> None:
-        row = self._row()
-        self._crowd[row] = crowd_row if crowd_row is not None else 0.0
-        doc = _Doc(article_id, story_id, _ts(published), sig.terms, self._tf(sig.counts).astype(np.float32), sig.keys,
-                   sig.minhash, sig.shingles, row, source)
-        self._docs[article_id] = doc
-        self._stories.setdefault(story_id, _Story()).members.append(article_id)
-        for key in sig.keys.tolist():
-            posting = self._postings.setdefault(key, [])
-            posting.append(article_id)
-            if len(posting) > POSTING_CAP + POSTING_CAP // 4:
-                del posting[: len(posting) - POSTING_CAP]
-        heapq.heappush(self._by_time, (doc.t, article_id))
-        self._lsh.insert(article_id, sig.minhash, check_duplication=False)
+        rows = self._rows
+        row = rows.take()
+        n = min(len(sig.terms), MAX_TERMS)
+        rows.article[row], rows.story[row], rows.t[row] = article_id, story_id, _ts(published)
+        rows.source[row], rows.shingles[row], rows.alive[row] = source, sig.shingles, True
+        rows.minhash[row] = sig.minhash
+        rows.terms[row, :n], rows.terms[row, n:] = sig.terms[:n], 0
+        rows.tf[row, :n], rows.tf[row, n:] = self._tf(sig.counts[:n]), 0.0
+        rows.crowd[row] = crowd_row if crowd_row is not None else 0.0
+        self._row_of[article_id] = row
+        self._stories.setdefault(story_id, []).append(row)
+        self._postings.add(sig.keys.astype(np.uint64), row)
+        self._bands.add(self._band_keys(sig.minhash), row)
+        self._oldest = min(self._oldest, float(rows.t[row]))
         self.last_article_id = max(self.last_article_id, article_id)
-
-    def _row(self) -> int:
-        if not self._free_rows:
-            size = len(self._crowd)
-            self._crowd = np.concatenate([self._crowd, np.zeros_like(self._crowd)])
-            self._free_rows = list(range(2 * size - 1, size - 1, -1))
-        return self._free_rows.pop()
 
     def evict(self, before: datetime) -> int:
         """Forget articles published before ``before`` (they stay in the database); returns how many."""
         cut = _ts(before)
-        evicted = 0
-        while self._by_time and self._by_time[0][0] < cut:
-            _, article_id = heapq.heappop(self._by_time)
-            doc = self._docs.pop(article_id, None)
-            if doc is None:
-                continue
-            evicted += 1
-            for key in doc.keys.tolist():
-                posting = self._postings.get(key)
-                if posting is not None:
-                    if article_id in posting:
-                        posting.remove(article_id)
-                    if not posting:
-                        del self._postings[key]
-            self._lsh.remove(article_id)
-            self._crowd[doc.row] = 0.0
-            self._free_rows.append(doc.row)
-            story = self._stories.get(doc.story_id)
-            if story is not None:
-                story.members.remove(article_id)
-                if not story.members:
-                    del self._stories[doc.story_id]
-        return evicted
+        if cut <= self._oldest:
+            return 0
+        rows = self._rows
+        live = rows.alive[: rows.high]
+        gone = np.nonzero(live & (rows.t[: rows.high] < cut))[0]
+        rows.alive[gone] = False
+        rows.crowd[gone] = 0.0
+        for row, article_id, story_id in zip(gone.tolist(), rows.article[gone].tolist(), rows.story[gone].tolist(), strict=True):
+            del self._row_of[article_id]
+            members = self._stories[story_id]
+            members.remove(row)
+            if not members:
+                del self._stories[story_id]
+        self._quarantine += gone.tolist()
+        remaining = rows.t[: rows.high][rows.alive[: rows.high]]
+        self._oldest = float(remaining.min()) if len(remaining) else float("inf")
+        if len(self._quarantine) >= max(1024, len(self._row_of) // 4):
+            # Drop the evicted rows' multimap entries in one pass; only then may their rows be reused.
+            self._postings.compact(lambda r: rows.alive[r])
+            self._bands.compact(lambda r: rows.alive[r])
+            rows.free += self._quarantine
+            self._quarantine = []
+        return len(gone)
 
     def signature_of(self, article_id: int) -> Signature | None:
-        """The signature of an indexed article (without its shingle hashes), if still in the window."""
-        doc = self._docs.get(article_id)
-        if doc is None:
+        """The signature of an indexed article (without shingle hashes and index keys), if still in the window."""
+        row = self._row_of.get(article_id)
+        if row is None:
             return None
-        counts = np.where(doc.tf >= 1.0, np.exp(doc.tf - 1.0), doc.tf).astype(np.float32)
-        return Signature(doc.minhash, doc.shingles, np.zeros(0, dtype=np.uint32), doc.terms, counts, doc.keys)
+        rows = self._rows
+        n = int(np.count_nonzero(rows.tf[row]))
+        tf = rows.tf[row, :n]
+        counts = np.where(tf >= 1.0, np.exp(tf - 1.0), tf).astype(np.float32)
+        empty = np.zeros(0, dtype=np.uint32)
+        return Signature(rows.minhash[row].copy(), int(rows.shingles[row]), empty, rows.terms[row, :n].copy(), counts, empty)
 
     def __len__(self) -> int:
-        return len(self._docs)
+        return len(self._row_of)
 
     # -- persistence of the learned statistics -------------------------------------------
 
     def snapshot(self) -> bytes:
         """Document frequencies, boilerplate counts and crowding scores, as bytes."""
-        ids = np.array(sorted(self._docs), dtype=np.int64)
-        crowd = self._crowd[[self._docs[a].row for a in ids.tolist()]] if len(ids) else np.zeros((0, CROWDING_K), np.float32)
+        ids = np.array(sorted(self._row_of), dtype=np.int64)
+        crowd = self._rows.crowd[[self._row_of[a] for a in ids.tolist()]] if len(ids) else np.zeros((0, CROWDING_K), np.float32)
         parts = [self._df.tobytes(), self._seen_shingles.tobytes(), ids.astype("<i8").tobytes(), crowd.astype("<f4").tobytes()]
         header = struct.pack("<HQQQQ", SIGNATURE_VERSION, self._n, len(ids), DF_BITS, SHINGLE_BITS)
         return zlib.compress(header + b"".join(parts), 1)
@@ -633,7 +680,7 @@ class Deduplicator:
         self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None, crowd_row: np.ndarray | None
     ) -> None:
         """Index an article already counted in the loaded statistics (no learning, no scoring)."""
-        if article_id not in self._docs:
+        if article_id not in self._row_of:
             self._index(article_id, story_id, sig, published, crowd_row, _source_key(source))
 
     def replay(self, items: Iterable[tuple[int, int, Signature, datetime, str | None]]) -> None:

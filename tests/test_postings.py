@@ -1,0 +1,52 @@
+"""The dedup index's compact multimap against a plain dict-of-lists model, over random operations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aggregator import postings
+from aggregator.postings import MultiMap
+
+
+def model_lookup(model: dict[int, list[int]], keys: list[int], cap: int | None) -> list[tuple[int, int]]:
+    out = []
+    for i, k in enumerate(keys):
+        rows = model.get(k, [])
+        rows = rows[-cap:] if cap is not None else rows
+        out += [(i, r) for r in rows]
+    return sorted(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_operations_match_a_dict_of_lists(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postings, "BUFFER", 64)  # many flushes and merges at a small size
+    rng = np.random.default_rng(seed)
+    mm, model = MultiMap(), {}
+    dead: set[int] = set()
+    for row in range(3000):
+        keys = np.unique(rng.integers(0, 400 if seed % 2 else 2**63, size=int(rng.integers(1, 30)), dtype=np.uint64))
+        mm.add(keys, row)
+        for k in keys.tolist():
+            model.setdefault(k, []).append(row)
+        if row % 500 == 499:  # forget a random fifth of the rows so far
+            dead |= set(rng.choice(row + 1, size=(row + 1) // 5, replace=False).tolist())
+            mm.compact(lambda rows: ~np.isin(rows, list(dead)))
+            model = {k: [r for r in v if r not in dead] for k, v in model.items()}
+        if row % 37 == 0:
+            query = list(rng.choice(list(model), size=min(20, len(model)), replace=False))
+            query.append(2**64 - 1)  # a key nobody has
+            for cap in (None, 1, 7, 50):
+                q, r = mm.lookup(np.array(query, dtype=np.uint64), cap)
+                assert sorted(zip(q.tolist(), r.tolist(), strict=True)) == model_lookup(model, query, cap)
+    assert len(mm) == sum(len(v) for v in model.values())
+
+
+def test_empty_map_and_empty_query() -> None:
+    mm = MultiMap()
+    q, r = mm.lookup(np.array([1, 2], dtype=np.uint64), cap=3)
+    assert len(q) == len(r) == 0
+    mm.add(np.array([5], dtype=np.uint64), 9)
+    q, r = mm.lookup(np.zeros(0, dtype=np.uint64))
+    assert len(q) == 0
+    assert mm.lookup(np.array([5], dtype=np.uint64))[1].tolist() == [9]
