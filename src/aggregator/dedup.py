@@ -213,7 +213,7 @@ class _Rows:
         self.alive = np.zeros(0, dtype=bool)
         self.minhash = np.zeros((0, num_perm), dtype=np.uint32)
         self.terms = np.zeros((0, MAX_TERMS), dtype=np.uint32)  # padded with 0 (weight 0)
-        self.tf = np.zeros((0, MAX_TERMS), dtype=np.float32)  # 1 + log(count), 0 in padding
+        self.tf = np.zeros((0, MAX_TERMS), dtype=np.float16)  # 1 + log(count), 0 in padding (3 significant digits suffice)
         self.crowd = np.zeros((0, CROWDING_K), dtype=np.float32)  # each article's best similarities so far
         self._grow(capacity)
 
