@@ -31,6 +31,7 @@ in the database only.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 from collections import Counter
 import re
@@ -260,12 +261,30 @@ def _containment(
     return j, contained
 
 
+def _member_of(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """values in sorted_set, elementwise (np.isin by binary search: no sort of ``values``)."""
+    if not len(sorted_set):
+        return np.zeros(values.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    found: np.ndarray = sorted_set[pos] == values
+    return found
+
+
 def _mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: every input bit affects every output bit."""
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     mixed: np.ndarray = x ^ (x >> np.uint64(31))
     return mixed
+
+
+def _release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS. glibc keeps the pages of the index's large numpy
+    temporaries (multimap merges) otherwise, and a long-running daemon's resident size creeps up."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _ts(when: datetime) -> float:
@@ -526,8 +545,8 @@ class Deduplicator:
         if not len(member_rows):
             return None, empty, member_rows, None
         terms, tf = rows.terms[member_rows], rows.tf[member_rows]
-        # member weights under the current df, counting the query's own terms too
-        extra = np.isin(terms & self._mask, sig.terms & self._mask).astype(np.float64)
+        # member weights under the current df, counting the query's own terms (by df slot) too
+        extra = _member_of(terms & self._mask, np.sort(sig.terms & self._mask)).astype(np.float64)
         w = tf * self._idf(terms, extra) ** IDF_POWER
         # the query's weight for each member term (0 when the query lacks it), by binary search
         order = np.argsort(sig.terms, kind="stable")
@@ -632,6 +651,8 @@ class Deduplicator:
             self._bands.compact(lambda r: rows.alive[r])
             rows.free += self._quarantine
             self._quarantine = []
+        if len(gone):
+            _release_freed_memory()
         return len(gone)
 
     def signature_of(self, article_id: int) -> Signature | None:

@@ -69,10 +69,12 @@ class MultiMap:
         seen = np.zeros(len(keys), dtype=np.int64)
         if self._fill:
             bk, br = self._buf_keys[: self._fill], self._buf_rows[: self._fill]
-            hit = np.nonzero(np.isin(bk, keys))[0][::-1]  # newest first
+            sorter = np.argsort(keys, kind="stable")
+            sorted_keys = keys[sorter]
+            pos = np.minimum(np.searchsorted(sorted_keys, bk), max(len(keys) - 1, 0))
+            hit = np.nonzero(sorted_keys[pos] == bk)[0][::-1] if len(keys) else pos[:0]  # newest first
             if len(hit):
-                sorter = np.argsort(keys, kind="stable")
-                q = sorter[np.searchsorted(keys, bk[hit], sorter=sorter)]
+                q = sorter[pos[hit]]
                 rank = _rank_within(q, len(keys))
                 parts_q.append(q)
                 parts_r.append(br[hit])
