@@ -26,12 +26,16 @@ def test_random_operations_match_a_dict_of_lists(seed: int, monkeypatch: pytest.
     dead: set[int] = set()
     for row in range(3000):
         keys = np.unique(rng.integers(0, 400 if seed % 2 else 2**63, size=int(rng.integers(1, 30)), dtype=np.uint64))
-        mm.add(keys, row)
+        if row % 3 == 0:
+            mm.add_many(keys, np.full(len(keys), row))  # the bulk path (startup) must agree with the one-by-one path
+        else:
+            mm.add(keys, row)
         for k in keys.tolist():
             model.setdefault(k, []).append(row)
         if row % 500 == 499:  # forget a random fifth of the rows so far
             dead |= set(rng.choice(row + 1, size=(row + 1) // 5, replace=False).tolist())
-            mm.compact(lambda rows: ~np.isin(rows, list(dead)))
+            gone = np.array(sorted(dead))
+            mm.compact(lambda rows, gone=gone: ~np.isin(rows, gone))
             model = {k: [r for r in v if r not in dead] for k, v in model.items()}
         if row % 37 == 0:
             query = list(rng.choice(list(model), size=min(20, len(model)), replace=False))

@@ -129,9 +129,8 @@ class Aggregator:
         if snapshot is not None:
             last, data = snapshot
             crowd = self.dedup.load_snapshot(data)
-            for row in self.store.signatures(since=since, up_to=last):
-                sig = self.dedup.decode(row.data)
-                self.dedup.restore(row.article_id, row.story_id, sig, row.published_at, row.source, crowd.get(row.article_id))
+            stored = self.store.signatures(since=since, up_to=last)
+            self.dedup.restore(((r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in stored), crowd)
             self.dedup.last_article_id = last
         tail = [(r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in self.store.signatures(after=last)]
         self.dedup.replay(tail)

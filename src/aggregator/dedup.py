@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import ctypes
 import functools
-from collections import Counter
 import re
 import struct
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, Protocol, TypeVar
 
@@ -76,6 +76,7 @@ DF_BITS = 22  # hashed document-frequency table: 4 Mi float32 slots
 SHINGLE_BITS = 24  # hashed boilerplate-shingle counts: 16 Mi saturating bytes ...
 SHINGLE_HALVING = 1 << 15  # ... halved every this many articles, so "boilerplate" means "recently common"
 SIGNATURE_VERSION = 2
+RESTORE_BATCH = 8192  # articles indexed per column-wise write at startup
 
 _STOPWORDS = frozenset(
     """a an the and or but if of to in on at by for with from as is are was were be been being it its
@@ -363,7 +364,7 @@ class Deduplicator:
         if len(tokens) < k:
             shingles = {" ".join(tokens)} if tokens else set()
         else:
-            shingles = {" ".join(g) for g in zip(*(tokens[i:] for i in range(k)))}
+            shingles = {" ".join(g) for g in zip(*(tokens[i:] for i in range(k)), strict=False)}
         crc32 = zlib.crc32
         return np.sort(np.fromiter((crc32(sh.encode("utf-8")) for sh in shingles), dtype=np.uint32, count=len(shingles)))
 
@@ -455,12 +456,13 @@ class Deduplicator:
         return scored.decision
 
     def _band_keys(self, minhash: np.ndarray) -> np.ndarray:
-        """One 64-bit key per LSH band (b bands of r values; equal bands give equal keys)."""
+        """One 64-bit key per LSH band (b bands of r values; equal bands give equal keys); for a
+        stack of MinHashes, one row of keys each."""
         b, r = self._bands_shape
-        v = minhash[: b * r].astype(np.uint64).reshape(b, r)
+        v = minhash[..., : b * r].astype(np.uint64).reshape(*minhash.shape[:-1], b, r)
         key = np.arange(b, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         for col in range(r):
-            key = _mix64(key ^ v[:, col])
+            key = _mix64(key ^ v[..., col])
         return key
 
     def _score(self, sig: Signature, published: datetime, source: int) -> _Scored:
@@ -697,12 +699,56 @@ class Deduplicator:
         self._n = int(n)
         return {int(a): crowd[i].astype(np.float32) for i, a in enumerate(ids.tolist())}
 
-    def restore(
-        self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None, crowd_row: np.ndarray | None
-    ) -> None:
-        """Index an article already counted in the loaded statistics (no learning, no scoring)."""
-        if article_id not in self._row_of:
-            self._index(article_id, story_id, sig, published, crowd_row, _source_key(source))
+    def restore(self, items: Iterable[tuple[int, int, Signature, datetime, str | None]], crowd: Mapping[int, np.ndarray]) -> int:
+        """Index articles already counted in the loaded statistics (no learning, no scoring), in
+        batches with column-wise writes: the startup path. ``crowd`` holds the snapshot's crowding
+        rows by article id. Returns how many were indexed."""
+        done = 0
+        batch: list[tuple[int, int, Signature, datetime, str | None]] = []
+        for item in items:
+            if item[0] not in self._row_of:
+                batch.append(item)
+            if len(batch) == RESTORE_BATCH:
+                done += self._index_batch(batch, crowd)
+                batch = []
+        return done + self._index_batch(batch, crowd)
+
+    def _index_batch(self, batch: list[tuple[int, int, Signature, datetime, str | None]], crowd: Mapping[int, np.ndarray]) -> int:
+        if not batch:
+            return 0
+        rows = self._rows
+        at = np.array([rows.take() for _ in batch], dtype=np.int64)
+        ids = [b[0] for b in batch]
+        sigs = [b[2] for b in batch]
+        sources: dict[str | None, int] = {}
+        rows.article[at] = ids
+        rows.story[at] = [b[1] for b in batch]
+        rows.t[at] = [_ts(b[3]) for b in batch]
+        rows.source[at] = [sources[b[4]] if b[4] in sources else sources.setdefault(b[4], _source_key(b[4])) for b in batch]
+        rows.shingles[at] = [sig.shingles for sig in sigs]
+        rows.alive[at] = True
+        minhash = np.stack([sig.minhash for sig in sigs])
+        rows.minhash[at] = minhash
+        lens = np.array([min(len(sig.terms), MAX_TERMS) for sig in sigs], dtype=np.int64)
+        r_idx = np.repeat(np.arange(len(batch)), lens)
+        c_idx = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+        terms = np.zeros((len(batch), MAX_TERMS), dtype=np.uint32)
+        tf = np.zeros((len(batch), MAX_TERMS), dtype=rows.tf.dtype)
+        terms[r_idx, c_idx] = np.concatenate([sig.terms[:MAX_TERMS] for sig in sigs])
+        tf[r_idx, c_idx] = self._tf(np.concatenate([sig.counts[:MAX_TERMS] for sig in sigs]))
+        rows.terms[at], rows.tf[at] = terms, tf
+        zero = np.zeros(CROWDING_K, dtype=np.float32)
+        rows.crowd[at] = np.stack([crowd.get(a, zero) for a in ids])
+        for article_id, row, (_, story_id, *_rest) in zip(ids, at.tolist(), batch, strict=True):
+            self._row_of[article_id] = row
+            self._stories.setdefault(story_id, []).append(row)
+        key_counts = [len(sig.keys) for sig in sigs]
+        self._postings.add_many(np.concatenate([sig.keys for sig in sigs]).astype(np.uint64), np.repeat(at, key_counts))
+        bands = self._band_keys(minhash)
+        self._bands.add_many(bands.ravel(), np.repeat(at, bands.shape[1]))
+        self._oldest = min(self._oldest, float(rows.t[at].min()))
+        self.last_article_id = max(self.last_article_id, max(ids))
+        return len(batch)
 
     def replay(self, items: Iterable[tuple[int, int, Signature, datetime, str | None]]) -> None:
         """Learn from and index articles stored after the last snapshot, exactly as when they arrived."""

@@ -45,6 +45,16 @@ class MultiMap:
             if self._fill == BUFFER:
                 self._flush()
 
+    def add_many(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Map ``keys[i]`` to ``rows[i]`` for every i, in that order (a bulk load: one sorted run)."""
+        keys = np.asarray(keys, dtype=np.uint64)
+        if not len(keys):
+            return
+        self._flush()
+        order = np.argsort(keys, kind="stable")
+        self._runs.append((keys[order], np.asarray(rows, dtype=np.int32)[order]))
+        self._merge_tail()
+
     def _flush(self) -> None:
         if not self._fill:
             return
@@ -52,6 +62,9 @@ class MultiMap:
         order = np.argsort(keys, kind="stable")
         self._runs.append((keys[order], rows[order]))
         self._fill = 0
+        self._merge_tail()
+
+    def _merge_tail(self) -> None:
         # Merge while the newest run is at least half the size of the one before it.
         while len(self._runs) > 1 and 2 * len(self._runs[-1][0]) >= len(self._runs[-2][0]):
             newer = self._runs.pop()
