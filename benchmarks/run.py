@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import platform
 import resource
 import shutil
@@ -109,6 +110,34 @@ def servers(n: int, delay_s: float = 0.0) -> Iterator[list[tuple[Any, Any]]]:
         yield out
 
 
+class RemoteSites:
+    """``n`` loopback servers run by ``benchmarks.serve`` in a child process."""
+
+    def __init__(self, n: int, tmp: Path) -> None:
+        self._tmp = tmp
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.serve", str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert self._proc.stdout is not None and self._proc.stdin is not None
+        self.ports: list[int] = json.loads(self._proc.stdout.readline())
+        self.base_urls = [f"http://127.0.0.1:{port}" for port in self.ports]
+
+    def serve(self, tables: list[dict[str, tuple[bytes, str]]]) -> None:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        path = self._tmp / "routes.pickle"
+        path.write_bytes(pickle.dumps(tables))
+        self._proc.stdin.write(f"{path}\n")
+        self._proc.stdin.flush()
+        if self._proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("benchmark page server did not start")
+
+    def close(self) -> list[dict[str, int]]:
+        """Stop the servers; their hit counts by status."""
+        out, _ = self._proc.communicate(timeout=60)
+        return [{int(k): v for k, v in hits.items()} for hits in json.loads(out.strip().splitlines()[-1])]
+
+
 # -- 1. ingest vs extraction ceiling -------------------------------------------------------------
 
 
@@ -123,15 +152,20 @@ def bench_ingest(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     items = plant_items(vocab, outlets, p["per_outlet"], now - timedelta(hours=30), 24.0)
     titles = [it.text.title for it in items[:40]]
-    with servers(len(outlets)) as srv:
+    remote = RemoteSites(len(outlets), tmp)  # the pages are served by another process, as the web would
+    try:
         pages: list[tuple[bytes, str]] = []
-        for (server, site), outlet in zip(srv, outlets, strict=True):
+        tables: list[dict[str, tuple[bytes, str]]] = []
+        for base_url, outlet in zip(remote.base_urls, outlets, strict=True):
+            routes: dict[str, tuple[bytes, str]] = {}
             mine = sorted((it for it in items if it.outlet is outlet), key=lambda it: it.published, reverse=True)
             for k, it in enumerate(mine):
                 body = render_page(it, titles[k % 7 : k % 7 + 12])
-                site.routes[it.path] = (body, "text/html; charset=utf-8")
-                pages.append((body, server.url(it.path)))
-            site.routes["/feed.xml"] = (render_feed(outlet, mine, server.base_url, full=False), "application/rss+xml")
+                routes[it.path] = (body, "text/html; charset=utf-8")
+                pages.append((body, base_url + it.path))
+            routes["/feed.xml"] = (render_feed(outlet, mine, base_url, full=False), "application/rss+xml")
+            tables.append(routes)
+        remote.serve(tables)
         words = [it.text.words for it in items]
 
         def extract_all() -> float:
@@ -143,7 +177,7 @@ def bench_ingest(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
 
         extract_page(*pages[0])  # warm trafilatura's lazy imports for both sides
         base_a = extract_all()
-        config = make_config(tmp / "ingest", [s.url("/feed.xml") for s, _ in srv])
+        config = make_config(tmp / "ingest", [u + "/feed.xml" for u in remote.base_urls])
         agg = Aggregator(config)
         try:
             agg.ensure_index()
@@ -156,7 +190,9 @@ def bench_ingest(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         finally:
             agg.close()
         base_b = extract_all()
-        page_hits = sum(site.hits.get(200, 0) for _s, site in srv)
+    finally:
+        hits = remote.close()
+    page_hits = sum(h.get(200, 0) for h in hits)
     if errors:
         raise RuntimeError(f"poll errors: {errors[:3]}")
     if stored != len(items):
