@@ -29,7 +29,10 @@ def main() -> None:
             site.routes.update(routes)
         print("ready", flush=True)
         sys.stdin.read()  # serve until the parent closes our stdin (or exits)
-        print(json.dumps([dict(site.hits) for site in sites]), flush=True)
+        try:
+            print(json.dumps([dict(site.hits) for site in sites]), flush=True)
+        except BrokenPipeError:  # the parent is gone: nobody wants the counts
+            pass
 
 
 if __name__ == "__main__":

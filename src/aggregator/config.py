@@ -88,6 +88,7 @@ class ExtractSettings(_Strict):
     fetch_pages: bool = True
     min_feed_text_chars: int = Field(MIN_FEED_TEXT_CHARS, ge=0)
     workers: int = Field(0, ge=0, le=64)  # extraction processes; 0 = one per CPU core, 1 = in-process threads
+    fast: bool = True  # trafilatura without its fallback extractors: ~28% faster, same words on 95% of pages
 
 
 class DedupSettings(_Strict):

@@ -256,14 +256,15 @@ class Aggregator:
             log.info("article page unavailable, using feed text: %s", exc)
             return None
         pool = self._extractor()
+        fast = self.config.settings.extract.fast
         if pool is None:
-            return await asyncio.to_thread(extract_page, result.content, result.final_url)
+            return await asyncio.to_thread(extract_page, result.content, result.final_url, fast)
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, extract_page, result.content, result.final_url)
+            return await asyncio.get_running_loop().run_in_executor(pool, extract_page, result.content, result.final_url, fast)
         except concurrent.futures.process.BrokenProcessPool:  # a worker died (e.g. out of memory): start afresh
             log.warning("%s: extraction worker died; restarting the pool", entry.url)
             self._pool = None
-            return await asyncio.to_thread(extract_page, result.content, result.final_url)
+            return await asyncio.to_thread(extract_page, result.content, result.final_url, fast)
 
     async def _write(self, func: Callable[..., T], *args: Any) -> T:
         """Run a database write in a worker thread, one at a time, so the event loop keeps fetching."""
