@@ -596,7 +596,7 @@ def bench_restart(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     loaded = agg.ensure_index()
     ready = time.perf_counter() - t0
     rss1 = rss_bytes()
-    since = end - agg._window
+    since = end - agg.ingest.window
     # Baseline: the floor, reading the same rows the rebuild reads (join, window) without decoding or indexing.
     t2 = time.perf_counter()
     rows = sum(1 for _ in agg.store.signatures(since=since))
@@ -650,7 +650,7 @@ def bench_day(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         titles = [it.text.title for it in items[:20]]
         for r in range(rounds):
             now = clock[0] = end + step * (r + 1)
-            agg.dedup.evict(now - agg._window)
+            agg.dedup.evict(now - agg.ingest.window)
             if r < p["page_rounds"]:
                 share = len(items) // 4 // p["page_rounds"]
                 for (server, site), o in zip(srv, outlets, strict=True):

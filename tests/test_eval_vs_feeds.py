@@ -89,11 +89,11 @@ def test_real_labeled_news_through_feeds_matches_eval(tmp_path, server, routes, 
 
 def test_restart_mid_stream_gives_the_same_stories(tmp_path, server, routes, monkeypatch):
     """Snapshot + replay: a restart between two polls changes no decision."""
-    import aggregator.core as core
+    import aggregator.ingest as ingest
     from aggregator.config import load_config
     from conftest import write_config
 
-    monkeypatch.setattr(core, "SNAPSHOT_EVERY", 25)  # so that a snapshot and a replayed tail both occur
+    monkeypatch.setattr(ingest, "SNAPSHOT_EVERY", 25)  # so that a snapshot and a replayed tail both occur
     path = tmp_path / "demo.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in demo_records()) + "\n", encoding="utf-8")
     records = read_labeled(path)

@@ -5,28 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import logging
 import multiprocessing
 import os
-import threading
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy.engine import Connection
 
 from . import decide
 from .config import Config
-from .dedup import Decision, Deduplicator, Signature, choose_canonical, normalize
+from .dedup import Deduplicator
 from .digest import DigestFiles, render_digest, write_atomically
-from .errors import FeedError, FetchError, NetworkError, SchemaMismatch
+from .errors import FeedError, FetchError, NetworkError
 from .extract import choose_text, extract_page, needs_page
 from .fetch import Fetcher
-from .models import Article, Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport, Story
+from .ingest import Candidate, Ingest
+from .models import Entry, FeedState, PageText, ParsedFeed, PollReport, Story
 from .parse import parse_feed
 from .store import Store
 from .urls import host_of
@@ -36,24 +33,11 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(hours=1)
-SNAPSHOT_EVERY = 500  # articles between dedup snapshots (a restart replays at most this many)
 OUTAGE_SAMPLE = 8  # this many network failures in a row, across 3+ hosts, means our network is down
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    """A new entry with its text chosen, before dedup."""
-
-    entry: Entry
-    text: str
-    title: str
-    published: datetime
-    lang: str | None
-    from_page: bool
 
 
 class Aggregator:
@@ -64,14 +48,10 @@ class Aggregator:
         self.clock = clock
         self.transport = transport
         self.store = Store(config.database_url)
-        self.dedup = Deduplicator(config.settings.dedup)
-        self._index_ready = False
-        self._snapshot_at = 0
+        self.ingest = Ingest(config.settings.dedup, self.store, lambda: self.clock())
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._write_lock = threading.RLock()  # one writer: the database and the dedup index change together
         self._in_flight: set[int] = set()
         self._recent: deque[tuple[str, bool]] = deque(maxlen=OUTAGE_SAMPLE)  # (host, reached) of recent polls
-        self._window = timedelta(hours=config.settings.dedup.window_hours)
         self.sync_feeds()
 
     def close(self) -> None:
@@ -103,64 +83,22 @@ class Aggregator:
         """The configured feeds with their stored state."""
         return self.store.feeds(config_urls=[f.url for f in self.config.feeds])
 
+    @property
+    def dedup(self) -> Deduplicator:
+        return self.ingest.dedup
+
     def ensure_index(self) -> int:
         """The dedup index, rebuilt from storage if needed; returns how many articles it holds."""
-        with self._write_lock:
-            return self._ensure_index()
-
-    def _ensure_index(self) -> int:
-        """Rebuild the dedup index from storage (once); returns how many articles it holds.
-
-        The newest snapshot gives the learned statistics; articles stored before it and still
-        in the window are indexed as they were; articles stored after it are replayed in order,
-        exactly as they were decided."""
-        if self._index_ready:
-            return len(self.dedup)
-        self.dedup = Deduplicator(self.config.settings.dedup)
-        foreign = self.store.signature_schemes() - {self.dedup.scheme}
-        if foreign:
-            raise SchemaMismatch(
-                f"{self.config.database_url}: stored signatures use {sorted(foreign)[0]!r} but this configuration "
-                f"makes {self.dedup.scheme!r}; restore the old dedup settings or start a new storage directory"
-            )
-        since = self.clock() - self._window
-        snapshot = self.store.latest_snapshot(self.dedup.scheme)
-        last = 0
-        if snapshot is not None:
-            last, data = snapshot
-            crowd = self.dedup.load_snapshot(data)
-            stored = self.store.signatures(since=since, up_to=last)
-            self.dedup.restore(((r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in stored), crowd)
-            self.dedup.last_article_id = last
-        tail = [(r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in self.store.signatures(after=last)]
-        self.dedup.replay(tail)
-        self.dedup.evict(since)
-        self._snapshot_at = last
-        self._index_ready = True
-        log.info("dedup index rebuilt: %d articles in the window (%d replayed after the snapshot)", len(self.dedup), len(tail))
-        if len(tail) >= SNAPSHOT_EVERY:
-            self.save_snapshot()
-        return len(self.dedup)
+        return self.ingest.ensure_index()
 
     def housekeeping(self, now: datetime, snapshot: bool = True, force: bool = False) -> int:
         """Forget articles that left the dedup window and, if due, snapshot the statistics; returns how many left."""
-        with self._write_lock:
-            self.ensure_index()
-            evicted = self.dedup.evict(now - self._window)
-            if snapshot:
-                self.save_snapshot(force=force)
-        return evicted
+        return self.ingest.housekeeping(now, snapshot, force)
 
     def save_snapshot(self, force: bool = False) -> bool:
         """Persist the dedup statistics if enough articles arrived since the last snapshot."""
-        if not self._index_ready:
-            return False
-        fresh = self.dedup.last_article_id - self._snapshot_at
-        if fresh <= 0 or (fresh < SNAPSHOT_EVERY and not force):
-            return False
-        self.store.save_snapshot(self.dedup.scheme, self.dedup.last_article_id, self.dedup.snapshot(), self.clock())
-        self._snapshot_at = self.dedup.last_article_id
-        return True
+        with self.ingest.lock:
+            return self.ingest.save_snapshot(force)
 
     # -- polling ---------------------------------------------------------------
 
@@ -184,8 +122,7 @@ class Aggregator:
         finally:
             if own:
                 await fetcher.aclose()
-            with self._write_lock:
-                self.save_snapshot()
+            self.save_snapshot()
 
     async def poll_feed(self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None) -> PollReport:
         """Fetch, parse, extract, dedup and store one feed; errors end up on the feed, not raised."""
@@ -199,21 +136,21 @@ class Aggregator:
                 result = await fetcher.fetch_feed(feed.url, feed.etag, feed.last_modified)
                 self._recent.append((host_of(feed.url), True))
                 if result.not_modified:
-                    await self._write(self._update_feed, feed.id, decide.after_success(feed, result, None, now, sched), now)
+                    await self._write(self.ingest.update_feed, feed.id, decide.after_success(feed, result, None, now, sched), now)
                     return PollReport(feed.url, 304, 0, not_modified=True)
                 parsed = parse_feed(result.final_url, result.content, result.headers)
                 if parsed.warning:
                     log.info("%s: recoverable feed problem: %s", feed.url, parsed.warning)
                 candidates = await self._prepare(fetcher, feed, parsed, now)
                 change = decide.after_success(feed, result, parsed, now, sched)
-                new = await self._write(self._commit, feed, parsed, candidates, change, now)
+                new = await self._write(self.ingest.commit, feed, parsed, candidates, change, now)
                 return PollReport(feed.url, result.status, new)
             except FeedError as exc:
                 log.warning("%s", exc)
                 reached = not isinstance(exc, NetworkError)
                 self._recent.append((host_of(feed.url), reached))
                 rule = decide.after_failure if reached or not self.network_outage() else decide.during_outage
-                await self._write(self._update_feed, feed.id, rule(feed, exc, now, sched), now)
+                await self._write(self.ingest.update_feed, feed.id, rule(feed, exc, now, sched), now)
                 return PollReport(feed.url, getattr(exc, "status", None), 0, error=exc.message)
         finally:
             self._in_flight.discard(feed.id)
@@ -223,7 +160,7 @@ class Aggregator:
         recent = list(self._recent)
         return len(recent) == OUTAGE_SAMPLE and not any(ok for _, ok in recent) and len({h for h, _ in recent}) >= 3
 
-    async def _prepare(self, fetcher: Fetcher, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[_Candidate]:
+    async def _prepare(self, fetcher: Fetcher, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[Candidate]:
         """Entries not stored yet, with their text (from the page when the feed's is short)."""
         with self.store.connect() as conn:
             known = self.store.known_guids(conn, feed.id, [e.guid for e in parsed.entries])
@@ -244,7 +181,7 @@ class Aggregator:
             if published > now + FUTURE_TOLERANCE:  # a feed's clock or typo; never let it sort ahead of real news
                 published = now
             lang = entry.lang or (page.lang if page else None) or parsed.lang
-            candidates.append(_Candidate(entry, text or title, title or text[:120], published, lang, from_page))
+            candidates.append(Candidate(entry, text or title, title or text[:120], published, lang, from_page))
         # Oldest first (feeds list newest first): stories then grow in the order the news happened.
         return sorted(candidates, key=lambda c: (c.published, c.entry.guid))
 
@@ -270,80 +207,10 @@ class Aggregator:
         """Run a database write in a worker thread, one at a time, so the event loop keeps fetching."""
 
         def locked() -> T:
-            with self._write_lock:
+            with self.ingest.lock:
                 return func(*args)
 
         return await asyncio.to_thread(locked)
-
-    def _update_feed(self, feed_id: int, change: FeedUpdate, now: datetime) -> None:
-        with self.store.transaction() as conn:
-            self.store.apply_feed_update(conn, feed_id, change, now)
-
-    def _commit(self, feed: FeedState, parsed: ParsedFeed, candidates: Sequence[_Candidate], change: FeedUpdate, now: datetime) -> int:
-        """Store new articles, their signatures and story membership, then the feed's new state: one transaction."""
-        self.ensure_index()  # rebuilt here if an earlier transaction was rolled back
-        added: list[int] = []
-        try:
-            with self.store.transaction() as conn:
-                # Re-check inside the transaction: another feed may have stored the same URL meanwhile.
-                known = self.store.known_urls(conn, [c.entry.url for c in candidates if c.entry.url])
-                seen_guids = self.store.known_guids(conn, feed.id, [c.entry.guid for c in candidates])
-                for cand in candidates:
-                    if cand.entry.guid in seen_guids or (cand.entry.url and cand.entry.url in known):
-                        continue
-                    article = Article(
-                        feed_id=feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
-                        published_at=cand.published, first_seen_at=now, lang=cand.lang, source=cand.entry.source or feed.name,
-                        content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
-                        from_page=cand.from_page, summary_html=cand.entry.summary_html,
-                    )
-                    sig = self.dedup.sign(article.title, article.text)
-                    decision = self.dedup.decide(sig, article.published_at, article.source)
-                    article_id = self.store.insert_article(conn, article)
-                    self.store.insert_signature(conn, article_id, self.dedup.scheme, self.dedup.encode(sig))
-                    story_id = self._place(conn, article, article_id, sig, decision, now)
-                    self.dedup.add(article_id, story_id, sig, article.published_at, article.source)
-                    added.append(article_id)
-                    if article.url:
-                        known.add(article.url)
-                    seen_guids.add(article.guid)
-                self.store.apply_feed_update(conn, feed.id, change, now, title=parsed.title, site_url=parsed.site_url)
-        except BaseException:
-            if added:  # the rows were rolled back: the index rebuilds from storage before the next use
-                self._index_ready = False
-            raise
-        if added:
-            log.info("%s: %d new article(s)", feed.url, len(added))
-        return len(added)
-
-    def _place(self, conn: Connection, article: Article, article_id: int, sig: Signature, decision: Decision, now: datetime) -> int:
-        if decision.story_id is None:
-            return self.store.create_story(conn, article, article_id, now)
-        story_id = decision.story_id
-        self.store.add_member(conn, story_id, article_id, "report", decision.similarity, now)
-        members = self.store.members(conn, story_id)
-        previous = next(m.article_id for m in members if m.kind == "canonical")
-        canonical = choose_canonical(members)
-        self.store.update_story(conn, story_id, canonical, min(m.published_at for m in members), now)
-        # Kind and similarity are relative to the canonical: a new canonical means recomputing them all.
-        canon_sig = self._signature(conn, canonical.article_id, article_id, sig)
-        for m in members:
-            if m.article_id == canonical.article_id:
-                self.store.set_member(conn, m.article_id, "canonical", 1.0)
-            elif m.article_id == article_id or canonical.article_id != previous:
-                kind, similarity = self.dedup.relation(self._signature(conn, m.article_id, article_id, sig), canon_sig)
-                self.store.set_member(conn, m.article_id, kind, round(similarity, 4))
-        return story_id
-
-    def _signature(self, conn: Connection, article_id: int, new_id: int, new_sig: Signature) -> Signature:
-        if article_id == new_id:
-            return new_sig
-        sig = self.dedup.signature_of(article_id)
-        if sig is None:
-            data = self.store.signature(conn, article_id)
-            assert data is not None, f"article {article_id} has no stored signature"
-            sig = self.dedup.decode(data)
-        return sig
 
     # -- reading -------------------------------------------------------------------
 

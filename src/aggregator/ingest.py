@@ -1,0 +1,184 @@
+"""The dedup index and the database, changed together under one lock.
+
+``Ingest`` owns the index's lifecycle (rebuilt from storage on first use, old articles
+evicted, learned statistics snapshotted) and the one transaction that stores a feed's new
+articles: each is signed, decided against the index, inserted with its signature and story
+membership, then learned from; the feed's new state is written last, so a crash means a
+re-fetch, never a loss. A rolled-back transaction makes the index rebuild before next use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Connection
+
+from .config import DedupSettings
+from .dedup import Decision, Deduplicator, Signature, choose_canonical, normalize
+from .errors import SchemaMismatch
+from .models import Article, Entry, FeedState, FeedUpdate, ParsedFeed
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_EVERY = 500  # articles between dedup snapshots (a restart replays at most this many)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A new entry with its text chosen, before dedup."""
+
+    entry: Entry
+    text: str
+    title: str
+    published: datetime
+    lang: str | None
+    from_page: bool
+
+
+class Ingest:
+    """The dedup index plus the writes that must change together with it."""
+
+    def __init__(self, settings: DedupSettings, store: Store, clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.dedup = Deduplicator(settings)
+        self.window = timedelta(hours=settings.window_hours)
+        self.lock = threading.RLock()  # one writer: the database and the dedup index change together
+        self._index_ready = False
+        self._snapshot_at = 0
+
+    def ensure_index(self) -> int:
+        """The dedup index, rebuilt from storage if needed; returns how many articles it holds."""
+        with self.lock:
+            return self._ensure_index()
+
+    def _ensure_index(self) -> int:
+        """Rebuild the dedup index from storage (once); returns how many articles it holds.
+
+        The newest snapshot gives the learned statistics; articles stored before it and still
+        in the window are indexed as they were; articles stored after it are replayed in order,
+        exactly as they were decided."""
+        if self._index_ready:
+            return len(self.dedup)
+        self.dedup = Deduplicator(self.settings)
+        foreign = self.store.signature_schemes() - {self.dedup.scheme}
+        if foreign:
+            raise SchemaMismatch(
+                f"{self.store.url}: stored signatures use {sorted(foreign)[0]!r} but this configuration "
+                f"makes {self.dedup.scheme!r}; restore the old dedup settings or start a new storage directory"
+            )
+        since = self.clock() - self.window
+        snapshot = self.store.latest_snapshot(self.dedup.scheme)
+        last = 0
+        if snapshot is not None:
+            last, data = snapshot
+            crowd = self.dedup.load_snapshot(data)
+            stored = self.store.signatures(since=since, up_to=last)
+            self.dedup.restore(((r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in stored), crowd)
+            self.dedup.last_article_id = last
+        tail = [(r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in self.store.signatures(after=last)]
+        self.dedup.replay(tail)
+        self.dedup.evict(since)
+        self._snapshot_at = last
+        self._index_ready = True
+        log.info("dedup index rebuilt: %d articles in the window (%d replayed after the snapshot)", len(self.dedup), len(tail))
+        if len(tail) >= SNAPSHOT_EVERY:
+            self.save_snapshot()
+        return len(self.dedup)
+
+    def housekeeping(self, now: datetime, snapshot: bool = True, force: bool = False) -> int:
+        """Forget articles that left the dedup window and, if due, snapshot the statistics; returns how many left."""
+        with self.lock:
+            self.ensure_index()
+            evicted = self.dedup.evict(now - self.window)
+            if snapshot:
+                self.save_snapshot(force=force)
+        return evicted
+
+    def save_snapshot(self, force: bool = False) -> bool:
+        """Persist the dedup statistics if enough articles arrived since the last snapshot."""
+        if not self._index_ready:
+            return False
+        fresh = self.dedup.last_article_id - self._snapshot_at
+        if fresh <= 0 or (fresh < SNAPSHOT_EVERY and not force):
+            return False
+        self.store.save_snapshot(self.dedup.scheme, self.dedup.last_article_id, self.dedup.snapshot(), self.clock())
+        self._snapshot_at = self.dedup.last_article_id
+        return True
+
+    def update_feed(self, feed_id: int, change: FeedUpdate, now: datetime) -> None:
+        with self.store.transaction() as conn:
+            self.store.apply_feed_update(conn, feed_id, change, now)
+
+    def commit(self, feed: FeedState, parsed: ParsedFeed, candidates: Sequence[Candidate], change: FeedUpdate, now: datetime) -> int:
+        """Store new articles, their signatures and story membership, then the feed's new state: one transaction."""
+        self.ensure_index()  # rebuilt here if an earlier transaction was rolled back
+        added: list[int] = []
+        try:
+            with self.store.transaction() as conn:
+                # Re-check inside the transaction: another feed may have stored the same URL meanwhile.
+                known = self.store.known_urls(conn, [c.entry.url for c in candidates if c.entry.url])
+                seen_guids = self.store.known_guids(conn, feed.id, [c.entry.guid for c in candidates])
+                for cand in candidates:
+                    if cand.entry.guid in seen_guids or (cand.entry.url and cand.entry.url in known):
+                        continue
+                    article = Article(
+                        feed_id=feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
+                        published_at=cand.published, first_seen_at=now, lang=cand.lang, source=cand.entry.source or feed.name,
+                        content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
+                        from_page=cand.from_page, summary_html=cand.entry.summary_html,
+                    )
+                    sig = self.dedup.sign(article.title, article.text)
+                    decision = self.dedup.decide(sig, article.published_at, article.source)
+                    article_id = self.store.insert_article(conn, article)
+                    self.store.insert_signature(conn, article_id, self.dedup.scheme, self.dedup.encode(sig))
+                    story_id = self._place(conn, article, article_id, sig, decision, now)
+                    self.dedup.add(article_id, story_id, sig, article.published_at, article.source)
+                    added.append(article_id)
+                    if article.url:
+                        known.add(article.url)
+                    seen_guids.add(article.guid)
+                self.store.apply_feed_update(conn, feed.id, change, now, title=parsed.title, site_url=parsed.site_url)
+        except BaseException:
+            if added:  # the rows were rolled back: the index rebuilds from storage before the next use
+                self._index_ready = False
+            raise
+        if added:
+            log.info("%s: %d new article(s)", feed.url, len(added))
+        return len(added)
+
+    def _place(self, conn: Connection, article: Article, article_id: int, sig: Signature, decision: Decision, now: datetime) -> int:
+        if decision.story_id is None:
+            return self.store.create_story(conn, article, article_id, now)
+        story_id = decision.story_id
+        self.store.add_member(conn, story_id, article_id, "report", decision.similarity, now)
+        members = self.store.members(conn, story_id)
+        previous = next(m.article_id for m in members if m.kind == "canonical")
+        canonical = choose_canonical(members)
+        self.store.update_story(conn, story_id, canonical, min(m.published_at for m in members), now)
+        # Kind and similarity are relative to the canonical: a new canonical means recomputing them all.
+        canon_sig = self._signature(conn, canonical.article_id, article_id, sig)
+        for m in members:
+            if m.article_id == canonical.article_id:
+                self.store.set_member(conn, m.article_id, "canonical", 1.0)
+            elif m.article_id == article_id or canonical.article_id != previous:
+                kind, similarity = self.dedup.relation(self._signature(conn, m.article_id, article_id, sig), canon_sig)
+                self.store.set_member(conn, m.article_id, kind, round(similarity, 4))
+        return story_id
+
+    def _signature(self, conn: Connection, article_id: int, new_id: int, new_sig: Signature) -> Signature:
+        if article_id == new_id:
+            return new_sig
+        sig = self.dedup.signature_of(article_id)
+        if sig is None:
+            data = self.store.signature(conn, article_id)
+            assert data is not None, f"article {article_id} has no stored signature"
+            sig = self.dedup.decode(data)
+        return sig
