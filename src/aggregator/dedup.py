@@ -385,15 +385,16 @@ class Deduplicator:
         _seed, negated, scheme = struct.unpack_from("<qiB", data, pos)
         if scheme != 1 or mh_size != 13 + 4 * -negated:
             raise ValueError("signature MinHash is not in the affine32 layout")
-        minhash = np.frombuffer(data, dtype="<u4", count=-negated, offset=pos + 13).astype(np.uint32)
+        # Read-only views into ``data`` (no copies): a signature never changes.
+        minhash = np.frombuffer(data, dtype="<u4", count=-negated, offset=pos + 13)
         pos += mh_size
-        hashes = np.frombuffer(data, dtype="<u4", count=n_hashes, offset=pos).astype(np.uint32)
+        hashes = np.frombuffer(data, dtype="<u4", count=n_hashes, offset=pos)
         pos += 4 * n_hashes
-        terms = np.frombuffer(data, dtype="<u4", count=n_terms, offset=pos).astype(np.uint32)
+        terms = np.frombuffer(data, dtype="<u4", count=n_terms, offset=pos)
         pos += 4 * n_terms
-        counts = np.frombuffer(data, dtype="<f4", count=n_terms, offset=pos).astype(np.float32)
+        counts = np.frombuffer(data, dtype="<f4", count=n_terms, offset=pos)
         pos += 4 * n_terms
-        keys = np.frombuffer(data, dtype="<u4", count=n_keys, offset=pos).astype(np.uint32)
+        keys = np.frombuffer(data, dtype="<u4", count=n_keys, offset=pos)
         return Signature(minhash, shingles, hashes, terms, counts, keys)
 
     # -- similarity ---------------------------------------------------------------
@@ -705,15 +706,26 @@ class Deduplicator:
         rows by article id. Returns how many were indexed."""
         done = 0
         batch: list[tuple[int, int, Signature, datetime, str | None]] = []
+        entries: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"postings": [], "bands": []}
         for item in items:
             if item[0] not in self._row_of:
                 batch.append(item)
             if len(batch) == RESTORE_BATCH:
-                done += self._index_batch(batch, crowd)
+                done += self._index_batch(batch, crowd, entries)
                 batch = []
-        return done + self._index_batch(batch, crowd)
+        done += self._index_batch(batch, crowd, entries)
+        # The multimap entries go in at the end, as one sorted run each (in article order, like ``add``).
+        for name, multimap in (("postings", self._postings), ("bands", self._bands)):
+            if entries[name]:
+                multimap.add_many(np.concatenate([k for k, _ in entries[name]]), np.concatenate([r for _, r in entries[name]]))
+        return done
 
-    def _index_batch(self, batch: list[tuple[int, int, Signature, datetime, str | None]], crowd: Mapping[int, np.ndarray]) -> int:
+    def _index_batch(
+        self,
+        batch: list[tuple[int, int, Signature, datetime, str | None]],
+        crowd: Mapping[int, np.ndarray],
+        entries: dict[str, list[tuple[np.ndarray, np.ndarray]]],
+    ) -> int:
         if not batch:
             return 0
         rows = self._rows
@@ -743,9 +755,9 @@ class Deduplicator:
             self._row_of[article_id] = row
             self._stories.setdefault(story_id, []).append(row)
         key_counts = [len(sig.keys) for sig in sigs]
-        self._postings.add_many(np.concatenate([sig.keys for sig in sigs]).astype(np.uint64), np.repeat(at, key_counts))
+        entries["postings"].append((np.concatenate([sig.keys for sig in sigs]).astype(np.uint64), np.repeat(at, key_counts)))
         bands = self._band_keys(minhash)
-        self._bands.add_many(bands.ravel(), np.repeat(at, bands.shape[1]))
+        entries["bands"].append((bands.ravel(), np.repeat(at, bands.shape[1])))
         self._oldest = min(self._oldest, float(rows.t[at].min()))
         self.last_article_id = max(self.last_article_id, max(ids))
         return len(batch)

@@ -136,10 +136,15 @@ class MultiMap:
 
 
 def _merge(older: tuple[np.ndarray, np.ndarray], newer: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    keys = np.concatenate([older[0], newer[0]])
-    rows = np.concatenate([older[1], newer[1]])
-    order = np.argsort(keys, kind="stable")  # stable: a key's older entries stay before its newer ones
-    return keys[order], rows[order]
+    """Merge two sorted runs in linear passes (no sort); a key's older entries stay before its newer ones."""
+    (ok, orow), (nk, nrow) = older, newer
+    at_old = np.searchsorted(nk, ok, side="left") + np.arange(len(ok))
+    at_new = np.searchsorted(ok, nk, side="right") + np.arange(len(nk))
+    keys = np.empty(len(ok) + len(nk), dtype=np.uint64)
+    rows = np.empty(len(keys), dtype=np.int32)
+    keys[at_old], rows[at_old] = ok, orow
+    keys[at_new], rows[at_new] = nk, nrow
+    return keys, rows
 
 
 def _rank_within(q: np.ndarray, n: int) -> np.ndarray:

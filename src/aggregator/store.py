@@ -392,7 +392,7 @@ class Store:
         if after is not None:
             query = query.where(signatures.c.article_id > after)
         with self.engine.connect() as conn:
-            for row in conn.execute(query):
+            for row in conn.execution_options(yield_per=2000).execute(query):
                 yield StoredSignature(row.article_id, row.story_id, _as_utc(row.published_at), row.data, row.source)
 
     def latest_snapshot(self, scheme: str) -> tuple[int, bytes] | None:
