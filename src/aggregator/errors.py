@@ -45,6 +45,9 @@ class FeedError(AggregatorError):
         self.url = url
         self.message = message
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable: parsing runs in worker processes
+        return type(self), (self.url, self.message)
+
 
 class FetchError(FeedError):
     """The feed or page could not be fetched."""
@@ -62,6 +65,9 @@ class HTTPStatusError(FetchError):
         self.status = status
         self.retry_after = retry_after
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, str | None]]:  # type: ignore[override]
+        return type(self), (self.url, self.status, self.retry_after)
+
 
 class BodyTooLarge(FetchError):
     """The decoded body exceeded the configured cap."""
@@ -78,3 +84,7 @@ class EvalError(AggregatorError):
         super().__init__(f"{path}:{line}: {message}")
         self.path = path
         self.line = line
+        self.message = message
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, str]]:
+        return type(self), (self.path, self.line, self.message)

@@ -64,6 +64,9 @@ class LoopbackServer:
 
         class _RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; with Nagle's algorithm on, the body then
+            # waits for the client's delayed ACK (~40 ms a response on loopback).
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 request = Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
