@@ -54,3 +54,34 @@ def test_newer_database_is_refused_clearly(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StorageError, match=f"newer than this program \\(v{SCHEMA_VERSION}\\)"):
         Store(f"sqlite:///{path}")
+
+
+def test_changed_dedup_settings_are_refused_not_mixed(tmp_path: Path, server, routes) -> None:
+    """Signatures made under other dedup settings are never mixed with new ones: a clear error instead."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from aggregator.config import load_config
+    from aggregator.core import Aggregator
+    from aggregator.errors import SchemaMismatch
+    from aggregator.feedserver import Response
+    from conftest import write_config
+
+    routes["/feed.xml"] = Response(200, (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
+        "<item><title>Ferry terminal opens</title><guid>g1</guid><description>The harbour authority opened the terminal.</description></item>"
+        "<item><title>Council passes budget</title><guid>g2</guid><description>The council passed the budget.</description></item>"
+        "</channel></rss>"
+    ).encode(), {"Content-Type": "application/rss+xml"})
+    feeds = [{"url": server.url("/feed.xml"), "name": "F"}]
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    agg = Aggregator(load_config(write_config(tmp_path, feeds, extract={"fetch_pages": False})), clock=lambda: now)
+    asyncio.run(agg.poll_round(now))
+    assert agg.store.counts()["articles"] == 2
+    agg.close()
+    other = Aggregator(load_config(write_config(tmp_path, feeds, dedup={"num_perm": 32})), clock=lambda: now)
+    try:
+        with pytest.raises(SchemaMismatch, match="stored signatures use .*p64.* but this configuration makes .*p32"):
+            other.ensure_index()
+    finally:
+        other.close()
