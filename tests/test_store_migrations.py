@@ -68,11 +68,11 @@ def test_changed_dedup_settings_are_refused_not_mixed(tmp_path: Path, server, ro
     from conftest import write_config
 
     routes["/feed.xml"] = Response(200, (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
-        "<item><title>Ferry terminal opens</title><guid>g1</guid><description>The harbour authority opened the terminal.</description></item>"
-        "<item><title>Council passes budget</title><guid>g2</guid><description>The council passed the budget.</description></item>"
-        "</channel></rss>"
-    ).encode(), {"Content-Type": "application/rss+xml"})
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'
+        b"<item><title>Ferry terminal opens</title><guid>g1</guid><description>The harbour authority opened the terminal.</description></item>"
+        b"<item><title>Council passes budget</title><guid>g2</guid><description>The council passed the budget.</description></item>"
+        b"</channel></rss>"
+    ), {"Content-Type": "application/rss+xml"})
     feeds = [{"url": server.url("/feed.xml"), "name": "F"}]
     now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
     agg = Aggregator(load_config(write_config(tmp_path, feeds, extract={"fetch_pages": False})), clock=lambda: now)
