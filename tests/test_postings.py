@@ -25,7 +25,7 @@ def test_random_operations_match_a_dict_of_lists(seed: int, monkeypatch: pytest.
     mm, model = MultiMap(), {}
     dead: set[int] = set()
     for row in range(3000):
-        keys = np.unique(rng.integers(0, 400 if seed % 2 else 2**63, size=int(rng.integers(1, 30)), dtype=np.uint64))
+        keys = np.unique(rng.integers(0, 400 if seed % 2 else 2**32, size=int(rng.integers(1, 30)), dtype=np.uint32))
         if row % 3 == 0:
             mm.add_many(keys, np.full(len(keys), row))  # the bulk path (startup) must agree with the one-by-one path
         else:
@@ -39,18 +39,18 @@ def test_random_operations_match_a_dict_of_lists(seed: int, monkeypatch: pytest.
             model = {k: [r for r in v if r not in dead] for k, v in model.items()}
         if row % 37 == 0:
             query = list(rng.choice(list(model), size=min(20, len(model)), replace=False))
-            query.append(2**64 - 1)  # a key nobody has
+            query.append(2**32 - 1)  # a key nobody has
             for cap in (None, 1, 7, 50):
-                q, r = mm.lookup(np.array(query, dtype=np.uint64), cap)
+                q, r = mm.lookup(np.array(query, dtype=np.uint32), cap)
                 assert sorted(zip(q.tolist(), r.tolist(), strict=True)) == model_lookup(model, query, cap)
     assert len(mm) == sum(len(v) for v in model.values())
 
 
 def test_empty_map_and_empty_query() -> None:
     mm = MultiMap()
-    q, r = mm.lookup(np.array([1, 2], dtype=np.uint64), cap=3)
+    q, r = mm.lookup(np.array([1, 2], dtype=np.uint32), cap=3)
     assert len(q) == len(r) == 0
-    mm.add(np.array([5], dtype=np.uint64), 9)
-    q, r = mm.lookup(np.zeros(0, dtype=np.uint64))
+    mm.add(np.array([5], dtype=np.uint32), 9)
+    q, r = mm.lookup(np.zeros(0, dtype=np.uint32))
     assert len(q) == 0
-    assert mm.lookup(np.array([5], dtype=np.uint64))[1].tolist() == [9]
+    assert mm.lookup(np.array([5], dtype=np.uint32))[1].tolist() == [9]

@@ -457,14 +457,17 @@ class Deduplicator:
         return scored.decision
 
     def _band_keys(self, minhash: np.ndarray) -> np.ndarray:
-        """One 64-bit key per LSH band (b bands of r values; equal bands give equal keys); for a
+        """One 32-bit key per LSH band (b bands of r values; equal bands give equal keys); for a
         stack of MinHashes, one row of keys each."""
         b, r = self._bands_shape
         v = minhash[..., : b * r].astype(np.uint64).reshape(*minhash.shape[:-1], b, r)
         key = np.arange(b, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         for col in range(r):
             key = _mix64(key ^ v[..., col])
-        return key
+        # 32 bits: two different bands rarely share a key, and when they do the exact MinHash
+        # comparison that follows rejects the false candidate.
+        folded: np.ndarray = (key >> np.uint64(32)).astype(np.uint32)
+        return folded
 
     def _score(self, sig: Signature, published: datetime, source: int) -> _Scored:
         t = _ts(published)
@@ -514,7 +517,7 @@ class Deduplicator:
             return np.zeros(0, dtype=np.int64)
         rows = self._rows
         extra = np.isin(keys, own_terms).astype(np.float64)
-        which, hits = self._postings.lookup(keys.astype(np.uint64), cap=POSTING_CAP)
+        which, hits = self._postings.lookup(keys, cap=POSTING_CAP)
         live = rows.alive[hits]
         which, hits = which[live], hits[live]
         if not len(hits):
@@ -624,7 +627,7 @@ class Deduplicator:
         rows.crowd[row] = crowd_row if crowd_row is not None else 0.0
         self._row_of[article_id] = row
         self._stories.setdefault(story_id, []).append(row)
-        self._postings.add(sig.keys.astype(np.uint64), row)
+        self._postings.add(sig.keys, row)
         self._bands.add(self._band_keys(sig.minhash), row)
         self._oldest = min(self._oldest, float(rows.t[row]))
         self.last_article_id = max(self.last_article_id, article_id)
@@ -755,7 +758,7 @@ class Deduplicator:
             self._row_of[article_id] = row
             self._stories.setdefault(story_id, []).append(row)
         key_counts = [len(sig.keys) for sig in sigs]
-        entries["postings"].append((np.concatenate([sig.keys for sig in sigs]).astype(np.uint64), np.repeat(at, key_counts)))
+        entries["postings"].append((np.concatenate([sig.keys for sig in sigs]), np.repeat(at, key_counts)))
         bands = self._band_keys(minhash)
         entries["bands"].append((bands.ravel(), np.repeat(at, bands.shape[1])))
         self._oldest = min(self._oldest, float(rows.t[at].min()))

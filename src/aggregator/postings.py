@@ -1,6 +1,6 @@
-"""A compact multimap from 64-bit keys to 32-bit row numbers, for the dedup index.
+"""A compact multimap from 32-bit keys to 32-bit row numbers, for the dedup index.
 
-Python dicts of lists cost a few hundred bytes per key; this costs 12 bytes per
+Python dicts of lists cost a few hundred bytes per key; this costs 8 bytes per
 entry. Entries are kept in sorted runs (numpy arrays, sorted by key, stable, so
 within one key they stay in the order they were added) plus a small append
 buffer; runs of similar size are merged as they accumulate, like a binary
@@ -20,8 +20,8 @@ BUFFER = 4096  # entries appended before they become a sorted run
 
 class MultiMap:
     def __init__(self) -> None:
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (keys uint64 sorted, rows int32), oldest first
-        self._buf_keys = np.zeros(BUFFER, dtype=np.uint64)
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (keys uint32 sorted, rows int32), oldest first
+        self._buf_keys = np.zeros(BUFFER, dtype=np.uint32)
         self._buf_rows = np.zeros(BUFFER, dtype=np.int32)
         self._fill = 0
 
@@ -34,7 +34,7 @@ class MultiMap:
 
     def add(self, keys: np.ndarray, row: int) -> None:
         """Map each of ``keys`` to ``row``."""
-        keys = np.asarray(keys, dtype=np.uint64)
+        keys = np.asarray(keys, dtype=np.uint32)
         start = 0
         while start < len(keys):
             take = min(len(keys) - start, BUFFER - self._fill)
@@ -47,12 +47,15 @@ class MultiMap:
 
     def add_many(self, keys: np.ndarray, rows: np.ndarray) -> None:
         """Map ``keys[i]`` to ``rows[i]`` for every i, in that order (a bulk load: one sorted run)."""
-        keys = np.asarray(keys, dtype=np.uint64)
+        keys = np.asarray(keys, dtype=np.uint32)
         if not len(keys):
             return
         self._flush()
-        order = np.argsort(keys, kind="stable")
-        self._runs.append((keys[order], np.asarray(rows, dtype=np.int32)[order]))
+        # key and input position in one unique 64-bit number: a plain (unstable, faster) sort then
+        # keeps each key's entries in input order, as a stable sort of the keys would.
+        packed = np.sort((keys.astype(np.uint64) << np.uint64(32)) | np.arange(len(keys), dtype=np.uint64))
+        order = (packed & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        self._runs.append(((packed >> np.uint64(32)).astype(np.uint32), np.asarray(rows, dtype=np.int32)[order]))
         self._merge_tail()
 
     def _flush(self) -> None:
@@ -74,7 +77,7 @@ class MultiMap:
     def lookup(self, keys: np.ndarray, cap: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(index into ``keys``, row) for every entry of every key; with ``cap``, only the ``cap``
         most recently added entries of each key."""
-        keys = np.asarray(keys, dtype=np.uint64)
+        keys = np.asarray(keys, dtype=np.uint32)
         parts_q: list[np.ndarray] = []
         parts_r: list[np.ndarray] = []
         parts_pos: list[np.ndarray] = []  # how recent: rank counted back from the newest, per key
@@ -140,7 +143,7 @@ def _merge(older: tuple[np.ndarray, np.ndarray], newer: tuple[np.ndarray, np.nda
     (ok, orow), (nk, nrow) = older, newer
     at_old = np.searchsorted(nk, ok, side="left") + np.arange(len(ok))
     at_new = np.searchsorted(ok, nk, side="right") + np.arange(len(nk))
-    keys = np.empty(len(ok) + len(nk), dtype=np.uint64)
+    keys = np.empty(len(ok) + len(nk), dtype=np.uint32)
     rows = np.empty(len(keys), dtype=np.int32)
     keys[at_old], rows[at_old] = ok, orow
     keys[at_new], rows[at_new] = nk, nrow
