@@ -25,8 +25,9 @@ State that outlives one article (document frequencies, boilerplate shingle
 counts, crowding scores) lives in fixed-size arrays indexed by a 32-bit hash,
 so memory is bounded however long the daemon runs; ``snapshot``/``load_snapshot``
 persist it, and replaying the articles stored after a snapshot reproduces the
-index exactly. The index itself covers a sliding window; older stories live on
-in the database only.
+index exactly. The index itself covers a sliding window, held in column arrays
+(one row per article) and two ``postings.MultiMap`` (LSH band keys, rare-term
+keys -> rows); older stories live on in the database only.
 """
 
 from __future__ import annotations
