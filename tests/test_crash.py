@@ -55,7 +55,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path):
     site.now = start + timedelta(hours=72)
 
     def slow_site(request: Request) -> Response:
-        time.sleep(0.005)  # widen the windows in which a kill lands mid-fetch / mid-extraction
+        time.sleep(0.04)  # widen the windows in which a kill lands mid-fetch / mid-extraction
         return site(request)
 
     rng = random.Random(20261126)
