@@ -759,9 +759,10 @@ class Deduplicator:
             self._row_of[article_id] = row
             self._stories.setdefault(story_id, []).append(row)
         key_counts = [len(sig.keys) for sig in sigs]
-        entries["postings"].append((np.concatenate([sig.keys for sig in sigs]), np.repeat(at, key_counts)))
+        at32 = at.astype(np.int32)
+        entries["postings"].append((np.concatenate([sig.keys for sig in sigs]), np.repeat(at32, key_counts)))
         bands = self._band_keys(minhash)
-        entries["bands"].append((bands.ravel(), np.repeat(at, bands.shape[1])))
+        entries["bands"].append((bands.ravel(), np.repeat(at32, bands.shape[1])))
         self._oldest = min(self._oldest, float(rows.t[at].min()))
         self.last_article_id = max(self.last_article_id, max(ids))
         return len(batch)
