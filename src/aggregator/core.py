@@ -97,8 +97,7 @@ class Aggregator:
 
     def save_snapshot(self, force: bool = False) -> bool:
         """Persist the dedup statistics if enough articles arrived since the last snapshot."""
-        with self.ingest.lock:
-            return self.ingest.save_snapshot(force)
+        return self.ingest.save_snapshot(force)
 
     # -- polling ---------------------------------------------------------------
 

@@ -617,21 +617,45 @@ class Deduplicator:
     def _index(
         self, article_id: int, story_id: int, sig: Signature, published: datetime, crowd_row: np.ndarray | None, source: int
     ) -> None:
-        rows = self._rows
-        row = rows.take()
-        n = min(len(sig.terms), MAX_TERMS)
-        rows.article[row], rows.story[row], rows.t[row] = article_id, story_id, _ts(published)
-        rows.source[row], rows.shingles[row], rows.alive[row] = source, sig.shingles, True
-        rows.minhash[row] = sig.minhash
-        rows.terms[row, :n], rows.terms[row, n:] = sig.terms[:n], 0
-        rows.tf[row, :n], rows.tf[row, n:] = self._tf(sig.counts[:n]), 0.0
-        rows.crowd[row] = crowd_row if crowd_row is not None else 0.0
-        self._row_of[article_id] = row
-        self._stories.setdefault(story_id, []).append(row)
+        (row,), _ = self._fill_rows([(article_id, story_id, sig, published, source, crowd_row)])
         self._postings.add(sig.keys, row)
         self._bands.add(self._band_keys(sig.minhash), row)
-        self._oldest = min(self._oldest, float(rows.t[row]))
-        self.last_article_id = max(self.last_article_id, article_id)
+
+    def _fill_rows(
+        self, items: Sequence[tuple[int, int, Signature, datetime, int, np.ndarray | None]]
+    ) -> tuple[list[int], np.ndarray]:
+        """Take a row for each (article, story, signature, published, source key, crowding row) and
+        write its columns; the article joins its story. Returns the rows and the stacked MinHashes;
+        the caller posts the multimap entries (one by one, or in bulk at startup)."""
+        rows = self._rows
+        at = np.array([rows.take() for _ in items], dtype=np.int64)
+        ids = [item[0] for item in items]
+        sigs = [item[2] for item in items]
+        rows.article[at] = ids
+        rows.story[at] = [item[1] for item in items]
+        rows.t[at] = [_ts(item[3]) for item in items]
+        rows.source[at] = [item[4] for item in items]
+        rows.shingles[at] = [sig.shingles for sig in sigs]
+        rows.alive[at] = True
+        minhash = np.stack([sig.minhash for sig in sigs])
+        rows.minhash[at] = minhash
+        lens = np.array([min(len(sig.terms), MAX_TERMS) for sig in sigs], dtype=np.int64)
+        r_idx = np.repeat(np.arange(len(items)), lens)
+        c_idx = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+        terms = np.zeros((len(items), MAX_TERMS), dtype=np.uint32)
+        tf = np.zeros((len(items), MAX_TERMS), dtype=rows.tf.dtype)
+        terms[r_idx, c_idx] = np.concatenate([sig.terms[:MAX_TERMS] for sig in sigs])
+        tf[r_idx, c_idx] = self._tf(np.concatenate([sig.counts[:MAX_TERMS] for sig in sigs]))
+        rows.terms[at], rows.tf[at] = terms, tf
+        zero = np.zeros(CROWDING_K, dtype=np.float32)
+        rows.crowd[at] = np.stack([item[5] if item[5] is not None else zero for item in items])
+        taken = at.tolist()
+        for (article_id, story_id, *_rest), row in zip(items, taken, strict=True):
+            self._row_of[article_id] = row
+            self._stories.setdefault(story_id, []).append(row)
+        self._oldest = min(self._oldest, float(rows.t[at].min()))
+        self.last_article_id = max(self.last_article_id, max(ids))
+        return taken, minhash
 
     def evict(self, before: datetime) -> int:
         """Forget articles published before ``before`` (they stay in the database); returns how many."""
@@ -732,39 +756,16 @@ class Deduplicator:
     ) -> int:
         if not batch:
             return 0
-        rows = self._rows
-        at = np.array([rows.take() for _ in batch], dtype=np.int64)
-        ids = [b[0] for b in batch]
-        sigs = [b[2] for b in batch]
         sources: dict[str | None, int] = {}
-        rows.article[at] = ids
-        rows.story[at] = [b[1] for b in batch]
-        rows.t[at] = [_ts(b[3]) for b in batch]
-        rows.source[at] = [sources[b[4]] if b[4] in sources else sources.setdefault(b[4], _source_key(b[4])) for b in batch]
-        rows.shingles[at] = [sig.shingles for sig in sigs]
-        rows.alive[at] = True
-        minhash = np.stack([sig.minhash for sig in sigs])
-        rows.minhash[at] = minhash
-        lens = np.array([min(len(sig.terms), MAX_TERMS) for sig in sigs], dtype=np.int64)
-        r_idx = np.repeat(np.arange(len(batch)), lens)
-        c_idx = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-        terms = np.zeros((len(batch), MAX_TERMS), dtype=np.uint32)
-        tf = np.zeros((len(batch), MAX_TERMS), dtype=rows.tf.dtype)
-        terms[r_idx, c_idx] = np.concatenate([sig.terms[:MAX_TERMS] for sig in sigs])
-        tf[r_idx, c_idx] = self._tf(np.concatenate([sig.counts[:MAX_TERMS] for sig in sigs]))
-        rows.terms[at], rows.tf[at] = terms, tf
-        zero = np.zeros(CROWDING_K, dtype=np.float32)
-        rows.crowd[at] = np.stack([crowd.get(a, zero) for a in ids])
-        for article_id, row, (_, story_id, *_rest) in zip(ids, at.tolist(), batch, strict=True):
-            self._row_of[article_id] = row
-            self._stories.setdefault(story_id, []).append(row)
-        key_counts = [len(sig.keys) for sig in sigs]
-        at32 = at.astype(np.int32)
-        entries["postings"].append((np.concatenate([sig.keys for sig in sigs]), np.repeat(at32, key_counts)))
+        taken, minhash = self._fill_rows([
+            (article_id, story_id, sig, published, sources[source] if source in sources else sources.setdefault(source, _source_key(source)),
+             crowd.get(article_id))
+            for article_id, story_id, sig, published, source in batch
+        ])
+        at32 = np.array(taken, dtype=np.int32)
+        entries["postings"].append((np.concatenate([b[2].keys for b in batch]), np.repeat(at32, [len(b[2].keys) for b in batch])))
         bands = self._band_keys(minhash)
         entries["bands"].append((bands.ravel(), np.repeat(at32, bands.shape[1])))
-        self._oldest = min(self._oldest, float(rows.t[at].min()))
-        self.last_article_id = max(self.last_article_id, max(ids))
         return len(batch)
 
     def replay(self, items: Iterable[tuple[int, int, Signature, datetime, str | None]]) -> None:

@@ -104,14 +104,15 @@ class Ingest:
 
     def save_snapshot(self, force: bool = False) -> bool:
         """Persist the dedup statistics if enough articles arrived since the last snapshot."""
-        if not self._index_ready:
-            return False
-        fresh = self.dedup.last_article_id - self._snapshot_at
-        if fresh <= 0 or (fresh < SNAPSHOT_EVERY and not force):
-            return False
-        self.store.save_snapshot(self.dedup.scheme, self.dedup.last_article_id, self.dedup.snapshot(), self.clock())
-        self._snapshot_at = self.dedup.last_article_id
-        return True
+        with self.lock:
+            if not self._index_ready:
+                return False
+            fresh = self.dedup.last_article_id - self._snapshot_at
+            if fresh <= 0 or (fresh < SNAPSHOT_EVERY and not force):
+                return False
+            self.store.save_snapshot(self.dedup.scheme, self.dedup.last_article_id, self.dedup.snapshot(), self.clock())
+            self._snapshot_at = self.dedup.last_article_id
+            return True
 
     def update_feed(self, feed_id: int, change: FeedUpdate, now: datetime) -> None:
         with self.store.transaction() as conn:
