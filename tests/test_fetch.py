@@ -12,13 +12,15 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+import httpx
 import pytest
 
 from aggregator.config import FetchSettings
 from aggregator.errors import BodyTooLarge, FetchError, HTTPStatusError
 from aggregator.feedserver import LoopbackServer, Request, Response, conditional
-from aggregator.fetch import Fetcher
+from aggregator.fetch import Fetcher, HostPools, tls_context
 from aggregator.models import FetchResult
+from aggregator.netguard import NetGuard
 from conftest import Routes
 
 # One loopback server for the whole module: LoopbackServer.stop() waits out serve_forever's 0.5 s poll, which
@@ -382,6 +384,66 @@ def test_hosts_do_not_share_a_limit(server, routes, other_server) -> None:
     two_routes["/f"] = counter
     run_concurrently([server.url("/f"), server.url("/f?again"), two.url("/f")], FetchSettings(per_host_concurrency=1))
     assert counter.max == 2, "two hosts with a per-host limit of 1 should be fetched side by side, one request each"
+
+
+def test_a_host_at_its_limit_does_not_hold_the_global_slots(server, routes, other_server) -> None:
+    """Six feeds of one site listed first must not keep the second site waiting: a request queues
+    for its host before it takes one of the global slots."""
+    two, two_routes = other_server
+    counter = InFlight(0.2)  # one counter across both hosts
+    arrivals: list[str] = []
+
+    def handler(name: str) -> Any:
+        def answer(request: Request) -> Response:
+            arrivals.append(name)
+            return counter(request)
+
+        return answer
+
+    routes["/f"] = handler("one")
+    two_routes["/f"] = handler("two")
+    urls = [server.url(f"/f?n={i}") for i in range(6)] + [two.url(f"/f?n={i}") for i in range(2)]
+    run_concurrently(urls, FetchSettings(per_host_concurrency=2, max_concurrency=4))
+    assert sorted(arrivals[:4]) == ["one", "one", "two", "two"], f"second host served late: {arrivals}"
+    assert counter.max == 4
+
+
+def test_connections_are_kept_across_304s_and_hosts_taking_turns(server, routes, other_server) -> None:
+    two, two_routes = other_server
+    routes["/f"] = lambda request: conditional(request, RSS, "application/rss+xml")
+    two_routes["/f"] = lambda request: conditional(request, RSS, "application/rss+xml")
+    etag = fetch(server.url("/f")).etag
+    before = (server.connections, two.connections)
+
+    async def go() -> list[FetchResult]:
+        async with make_fetcher(FetchSettings(per_host_concurrency=1)) as fetcher:
+            out = []
+            for i in range(8):  # the hosts take turns, each answering 304 (no body to read)
+                for srv in (server, two):
+                    out.append(await fetcher.fetch_feed(srv.url(f"/f?n={i}"), etag=etag))
+            return out
+
+    results = asyncio.run(go())
+    assert [r.status for r in results] == [304] * 16
+    assert (server.connections - before[0], two.connections - before[1]) == (1, 1), "one kept-alive connection per host"
+
+
+def test_idle_host_pools_are_closed(server, routes, other_server) -> None:
+    two, two_routes = other_server
+    routes["/f"] = Response(200, RSS, XML)
+    two_routes["/f"] = Response(200, RSS, XML)
+
+    async def go() -> list[int]:
+        pools = HostPools(NetGuard.from_allow_list(["127.0.0.1"]), 2, tls_context(FetchSettings()), keepalive_s=0.2)
+        async with httpx.AsyncClient(transport=pools) as client:
+            await client.get(server.url("/f"))
+            await client.get(two.url("/f"))
+            open_before = len(pools)
+            await asyncio.sleep(0.3)
+            await client.get(two.url("/f"))  # the first host has been idle longer than the keep-alive
+            return [open_before, len(pools)]
+
+    assert asyncio.run(go()) == [2, 1]
 
 
 def test_fetch_page_uses_an_html_accept(server, routes) -> None:

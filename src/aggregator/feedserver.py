@@ -59,6 +59,7 @@ class LoopbackServer:
             raise ValueError("the loopback server only binds loopback addresses")
         self.handler = handler
         self.requests: list[Request] = []
+        self.connections = 0  # TCP connections accepted (keep-alive reuse shows as fewer)
         self._log_lock = threading.Lock()
         server = self
 
@@ -67,6 +68,11 @@ class LoopbackServer:
             # Headers and body go out in separate writes; with Nagle's algorithm on, the body then
             # waits for the client's delayed ACK (~40 ms a response on loopback).
             disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                super().setup()
+                with server._log_lock:
+                    server.connections += 1
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 request = Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
