@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from aggregator.config import ScheduleSettings
 from aggregator.core import Aggregator
 from aggregator.decide import after_success, cache_hint, posting_interval
+from aggregator.feedserver import conditional
 from aggregator.models import Entry, FeedState, FetchResult, ParsedFeed
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -75,3 +76,24 @@ def test_cache_control_and_expires_are_honoured():
     result = FetchResult(url=feed.url, final_url=feed.url, status=200, content=b"", headers={"cache-control": "max-age=5400"})
     parsed = ParsedFeed(title=None, site_url=None, lang=None, entries=())
     assert after_success(feed, result, parsed, NOW, SCHED).next_poll_at - NOW == timedelta(minutes=90)
+
+
+def test_a_round_of_unchanged_feeds_records_every_feed(make_config, server, routes):
+    """Feed states after 304s are written in groups: every feed of the round still gets its own."""
+    body = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>Strike in Idlib</title>'
+            b"<guid>a1</guid><description>At least 12 people were killed, monitors said.</description></item></channel></rss>")
+    for i in range(8):
+        routes[f"/feed{i}.xml"] = lambda request: conditional(request, body, "application/rss+xml")
+    feeds = [{"url": server.url(f"/feed{i}.xml"), "name": f"f{i}", "interval": "15m"} for i in range(8)]
+    clock = [NOW]
+    agg = Aggregator(make_config(feeds, schedule={"jitter": 0}), clock=lambda: clock[0])
+    try:
+        first = asyncio.run(agg.poll_round(clock[0], due_only=False))
+        clock[0] += timedelta(minutes=20)
+        second = asyncio.run(agg.poll_round(clock[0], due_only=False))
+        states = agg.feeds()
+    finally:
+        agg.close()
+    assert [r.status for r in first] == [200] * 8 and all(r.not_modified for r in second)
+    assert all(f.last_success_at == clock[0] and f.etag and f.error_count == 0 for f in states)
+    assert all(f.next_poll_at is not None and f.next_poll_at > clock[0] for f in states)

@@ -114,9 +114,11 @@ class Ingest:
             self._snapshot_at = self.dedup.last_article_id
             return True
 
-    def update_feed(self, feed_id: int, change: FeedUpdate, now: datetime) -> None:
+    def update_feeds(self, changes: Sequence[tuple[int, FeedUpdate, datetime]]) -> None:
+        """Feeds' new states (after a 304 or an error), in one transaction."""
         with self.store.transaction() as conn:
-            self.store.apply_feed_update(conn, feed_id, change, now)
+            for feed_id, change, now in changes:
+                self.store.apply_feed_update(conn, feed_id, change, now)
 
     def commit(self, feed: FeedState, parsed: ParsedFeed, candidates: Sequence[Candidate], change: FeedUpdate, now: datetime) -> int:
         """Store new articles, their signatures and story membership, then the feed's new state: one transaction."""
