@@ -113,24 +113,45 @@ def servers(n: int, delay_s: float = 0.0) -> Iterator[list[tuple[Any, Any]]]:
 class RemoteSites:
     """``n`` loopback servers run by ``benchmarks.serve`` in a child process."""
 
-    def __init__(self, n: int, tmp: Path) -> None:
+    def __init__(self, n: int, tmp: Path, delay_s: float = 0.0) -> None:
         self._tmp = tmp
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.serve", str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            cwd=Path(__file__).resolve().parents[1],
+            [sys.executable, "-m", "benchmarks.serve", str(n), str(delay_s)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, cwd=Path(__file__).resolve().parents[1],
         )
-        assert self._proc.stdout is not None and self._proc.stdin is not None
-        self.ports: list[int] = json.loads(self._proc.stdout.readline())
+        self.ports: list[int] = json.loads(self._readline())
         self.base_urls = [f"http://127.0.0.1:{port}" for port in self.ports]
+        self._started = False
+
+    def _readline(self) -> str:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"benchmark page server exited ({self._proc.wait(timeout=10)})")
+        return line.strip()
+
+    def _command(self, line: str) -> str:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(line + "\n")
+        self._proc.stdin.flush()
+        return self._readline()
 
     def serve(self, tables: list[dict[str, tuple[bytes, str]]]) -> None:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
+        """Serve these routes (added to, or replacing, the ones served so far)."""
         path = self._tmp / "routes.pickle"
         path.write_bytes(pickle.dumps(tables))
-        self._proc.stdin.write(f"{path}\n")
-        self._proc.stdin.flush()
-        if self._proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("benchmark page server did not start")
+        if self._command(str(path) if not self._started else f"routes {path}") != "ready":
+            raise RuntimeError("benchmark page server did not take the routes")
+        self._started = True
+
+    def reset_counters(self) -> None:
+        if self._command("reset") != "ok":
+            raise RuntimeError("benchmark page server did not reset its counters")
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per server: hit counts by status, and the most requests it had in flight at once."""
+        return [{"hits": {int(k): v for k, v in s["hits"].items()}, "max_in_flight": s["max_in_flight"]}
+                for s in json.loads(self._command("stats"))]
 
     def close(self) -> list[dict[str, int]]:
         """Stop the servers; their hit counts by status."""
@@ -386,16 +407,21 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     n_feeds, n_hosts, k = p["feeds"], p["hosts"], p["items"]
     texts = [vocab.text(vocab.event(500_000_000 + i), seed=i, words=int(rng.integers(150, 260))) for i in range(n_feeds * (k + 1))]
-    with servers(n_hosts, delay_s=p["delay_s"]) as srv:
-        feeds: list[tuple[Any, Any, Outlet, str, list[Item]]] = []
+    # The feeds are served by another process, as the web would be: serving must not take the
+    # measured process's interpreter lock (in-process server threads slowed both clients by a third).
+    remote = RemoteSites(n_hosts, tmp, delay_s=p["delay_s"])
+    try:
+        tables: list[dict[str, tuple[bytes, str]]] = [{} for _ in range(n_hosts)]
+        feeds: list[tuple[int, Outlet, str, list[Item]]] = []
         for f in range(n_feeds):
-            server, site = srv[f % n_hosts]
+            host = f % n_hosts
             outlet = Outlet(f"f{f}", f"Feed {f}")
             items = [Item(outlet, f"a{f}-{j}", f, "original", now - timedelta(hours=j + 1, minutes=f % 60), texts[f * (k + 1) + j]) for j in range(k)]
             path = f"/feeds/{f}.xml"
-            site.routes[path] = (render_feed(outlet, items, server.base_url, full=True), "application/rss+xml; charset=utf-8")
-            feeds.append((server, site, outlet, path, items))
-        urls = [server.url(path) for server, _s, _o, path, _i in feeds]
+            tables[host][path] = (render_feed(outlet, items, remote.base_urls[host], full=True), "application/rss+xml; charset=utf-8")
+            feeds.append((host, outlet, path, items))
+        remote.serve(tables)
+        urls = [remote.base_urls[host] + path for host, _o, path, _i in feeds]
         config = make_config(tmp / "poll", urls)
         agg = Aggregator(config)
         reader = make_reader(str(tmp / "reader.sqlite"), search_enabled=False)
@@ -406,25 +432,24 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
             agg.ensure_index()
 
             def ours() -> tuple[float, list[Any]]:
-                for _s, site in srv:
-                    site.reset_counters()
+                remote.reset_counters()
                 t0 = time.perf_counter()
                 reports = asyncio.run(agg.poll_round(due_only=False))
                 return time.perf_counter() - t0, reports
 
             def theirs() -> float:
-                for _s, site in srv:
-                    site.reset_counters()
+                remote.reset_counters()
                 t0 = time.perf_counter()
                 reader.update_feeds(scheduled=False, workers=workers)
                 return time.perf_counter() - t0
 
             def observed() -> dict[str, Any]:
+                stats = remote.stats()
                 hits: dict[int, int] = {}
-                for _s, site in srv:
-                    for status, n in site.hits.items():
+                for s in stats:
+                    for status, n in s["hits"].items():
                         hits[status] = hits.get(status, 0) + n
-                return {"max_in_flight_per_host": max(site.max_in_flight for _s, site in srv), "statuses": hits}
+                return {"max_in_flight_per_host": max(s["max_in_flight"] for s in stats), "statuses": hits}
 
             first_ours, reports = ours()
             first_ours_obs = observed()
@@ -435,11 +460,12 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                 raise RuntimeError(f"first round errors: {errors[:3]}")
             # Between rounds: a share of the feeds publish one new item; the rest will answer 304.
             changed = set(int(i) for i in rng.choice(n_feeds, size=int(n_feeds * p["changed"]), replace=False))
+            tables = [{} for _ in range(n_hosts)]
             for f in changed:
-                server, site, outlet, path, items = feeds[f]
+                host, outlet, path, items = feeds[f]
                 new = Item(outlet, f"a{f}-new", f, "original", now - timedelta(minutes=5), texts[f * (k + 1) + k])
-                items = [new, *items[:-1]]
-                site.routes[path] = (render_feed(outlet, items, server.base_url, full=True), "application/rss+xml; charset=utf-8")
+                tables[host][path] = (render_feed(outlet, [new, *items[:-1]], remote.base_urls[host], full=True), "application/rss+xml; charset=utf-8")
+            remote.serve(tables)
             ours_s, reports = ours()
             ours_obs = observed()
             reader_s = theirs()
@@ -451,6 +477,8 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         finally:
             agg.close()
             reader.close()
+    finally:
+        remote.close()
     if errors:
         raise RuntimeError(f"second round errors: {errors[:3]}")
     if not_modified != n_feeds - len(changed) or stored_new != len(changed):

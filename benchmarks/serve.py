@@ -1,8 +1,11 @@
-"""Loopback feed/page servers in their own process, for the ingest benchmark: serving pages is the
-outside world's work, so it must not share the measured process's interpreter lock.
+"""Loopback feed/page servers in their own process, for the benchmarks: serving is the outside
+world's work, so it must not share the measured process's interpreter lock.
 
 Protocol on stdin/stdout: prints the ports of N servers (JSON), reads one line naming a pickle of
-N route tables, prints "ready", then serves until its stdin closes and prints the hit counts.
+N route tables, prints "ready"; then, one command a line: ``routes PATH`` (a pickle of N route
+tables merged into the served ones; answers "ready"), ``reset`` (zero the counters; answers "ok"),
+``stats`` (answers one JSON line: per server its hit counts by status and most requests in
+flight at once). When stdin closes it prints the hit counts and exits.
 """
 
 from __future__ import annotations
@@ -18,17 +21,32 @@ from aggregator.feedserver import LoopbackServer
 from .inputs import Site
 
 
+def _merge(sites: list[Site], path: str) -> None:
+    tables = pickle.loads(Path(path).read_bytes())
+    for site, routes in zip(sites, tables, strict=True):
+        site.routes.update(routes)
+
+
 def main() -> None:
     n = int(sys.argv[1])
+    delay_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
     with ExitStack() as stack:
-        sites = [Site() for _ in range(n)]
+        sites = [Site(delay_s=delay_s) for _ in range(n)]
         servers = [stack.enter_context(LoopbackServer(site, host="127.0.0.1")) for site in sites]
         print(json.dumps([s.port for s in servers]), flush=True)
-        tables = pickle.loads(Path(sys.stdin.readline().strip()).read_bytes())
-        for site, routes in zip(sites, tables, strict=True):
-            site.routes.update(routes)
+        _merge(sites, sys.stdin.readline().strip())
         print("ready", flush=True)
-        sys.stdin.read()  # serve until the parent closes our stdin (or exits)
+        for line in sys.stdin:  # until the parent closes our stdin (or exits)
+            command, _, arg = line.strip().partition(" ")
+            if command == "routes":
+                _merge(sites, arg)
+                print("ready", flush=True)
+            elif command == "reset":
+                for site in sites:
+                    site.reset_counters()
+                print("ok", flush=True)
+            elif command == "stats":
+                print(json.dumps([{"hits": dict(s.hits), "max_in_flight": s.max_in_flight} for s in sites]), flush=True)
         try:
             print(json.dumps([dict(site.hits) for site in sites]), flush=True)
         except BrokenPipeError:  # the parent is gone: nobody wants the counts
