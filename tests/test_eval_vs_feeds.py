@@ -123,3 +123,34 @@ def test_restart_mid_stream_gives_the_same_stories(tmp_path, server, routes, mon
         return partition(dict(rows))
 
     assert run(tmp_path / "straight", restart=False) == run(tmp_path / "restarted", restart=True)
+
+
+def test_a_round_stores_feeds_in_their_listed_order_whatever_answers_first(server, routes, make_config):
+    """Stories must not depend on network timing: the first feed answers last, yet its articles
+    are stored (and decided) first, as on a run where it answered first."""
+    import time
+
+    def feed(name: str, delay: float) -> object:
+        body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{name}</title>'
+                f"<item><title>{name} report</title><guid>{name}-1</guid>"
+                f"<description>A report by {name} on the strike in Idlib that killed at least 12 people.</description>"
+                "</item></channel></rss>").encode()
+
+        def answer(request):
+            time.sleep(delay)
+            return Response(200, body, {"Content-Type": "application/rss+xml"})
+
+        return answer
+
+    routes["/slow.xml"] = feed("slow", 0.4)
+    routes["/fast.xml"] = feed("fast", 0.0)
+    config = make_config([{"url": server.url("/slow.xml"), "name": "slow"}, {"url": server.url("/fast.xml"), "name": "fast"}])
+    agg = Aggregator(config)
+    try:
+        reports = asyncio.run(agg.poll_round(due_only=False))
+        with agg.store.connect() as conn:
+            order = [row[0] for row in conn.exec_driver_sql("SELECT guid FROM articles ORDER BY id")]
+    finally:
+        agg.close()
+    assert [r.new_articles for r in reports] == [1, 1]
+    assert order == ["slow-1", "fast-1"]

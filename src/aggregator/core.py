@@ -41,6 +41,29 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class _Turns:
+    """The order in which a round's feeds store their articles: feed by feed, as listed, whatever
+    order their answers arrive in, so the same feeds make the same stories on every run. Feed
+    ``i``'s gate opens once every feed before it has finished (stored, or had nothing to store)."""
+
+    def __init__(self, n: int) -> None:
+        self._gates = [asyncio.Event() for _ in range(n)]
+        self._finished: set[int] = set()
+        self._next = 0
+        if n:
+            self._gates[0].set()
+
+    def gate(self, i: int) -> asyncio.Event:
+        return self._gates[i]
+
+    def finish(self, i: int) -> None:
+        self._finished.add(i)
+        while self._next in self._finished:
+            self._next += 1
+            if self._next < len(self._gates):
+                self._gates[self._next].set()
+
+
 class Aggregator:
     """Everything a command needs, built from one config."""
 
@@ -119,15 +142,26 @@ class Aggregator:
             return []
         own = fetcher is None
         fetcher = fetcher or Fetcher(self.config.settings.fetch, self.config.settings.allow_hosts, transport=self.transport)
+        turns = _Turns(len(feeds))
+
+        async def poll(i: int, feed: FeedState) -> PollReport:
+            try:
+                return await self.poll_feed(fetcher, feed, now, turn=turns.gate(i))
+            finally:
+                turns.finish(i)
+
         try:
-            return list(await asyncio.gather(*(self.poll_feed(fetcher, f, now) for f in feeds)))
+            return list(await asyncio.gather(*(poll(i, f) for i, f in enumerate(feeds))))
         finally:
             if own:
                 await fetcher.aclose()
             self.save_snapshot()
 
-    async def poll_feed(self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None) -> PollReport:
-        """Fetch, parse, extract, dedup and store one feed; errors end up on the feed, not raised."""
+    async def poll_feed(
+        self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None, turn: asyncio.Event | None = None
+    ) -> PollReport:
+        """Fetch, parse, extract, dedup and store one feed; errors end up on the feed, not raised.
+        With ``turn``, its new articles are stored only once that event is set."""
         if feed.id in self._in_flight:
             return PollReport(feed.url, None, 0, error="already being polled")
         self._in_flight.add(feed.id)
@@ -148,6 +182,8 @@ class Aggregator:
                     log.info("%s: recoverable feed problem: %s", feed.url, parsed.warning)
                 candidates = await self._prepare(fetcher, feed, parsed, now)
                 change = decide.after_success(feed, result, parsed, now, sched)
+                if turn is not None:
+                    await turn.wait()
                 new = await self._write(self.ingest.commit, feed, parsed, candidates, change, now)
                 return PollReport(feed.url, result.status, new)
             except FeedError as exc:

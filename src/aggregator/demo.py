@@ -224,7 +224,9 @@ def write_demo_config(directory: Path, base_url: str, corpus: Corpus) -> Path:
             "storage": ".",
             "timezone": "UTC",
             "allow_hosts": ["127.0.0.1"],
-            "schedule": {"default_interval": FEED_INTERVAL, "min_interval": "1m", "jitter": 0.1},
+            # No jitter: it is keyed on the feed's URL, whose port changes from run to run, and the
+            # demo should print the same stories and scores every time.
+            "schedule": {"default_interval": FEED_INTERVAL, "min_interval": "1m", "jitter": 0},
         },
         "feeds": [{"url": f"{base_url}/feeds/{o.slug}.xml", "name": o.name, "interval": FEED_INTERVAL} for o in corpus.outlets],
     }
