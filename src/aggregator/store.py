@@ -345,8 +345,10 @@ class Store:
         return self.engine.connect()
 
     def insert_article(self, conn: Connection, article: Article) -> int:
+        # Values as parameters, not .values(...): a statement with literal values costs ~4x more to prepare.
         result = conn.execute(
-            insert(articles).values(
+            insert(articles),
+            dict(
                 feed_id=article.feed_id,
                 guid=article.guid,
                 url=article.url,
@@ -359,12 +361,12 @@ class Store:
                 content_hash=article.content_hash,
                 from_page=int(article.from_page),
                 summary_html=article.summary_html or None,
-            )
+            ),
         )
         return _new_id(result)
 
     def insert_signature(self, conn: Connection, article_id: int, scheme: str, data: bytes) -> None:
-        conn.execute(insert(signatures).values(article_id=article_id, scheme=scheme, data=data))
+        conn.execute(insert(signatures), dict(article_id=article_id, scheme=scheme, data=data))
 
     def signature_schemes(self) -> set[str]:
         """The schemes of the first and the newest stored signature. The program never adds a
@@ -425,24 +427,15 @@ class Store:
 
     def create_story(self, conn: Connection, article: Article, article_id: int, now: datetime) -> int:
         result = conn.execute(
-            insert(stories).values(
-                canonical_article_id=article_id,
-                title=article.title,
-                first_seen_at=now,
-                first_reported_at=article.published_at,
-                updated_at=now,
-            )
+            insert(stories),
+            dict(canonical_article_id=article_id, title=article.title, first_seen_at=now, first_reported_at=article.published_at, updated_at=now),
         )
         story_id = _new_id(result)
-        conn.execute(
-            insert(story_members).values(story_id=story_id, article_id=article_id, kind="canonical", similarity=1.0, joined_at=now)
-        )
+        conn.execute(insert(story_members), dict(story_id=story_id, article_id=article_id, kind="canonical", similarity=1.0, joined_at=now))
         return story_id
 
     def add_member(self, conn: Connection, story_id: int, article_id: int, kind: MemberKind, similarity: float, now: datetime) -> None:
-        conn.execute(
-            insert(story_members).values(story_id=story_id, article_id=article_id, kind=kind, similarity=similarity, joined_at=now)
-        )
+        conn.execute(insert(story_members), dict(story_id=story_id, article_id=article_id, kind=kind, similarity=similarity, joined_at=now))
 
     def members(self, conn: Connection, story_id: int) -> list[Member]:
         rows = conn.execute(
