@@ -362,3 +362,60 @@ def test_snapshot_and_batched_restore_decide_exactly_like_the_live_index(monkeyp
         assert decisions[0] == decisions[1], a.key
         joined += decisions[0].kind != "new"
     assert joined >= 5  # the check is not vacuous: many later articles join stories from before the restart
+
+
+# -- the fast signing paths against their plain definitions -------------------------------------
+
+
+def _plain_shingle_hashes(tokens: list[str], k: int) -> list[int]:
+    import zlib
+
+    if len(tokens) < k:
+        shingles = {" ".join(tokens)} if tokens else set()
+    else:
+        shingles = {" ".join(tokens[i : i + k]) for i in range(len(tokens) - k + 1)}
+    return sorted(zlib.crc32(s.encode("utf-8")) for s in shingles)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_shingle_hashes_match_the_plain_definition(k: int) -> None:
+    import random
+
+    rnd = random.Random(k)
+    alphabet = ["a", "b", "é", "ß", "中文", "ل", "x" * 70, "y" * 63, "7", "٣"]  # repeats, long words, non-ASCII
+    dedup = Deduplicator(DedupSettings(shingle_size=k))
+    for _ in range(300):
+        tokens = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 3))) for _ in range(rnd.randint(0, 40))]
+        assert dedup._shingle_hashes(tokens).tolist() == _plain_shingle_hashes(tokens, k)
+
+
+def test_shingle_hashes_keep_both_shingles_of_a_crc_collision() -> None:
+    import zlib
+
+    # two different 3-word shingles with the same crc32 (found by search, fixed here)
+    a, b = ("edhjf", "hfeji", "dgdhd"), ("fgfjj", "dbaha", "igidi")
+    assert zlib.crc32(" ".join(a).encode()) == zlib.crc32(" ".join(b).encode())
+    dedup = Deduplicator(DedupSettings(shingle_size=3))
+    for tokens in ([*a, *b], [*a, *b, *a], [*b, "x", *a, *a, *b]):
+        assert dedup._shingle_hashes(tokens).tolist() == _plain_shingle_hashes(tokens, 3)
+
+
+def test_words_ascii_shortcut_matches_the_unicode_tokeniser() -> None:
+    import random
+    import re
+
+    rnd = random.Random(7)
+    chars = [chr(i) for i in range(128)] + list("1,2.3,,..'’`´ﬁÉé")
+    for _ in range(20000):
+        s = "".join(rnd.choice(chars) for _ in range(rnd.randint(0, 25)))
+        assert words(s) == re.findall(r"[^\W_]+", normalize(s)), repr(s)
+
+
+def test_minhash_matches_datasketch() -> None:
+    from datasketch import MinHash
+
+    dedup = Deduplicator(DedupSettings())
+    sig = dedup.sign(ORIGINAL_TITLE, text(ORIGINAL))
+    reference = MinHash(num_perm=dedup.settings.num_perm, seed=dedup.settings.seed, hashfunc=int, scheme="affine32")
+    reference.update_batch(sig.shingle_hashes.tolist())  # a fresh index: no shingle is boilerplate
+    assert sig.minhash.tolist() == reference.hashvalues.astype("uint32").tolist()

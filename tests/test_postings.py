@@ -54,3 +54,24 @@ def test_empty_map_and_empty_query() -> None:
     q, r = mm.lookup(np.zeros(0, dtype=np.uint32))
     assert len(q) == 0
     assert mm.lookup(np.array([5], dtype=np.uint32))[1].tolist() == [9]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_keys_sharing_their_low_bits(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The buffer scan matches keys on their low 16 bits first: keys alike there must not mix up."""
+    monkeypatch.setattr(postings, "BUFFER", 256)
+    rng = np.random.default_rng(seed)
+    space = (rng.integers(0, 1 << 16, size=300, dtype=np.uint32) << np.uint32(16)) | rng.integers(0, 4, size=300, dtype=np.uint32)
+    mm, model = MultiMap(), {}
+    for row in range(1500):
+        keys = np.unique(rng.choice(space, size=int(rng.integers(1, 12))))
+        mm.add(keys, row)
+        for k in keys.tolist():
+            model.setdefault(k, []).append(row)
+        if row % 29 == 0:
+            # a query whose keys differ in their low bits, and one where some share them
+            distinct_low = [k for k in dict.fromkeys(space.tolist()) if k & 0xFFFF == 0][:3] + [k for k in space.tolist() if k & 0xFFFF == 1][:1]
+            for query in (distinct_low, list(dict.fromkeys(rng.choice(space, size=15).tolist()))):
+                for cap in (None, 2, 9):
+                    q, r = mm.lookup(np.array(query, dtype=np.uint32), cap)
+                    assert sorted(zip(q.tolist(), r.tolist(), strict=True)) == model_lookup(model, query, cap)

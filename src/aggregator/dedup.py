@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import re
 import struct
 import unicodedata
@@ -48,7 +49,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from .config import DedupSettings
-from .postings import MultiMap
+from .postings import MultiMap, low16_table
 
 DecisionKind = Literal["new", "copy", "report"]
 
@@ -126,8 +127,19 @@ def normalize(text: str) -> str:
     return _APOSTROPHES.sub(" ", text)
 
 
+# ASCII text (the common case) takes a shortcut with the same tokens: after casefolding, a word is
+# a run of [a-z0-9], and apostrophes only ever separate words anyway.
+_ASCII_DIGIT_GROUP = re.compile(r"[0-9][,.][0-9]")
+_ASCII_SEPARATORS = "".join(c if c.isascii() and c.isalnum() and not c.isupper() else " " for c in map(chr, range(128)))
+
+
 def words(text: str) -> list[str]:
     """Unicode word tokens of ``normalize(text)``; runs of CJK/Thai script become character bigrams."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if folded.isascii():
+        if _ASCII_DIGIT_GROUP.search(folded):
+            folded = _DIGIT_GROUPS.sub("", folded)
+        return folded.translate(_ASCII_SEPARATORS).split()
     text = normalize(text)
     if text.isascii() or not _NO_SPACES.search(text):
         return _WORD.findall(text)
@@ -152,6 +164,131 @@ def _stem(word: str) -> str:
 
 def _hash32(data: bytes) -> int:
     return zlib.crc32(data)
+
+
+# -- fast signing helpers (results identical to the plain definitions above) ----------------
+
+def _term_of(token: str) -> str | None:
+    """The term a token counts as (stemmed), or None when it carries no weight."""
+    if token in _STOPWORDS or (len(token) < 2 and not _NO_SPACES.match(token)):
+        return None
+    return token if token.isdigit() else _stem(token)
+
+
+def _weigh_plain(title_tokens: list[str], text_tokens: list[str]) -> dict[str, float]:
+    """Weighted term counts: title words twice, numbers 1.5x (the reference definition)."""
+    counts: dict[str, float] = {}
+    for tokens, weight in ((title_tokens, TITLE_WEIGHT), (text_tokens, 1.0)):
+        for token, n in Counter(tokens).items():  # weigh and stem each distinct token once
+            term = _term_of(token)
+            if term is not None:
+                w = weight * NUMBER_WEIGHT if token.isdigit() else weight
+                counts[term] = counts.get(term, 0.0) + w * n
+    return counts
+
+
+# The weights are multiples of 1/4, so weighted counts are exact in any summation order.
+_EXACT_WEIGHTS = all(float(w * 4).is_integer() for w in (TITLE_WEIGHT, NUMBER_WEIGHT))
+TOKEN_CACHE_SIZE = 1 << 17  # distinct tokens remembered by a Deduplicator's _TokenCache
+
+
+class _TokenCache:
+    """What ``sign`` needs of each token, remembered so that the per-token work runs in C (``map``
+    over dict lookups, ``Counter``). Bounded: emptied when full. Every value is computed from its
+    key alone, so a lookup that misses (a token not learned yet) is answered by the plain path."""
+
+    def __init__(self, size: int = TOKEN_CACHE_SIZE) -> None:
+        self.size = size
+        self.term: dict[str, str | None] = {}  # token -> _term_of(token)
+        self.term_hash: dict[str, int] = {}  # term -> crc32(term)
+        self.spaced: dict[str, int] = {}  # token -> crc32(' ' + token) | len(' ' + token, UTF-8 bytes) << 32
+
+    def learn(self, tokens: Iterable[str]) -> None:
+        if len(self.term) >= self.size:
+            self.term.clear()
+            self.term_hash.clear()
+            self.spaced.clear()
+        for token in tokens:
+            term = _term_of(token)
+            if term is not None:
+                self.term_hash[term] = zlib.crc32(term.encode("utf-8"))
+            data = b" " + token.encode("utf-8")
+            self.spaced[token] = zlib.crc32(data) | len(data) << 32
+            self.term[token] = term
+
+    def weigh(self, title_tokens: list[str], text_tokens: list[str]) -> dict[str, float]:
+        """``_weigh_plain``, faster (raises KeyError if the cache was emptied meanwhile)."""
+        for tokens in (title_tokens, text_tokens):
+            missing = set(tokens).difference(self.term)
+            if missing:
+                self.learn(missing)
+        term_of = self.term.__getitem__
+        counts: dict[str | None, float] = Counter(map(term_of, text_tokens))  # type: ignore[assignment]
+        if title_tokens:
+            for term, n in Counter(map(term_of, title_tokens)).items():
+                counts[term] = counts.get(term, 0) + TITLE_WEIGHT * n
+        counts.pop(None, None)
+        weighted: dict[str, float] = counts  # type: ignore[assignment]
+        for term in [t for t in filter(str.isdigit, weighted)]:  # numbers (their term is the token itself)
+            weighted[term] *= NUMBER_WEIGHT
+        return weighted
+
+
+# crc32 is affine over GF(2): crc32(a + b) = Z_len(b)(crc32(a)) ^ crc32(b), where Z_n is the linear
+# map "feed n zero bytes through the raw CRC register" (zlib's crc32_combine). Tables of Z_n for
+# short n, one 256-entry table per input byte, let numpy hash every word shingle from the crc32s of
+# its words, without building the shingle strings.
+_SHIFT_MAX = 64  # longest ' ' + word (UTF-8 bytes) combined in numpy; longer ones go the slow way
+
+
+def _crc_shift_tables(max_n: int) -> np.ndarray:
+    """T[n * 1024 + 256 * i + b] = Z_n(b << 8i), as int64."""
+    basis = np.array(
+        [[zlib.crc32(bytes(n), (1 << bit) ^ 0xFFFFFFFF) ^ 0xFFFFFFFF for bit in range(32)] for n in range(max_n + 1)],
+        dtype=np.int64,
+    )  # Z_n of each single bit
+    bits = (np.arange(256)[:, None] >> np.arange(8)) & 1  # (byte value, bit)
+    tables = np.zeros((max_n + 1, 4, 256), dtype=np.int64)
+    for i in range(4):
+        for bit in range(8):
+            tables[:, i, :] ^= bits[None, :, bit] * basis[:, 8 * i + bit, None]
+    return tables.reshape(-1)
+
+
+_CRC_SHIFT = _crc_shift_tables(_SHIFT_MAX)
+
+
+def _crc_shift(crc: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Z_n(crc) elementwise (int64 arrays; every n <= _SHIFT_MAX)."""
+    base = n * 1024
+    table = _CRC_SHIFT
+    out: np.ndarray = table[base + (crc & 0xFF)]
+    out ^= table[base + (256 + ((crc >> 8) & 0xFF))]
+    out ^= table[base + (512 + ((crc >> 16) & 0xFF))]
+    out ^= table[base + (768 + (crc >> 24))]
+    return out
+
+
+# Z_n(crc32(' ')), so that crc32(word) = crc32(' ' + word) ^ _SPACE_SHIFTED[len(word)]
+_SPACE_SHIFTED = _crc_shift(np.full(_SHIFT_MAX + 1, zlib.crc32(b" "), dtype=np.int64), np.arange(_SHIFT_MAX + 1))
+
+_FMIX1, _FMIX2 = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35)
+
+
+def _minhash_affine32(values: np.ndarray, permutations: np.ndarray) -> np.ndarray:
+    """datasketch's affine32 MinHash of uint32 hash values (identity hashfunc): the MurmurHash3
+    finaliser, then min over values of a * h + b (mod 2^32) per permutation."""
+    hv = values.astype(np.uint32)
+    hv = hv ^ (hv >> np.uint32(16))
+    hv *= _FMIX1
+    hv ^= hv >> np.uint32(13)
+    hv *= _FMIX2
+    hv ^= hv >> np.uint32(16)
+    a, b = permutations
+    phv = hv[:, None] * a
+    phv += b
+    out: np.ndarray = phv.min(axis=0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -247,6 +384,7 @@ class _Scored:
     query_row: np.ndarray
     member_rows: np.ndarray  # rows of the members scored
     member_crowd: np.ndarray | None  # their crowding scores with this article counted
+    band_keys: np.ndarray  # the article's LSH band keys (posted on add)
 
 
 def _source_key(source: str | None) -> int:
@@ -318,6 +456,7 @@ class Deduplicator:
         # The window's articles, one row each in column arrays (rows of evicted articles are reused
         # once the multimaps have dropped their entries), plus two multimaps onto rows.
         self._rows = _Rows(settings.num_perm)
+        self._tokens = _TokenCache()
         self._row_of: dict[int, int] = {}  # article id -> row
         self._stories: dict[int, list[int]] = {}  # story id -> member rows, in the order they joined
         self._postings = MultiMap()  # rare-term hash -> rows (the report tier's candidates)
@@ -330,42 +469,73 @@ class Deduplicator:
     def sign(self, title: str, text: str) -> Signature:
         """The article's signature, given what the index has seen so far (it filters boilerplate)."""
         title_tokens, text_tokens = words(title), words(text)  # tokenised once, used for terms and shingles
-        counts: dict[str, float] = {}
-        for tokens, weight in ((title_tokens, TITLE_WEIGHT), (text_tokens, 1.0)):
-            for token, n in Counter(tokens).items():  # weigh and stem each distinct token once
-                if token in _STOPWORDS or (len(token) < 2 and not _NO_SPACES.match(token)):
-                    continue
-                if token.isdigit():
-                    w = weight * NUMBER_WEIGHT
-                else:
-                    w, token = weight, _stem(token)
-                counts[token] = counts.get(token, 0.0) + w * n
-        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TERMS]
-        terms = np.array([_hash32(t.encode("utf-8")) for t, _ in top], dtype=np.uint32)
-        tf_counts = np.array([c for _, c in top], dtype=np.float32)
+        try:
+            if not _EXACT_WEIGHTS:
+                raise KeyError
+            counts = self._tokens.weigh(title_tokens, text_tokens)
+            top = sorted(counts)  # heaviest first, ties by term: two stable sorts, no key tuples
+            top.sort(key=counts.__getitem__, reverse=True)
+            del top[MAX_TERMS:]
+            terms = np.fromiter(map(self._tokens.term_hash.__getitem__, top), dtype=np.uint32, count=len(top))
+        except KeyError:
+            counts = _weigh_plain(title_tokens, text_tokens)
+            top = sorted(counts, key=lambda t: (-counts[t], t))[:MAX_TERMS]
+            terms = np.fromiter([zlib.crc32(t.encode("utf-8")) for t in top], dtype=np.uint32, count=len(top))
+        tf_counts = np.fromiter(map(counts.__getitem__, top), dtype=np.float32, count=len(top))
         body_hashes = self._shingle_hashes(text_tokens)
         seen = self._seen_shingles[body_hashes & self._shingle_mask]
         # Counting this article itself, a shingle is boilerplate once more than BOILERPLATE_DOCS carry it.
-        keep = body_hashes[seen.astype(np.int32) + 1 <= BOILERPLATE_DOCS]
+        keep = body_hashes[seen < BOILERPLATE_DOCS]
         if len(keep) < COPY_MIN_SHINGLES:
             both = self._shingle_hashes(title_tokens + text_tokens)
             keep = both[self._seen_shingles[both & self._shingle_mask] <= BOILERPLATE_DOCS]
             keep = keep if len(keep) else both
         if not len(keep):
             keep = np.zeros(1, dtype=np.uint32)  # crc32 of the empty shingle
-        minhash = MinHash(num_perm=self.settings.num_perm, hashfunc=int, permutations=self._permutations, scheme="affine32")
-        minhash.update_batch(keep.tolist())
+        values = _minhash_affine32(keep, self._permutations)
         keys = self._top(terms, self._tf(tf_counts), self._idf(terms, np.ones(len(terms))))
-        values = minhash.hashvalues.astype(np.uint32)
         return Signature(values, len(keep), body_hashes, terms, tf_counts, keys.astype(np.uint32))
 
     def _shingle_hashes(self, tokens: list[str]) -> np.ndarray:
-        """crc32 of each distinct word k-shingle (a shorter text is one shingle), as uint32."""
+        """crc32 of each distinct word k-shingle (a shorter text is one shingle), as uint32, sorted."""
         k = self.settings.shingle_size
         if len(tokens) < k:
             shingles = {" ".join(tokens)} if tokens else set()
-        else:
-            shingles = {" ".join(g) for g in zip(*(tokens[i:] for i in range(k)), strict=False)}
+            return np.sort(np.fromiter((zlib.crc32(sh.encode("utf-8")) for sh in shingles), dtype=np.uint32, count=len(shingles)))
+        # The crc32 of every shingle from its words' cached crc32(' ' + word), in numpy (see _crc_shift).
+        try:
+            packed = np.fromiter(map(self._tokens.spaced.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+        except KeyError:  # a word not seen by sign's term pass (or the cache was just cleared)
+            self._tokens.learn(set(tokens).difference(self._tokens.spaced))
+            return self._shingle_hashes_slow(tokens)
+        spaced, length = packed & 0xFFFFFFFF, packed >> 32
+        if int(length.max()) > _SHIFT_MAX:
+            return self._shingle_hashes_slow(tokens)
+        m = len(tokens) - k + 1
+        h = spaced[:m] ^ _SPACE_SHIFTED[length[:m] - 1]  # crc32 of the first word
+        for j in range(1, k):
+            h = _crc_shift(h, length[j : j + m])
+            h ^= spaced[j : j + m]
+        order = np.argsort(h)
+        out: np.ndarray = h[order].astype(np.uint32)
+        same = np.flatnonzero(out[1:] == out[:-1])
+        if not len(same):
+            return out
+        # Equal hashes: a repeated shingle (counted once) or a crc32 collision of two (both kept).
+        keep = np.ones(len(out), dtype=bool)
+        starts = same[np.r_[True, same[1:] != same[:-1] + 1]]  # first index of each run of equal hashes
+        for start in starts.tolist():
+            end = start + 1
+            while end < len(out) and out[end] == out[start]:
+                end += 1
+            distinct = {" ".join(tokens[p : p + k]) for p in order[start:end].tolist()}
+            keep[start + len(distinct) : end] = False
+        kept: np.ndarray = out[keep]
+        return kept
+
+    def _shingle_hashes_slow(self, tokens: list[str]) -> np.ndarray:
+        k = self.settings.shingle_size
+        shingles = {" ".join(g) for g in zip(*(tokens[i:] for i in range(k)), strict=False)}
         crc32 = zlib.crc32
         return np.sort(np.fromiter((crc32(sh.encode("utf-8")) for sh in shingles), dtype=np.uint32, count=len(shingles)))
 
@@ -406,9 +576,20 @@ class Deduplicator:
         tf: np.ndarray = np.where(c >= 1.0, 1.0 + np.log(np.maximum(c, 1e-12)), c)
         return tf
 
-    def _idf(self, terms: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
-        """idf of term hashes; ``extra`` counts a not-yet-added article's own terms."""
+    def _idf(self, terms: np.ndarray, extra: np.ndarray | None = None, inplace: bool = False) -> np.ndarray:
+        """idf of term hashes; ``extra`` counts a not-yet-added article's own terms. ``inplace``: the
+        same values, computed with fewer temporaries (for large arrays)."""
         n = self._n + (1 if extra is not None else 0)
+        if inplace:
+            df = self._df[terms & self._mask].astype(np.float64)
+            if extra is not None:
+                np.add(df, extra, out=df)
+            out: np.ndarray = df + 1.0
+            np.divide(max(n, 1) + 1.0 + PRIOR_DOCS, out, out=out)
+            np.log(out, out=out)
+            if n >= MAX_DF_MIN_DOCS:
+                out[df > MAX_DF_RATIO * n] = 0.0
+            return out
         df = self._df[terms & self._mask].astype(np.float64)
         if extra is not None:
             df = df + extra
@@ -476,7 +657,8 @@ class Deduplicator:
         rows = self._rows
         # Tier 1: copies, among the articles sharing a MinHash band.
         best_copy: int | None = None
-        _, hits = self._bands.lookup(self._band_keys(sig.minhash))
+        band_keys = self._band_keys(sig.minhash)
+        _, hits = self._bands.lookup(band_keys)
         hits = np.unique(hits)
         hits = hits[rows.alive[hits] & self._in_window(t, rows.t[hits])]
         if len(hits):
@@ -499,7 +681,7 @@ class Deduplicator:
             decision = report
         else:
             decision = Decision(None, "new", 1.0)
-        return _Scored(decision, query_row, member_rows, member_crowd)
+        return _Scored(decision, query_row, member_rows, member_crowd, band_keys)
 
     @staticmethod
     def _top(terms: np.ndarray, tf: np.ndarray, idf: np.ndarray) -> np.ndarray:
@@ -517,7 +699,7 @@ class Deduplicator:
         if not len(keys):
             return np.zeros(0, dtype=np.int64)
         rows = self._rows
-        extra = np.isin(keys, own_terms).astype(np.float64)
+        extra = (keys[:, None] == own_terms[None, :]).any(axis=1).astype(np.float64)  # np.isin, without its overhead
         which, hits = self._postings.lookup(keys, cap=POSTING_CAP)
         live = rows.alive[hits]
         which, hits = which[live], hits[live]
@@ -531,38 +713,57 @@ class Deduplicator:
         inside: np.ndarray = best[self._in_window(t, rows.t[best])]
         return inside
 
+    def _query_lookup(self, query_terms: np.ndarray, query_w: np.ndarray, terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each of ``terms``: the weight of the equal query term (0.0 if none), and whether a
+        query term shares its df slot (bool or 0/1)."""
+        # One gather in a table on the low 16 bits, no binary search. Equal terms and equal df slots
+        # share those bits, so one query term per entry suffices (when two query terms share them,
+        # the binary search below answers).
+        table = low16_table(query_terms)
+        if table is not None:
+            at = table[terms & 0xFFFF]
+            # entry 0 (no query term there) stands for the first query term, whose low bits differ
+            candidate = np.concatenate((query_terms[:1], query_terms))[at]
+            qvals: np.ndarray = np.where(candidate == terms, np.concatenate(((0.0,), query_w))[at], 0.0)
+            extra: np.ndarray = ((candidate ^ terms) & self._mask) == 0
+            return qvals, extra
+        extra = _member_of(terms & self._mask, np.sort(query_terms & self._mask)).astype(np.float64)
+        order = np.argsort(query_terms, kind="stable")
+        sorted_terms, sorted_w = query_terms[order], query_w[order]
+        if len(sorted_terms):
+            pos = np.minimum(np.searchsorted(sorted_terms, terms), len(sorted_terms) - 1)
+            qvals = np.where(sorted_terms[pos] == terms, sorted_w[pos], 0.0)
+        else:
+            qvals = np.zeros(terms.shape)
+        return qvals, extra
+
     def _score_stories(
         self, sig: Signature, query_w: np.ndarray, candidates: np.ndarray, t: float, source: int
     ) -> tuple[Decision | None, np.ndarray, np.ndarray, np.ndarray | None]:
         rows = self._rows
         empty = np.zeros(CROWDING_K, dtype=np.float32)
-        story_ids: dict[int, None] = dict.fromkeys(rows.story[candidates].tolist())
-        members: list[int] = []
-        owner: list[int] = []
-        names = list(story_ids)
-        for k, sid in enumerate(names):
-            mem = self._stories[sid]
-            if len(mem) > MEMBER_CAP:
-                mem = mem[:4] + mem[-(MEMBER_CAP - 4) :]
-            members += mem
-            owner += [k] * len(mem)
-        member_rows = np.array(members, dtype=np.int64)
+        names = list(dict.fromkeys(rows.story[candidates].tolist()))
+        groups = list(map(self._stories.__getitem__, names))
+        sizes = list(map(len, groups))
+        if sizes and max(sizes) > MEMBER_CAP:
+            groups = [m if len(m) <= MEMBER_CAP else m[:4] + m[-(MEMBER_CAP - 4) :] for m in groups]
+            sizes = list(map(len, groups))
+        member_rows = np.fromiter(itertools.chain.from_iterable(groups), dtype=np.int64, count=sum(sizes))
         inside = self._in_window(t, rows.t[member_rows])
-        member_rows, own_idx = member_rows[inside], np.array(owner, dtype=np.int64)[inside]
+        member_rows, own_idx = member_rows[inside], np.repeat(np.arange(len(names)), sizes)[inside]
         if not len(member_rows):
             return None, empty, member_rows, None
         terms, tf = rows.terms[member_rows], rows.tf[member_rows]
+        # For each member term: the query's weight for it (0 when the query lacks it), and whether
+        # the query has a term in the same df slot (it counts in the df then).
+        qvals, extra = self._query_lookup(sig.terms, query_w, terms)
         # member weights under the current df, counting the query's own terms (by df slot) too
-        extra = _member_of(terms & self._mask, np.sort(sig.terms & self._mask)).astype(np.float64)
-        w = tf * self._idf(terms, extra) ** IDF_POWER
-        # the query's weight for each member term (0 when the query lacks it), by binary search
-        order = np.argsort(sig.terms, kind="stable")
-        query_terms, query_sorted = sig.terms[order], query_w[order]
-        if len(query_terms):
-            pos = np.minimum(np.searchsorted(query_terms, terms), len(query_terms) - 1)
-            qvals = np.where(query_terms[pos] == terms, query_sorted[pos], 0.0)
+        w = self._idf(terms, extra, inplace=True)
+        if IDF_POWER == 0.5:  # what ``w ** 0.5`` computes
+            np.sqrt(w, out=w)
         else:
-            qvals = np.zeros(terms.shape)
+            w **= IDF_POWER
+        np.multiply(tf, w, out=w)
         sims = (w * qvals).sum(axis=1) / np.maximum(np.sqrt((w * w).sum(axis=1)), 1e-12)
         # crowding: the query's own k best similarities, and the members' (updated on add)
         best = np.sort(sims)[::-1][:CROWDING_K]
@@ -602,24 +803,26 @@ class Deduplicator:
         scored = pending[2] if pending is not None and pending[0] is sig and pending[1] == published else self._score(sig, published, key)
         self._pending = None
         # document frequencies and boilerplate counts learn from every article, in order
-        unique_terms = np.unique(sig.terms & self._mask)
-        self._df[unique_terms] += 1.0
+        # (a slot named twice is still counted once: fancy-index writes are not cumulative)
+        self._df[sig.terms & self._mask] += 1.0
         self._n += 1
         if len(sig.shingle_hashes):
-            slots = np.unique(sig.shingle_hashes & self._shingle_mask)
-            self._seen_shingles[slots] = np.minimum(self._seen_shingles[slots].astype(np.uint16) + 1, 255).astype(np.uint8)
+            slots = sig.shingle_hashes & self._shingle_mask
+            seen = self._seen_shingles[slots]
+            self._seen_shingles[slots] = seen + (seen < 255)
         if self._n % SHINGLE_HALVING == 0:
             self._seen_shingles >>= 1
         if scored.member_crowd is not None:
             self._rows.crowd[scored.member_rows] = scored.member_crowd
-        self._index(article_id, story_id, sig, published, scored.query_row, key)
+        self._index(article_id, story_id, sig, published, scored.query_row, key, scored.band_keys)
 
     def _index(
-        self, article_id: int, story_id: int, sig: Signature, published: datetime, crowd_row: np.ndarray | None, source: int
+        self, article_id: int, story_id: int, sig: Signature, published: datetime, crowd_row: np.ndarray | None, source: int,
+        band_keys: np.ndarray | None = None,
     ) -> None:
         (row,), _ = self._fill_rows([(article_id, story_id, sig, published, source, crowd_row)])
         self._postings.add(sig.keys, row)
-        self._bands.add(self._band_keys(sig.minhash), row)
+        self._bands.add(self._band_keys(sig.minhash) if band_keys is None else band_keys, row)
 
     def _fill_rows(
         self, items: Sequence[tuple[int, int, Signature, datetime, int, np.ndarray | None]]

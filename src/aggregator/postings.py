@@ -18,6 +18,20 @@ import numpy as np
 BUFFER = 4096  # entries appended before they become a sorted run
 
 
+def low16_table(keys: np.ndarray) -> np.ndarray | None:
+    """A 64 Ki table on the low 16 bits of up to 255 uint32 keys: ``table[k & 0xFFFF]`` is 1 + the
+    index of the key with those bits (0: none). None when two keys share their low 16 bits (the
+    caller then searches). Made fresh per call (cheap), so lookups share no scratch state."""
+    n = len(keys)
+    if not 0 < n < 256:
+        return None
+    low = (keys & 0xFFFF).astype(np.intp)
+    table = np.zeros(1 << 16, dtype=np.uint8)
+    marks = np.arange(1, n + 1, dtype=np.uint8)
+    table[low] = marks
+    return table if (table[low] == marks).all() else None
+
+
 class MultiMap:
     def __init__(self) -> None:
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (keys uint32 sorted, rows int32), oldest first
@@ -76,54 +90,76 @@ class MultiMap:
 
     def lookup(self, keys: np.ndarray, cap: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(index into ``keys``, row) for every entry of every key; with ``cap``, only the ``cap``
-        most recently added entries of each key."""
+        most recently added entries of each key. Order: the buffer's entries newest first, then each
+        run's (newest run first), by key index and, within a key, oldest first."""
         keys = np.asarray(keys, dtype=np.uint32)
+        n = len(keys)
+        empty = np.zeros(0, dtype=np.int64)
+        if not n:
+            return empty, empty.astype(np.int32)
         parts_q: list[np.ndarray] = []
         parts_r: list[np.ndarray] = []
-        parts_pos: list[np.ndarray] = []  # how recent: rank counted back from the newest, per key
-        # newest first: the buffer (scanned), then runs from newest to oldest
-        seen = np.zeros(len(keys), dtype=np.int64)
+        seen = np.zeros(n, dtype=np.int64)  # entries per key in the newer parts (uncapped)
         if self._fill:
-            bk, br = self._buf_keys[: self._fill], self._buf_rows[: self._fill]
-            sorter = np.argsort(keys, kind="stable")
-            sorted_keys = keys[sorter]
-            pos = np.minimum(np.searchsorted(sorted_keys, bk), max(len(keys) - 1, 0))
-            hit = np.nonzero(sorted_keys[pos] == bk)[0][::-1] if len(keys) else pos[:0]  # newest first
+            q, hit = self._scan_buffer(keys)  # newest first
             if len(hit):
-                q = sorter[pos[hit]]
-                rank = _rank_within(q, len(keys))
+                seen = np.bincount(q, minlength=n)
+                rows = self._buf_rows[hit]
+                if cap is not None:
+                    keep = _rank_within(q, n) < cap
+                    q, rows = q[keep], rows[keep]
                 parts_q.append(q)
-                parts_r.append(br[hit])
-                parts_pos.append(rank)
-                seen += np.bincount(q, minlength=len(keys))
-        for run_keys, run_rows in reversed(self._runs):
-            lo = np.searchsorted(run_keys, keys, side="left")
-            hi = np.searchsorted(run_keys, keys, side="right")
+                parts_r.append(rows)
+        runs = self._runs[::-1]  # newest first
+        if runs:
+            lo = np.empty((len(runs), n), dtype=np.int64)
+            hi = np.empty((len(runs), n), dtype=np.int64)
+            for i, (run_keys, _) in enumerate(runs):
+                lo[i] = run_keys.searchsorted(keys, side="left")
+                hi[i] = run_keys.searchsorted(keys, side="right")
             counts = hi - lo
-            if not counts.any():
-                continue
             if cap is not None:
-                counts = np.clip(np.minimum(counts, cap - seen), 0, None)
+                # the newest ``cap`` entries per key, counting newer parts first: after run i a key has
+                # min(seen + its entries in runs 0..i, cap) (or just ``seen`` if that already exceeds cap)
+                taken = np.minimum(np.cumsum(counts, axis=0) + seen, np.maximum(cap, seen))
+                counts = np.diff(taken, axis=0, prepend=seen[None, :])
                 lo = hi - counts  # the newest entries of a key are at the end of its range
-            total = int(counts.sum())
-            if not total:
-                continue
-            q = np.repeat(np.arange(len(keys)), counts)
-            starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
-            idx = starts + np.arange(total)
-            parts_q.append(q)
-            parts_r.append(run_rows[idx])
-            # within a run, the last entry of a key is the newest: rank = seen + (hi - 1 - idx)
-            parts_pos.append(seen[q] + (np.repeat(hi, counts) - 1 - idx))
-            seen += counts
+            flat = counts.ravel()
+            total = int(flat.sum())
+            if total:
+                q = np.repeat(np.tile(np.arange(n), len(runs)), flat)
+                ends = np.cumsum(flat)
+                idx = np.repeat(lo.ravel() - (ends - flat), flat) + np.arange(total)
+                bounds = ends[n - 1 :: n].tolist()
+                start = 0
+                for (_, run_rows), end in zip(runs, bounds, strict=True):
+                    if end > start:
+                        parts_r.append(run_rows[idx[start:end]])
+                    start = end
+                parts_q.append(q)
         if not parts_q:
-            empty = np.zeros(0, dtype=np.int64)
             return empty, empty.astype(np.int32)
-        q_all, r_all = np.concatenate(parts_q), np.concatenate(parts_r)
-        if cap is not None:
-            keep = np.concatenate(parts_pos) < cap
-            q_all, r_all = q_all[keep], r_all[keep]
+        q_all = parts_q[0] if len(parts_q) == 1 else np.concatenate(parts_q)
+        r_all = parts_r[0] if len(parts_r) == 1 else np.concatenate(parts_r)
         return q_all, r_all
+
+    def _scan_buffer(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(index into ``keys``, buffer position) of the buffer entries with one of ``keys``, newest
+        first; a key present twice in ``keys`` matches at its first index."""
+        bk = self._buf_keys[: self._fill]
+        n = len(keys)
+        table = low16_table(keys)  # one gather per buffer entry, no binary search
+        if table is not None:
+            at = table[bk & 0xFFFF]
+            pos = np.flatnonzero(at)
+            q = at[pos].astype(np.int64) - 1
+            match = keys[q] == bk[pos]
+            return q[match][::-1], pos[match][::-1]
+        sorter = np.argsort(keys, kind="stable")
+        sorted_keys = keys[sorter]
+        pos = np.minimum(np.searchsorted(sorted_keys, bk), n - 1)
+        hit = np.nonzero(sorted_keys[pos] == bk)[0][::-1]  # newest first
+        return sorter[pos[hit]], hit
 
     def compact(self, keep_row: Callable[[np.ndarray], np.ndarray]) -> None:
         """Drop every entry whose row ``keep_row`` (vectorised: rows -> bool mask) rejects; one run remains."""
