@@ -419,3 +419,16 @@ def test_minhash_matches_datasketch() -> None:
     reference = MinHash(num_perm=dedup.settings.num_perm, seed=dedup.settings.seed, hashfunc=int, scheme="affine32")
     reference.update_batch(sig.shingle_hashes.tolist())  # a fresh index: no shingle is boilerplate
     assert sig.minhash.tolist() == reference.hashvalues.astype("uint32").tolist()
+
+
+def test_signatures_do_not_depend_on_the_token_cache(monkeypatch) -> None:
+    """A token cache emptied every few tokens (or a word it never saw) gives the same signatures."""
+    from aggregator.dedup import _TokenCache
+
+    texts = [(ORIGINAL_TITLE, text(ORIGINAL)), ("Séisme: 1,400 morts à Alep", "Le séisme a tué au moins 1 400 personnes à Alep, selon l'OSDH.")]
+    plain = Deduplicator(DedupSettings())
+    tiny = Deduplicator(DedupSettings())
+    monkeypatch.setattr(tiny, "_tokens", _TokenCache(size=8))
+    for title, body in texts * 2:
+        assert tiny.encode(tiny.sign(title, body)) == plain.encode(plain.sign(title, body))
+    assert len(tiny._tokens.term) < 8 + len(set(words(texts[0][1])))  # it was emptied along the way
