@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -319,7 +320,8 @@ class Store:
             values["title"] = title
         if site_url:
             values["site_url"] = site_url
-        conn.execute(update(feeds).where(feeds.c.id == feed_id).values(**values))
+        # SET from the parameters' keys, the id as a bound parameter: no statement built from literals
+        conn.execute(update(feeds).where(feeds.c.id == bindparam("feed_id_")), {"feed_id_": feed_id, **values})
 
     # -- articles ---------------------------------------------------------------
 
@@ -453,13 +455,16 @@ class Store:
         self, conn: Connection, story_id: int, canonical: Member, first_reported_at: datetime, now: datetime
     ) -> None:
         conn.execute(
-            update(stories)
-            .where(stories.c.id == story_id)
-            .values(canonical_article_id=canonical.article_id, title=canonical.title, first_reported_at=first_reported_at, updated_at=now)
+            update(stories).where(stories.c.id == bindparam("story_id_")),
+            dict(story_id_=story_id, canonical_article_id=canonical.article_id, title=canonical.title,
+                 first_reported_at=first_reported_at, updated_at=now),
         )
 
     def set_member(self, conn: Connection, article_id: int, kind: MemberKind, similarity: float) -> None:
-        conn.execute(update(story_members).where(story_members.c.article_id == article_id).values(kind=kind, similarity=similarity))
+        conn.execute(
+            update(story_members).where(story_members.c.article_id == bindparam("article_id_")),
+            dict(article_id_=article_id, kind=kind, similarity=similarity),
+        )
 
     def story_ids_between(self, start: datetime, end: datetime) -> list[int]:
         """Stories with at least one member published in [start, end)."""
