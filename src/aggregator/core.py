@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(hours=1)
-PARSE_OFFLOAD_BYTES = 4096  # feeds at least this big are parsed in the process pool (a few ms each)
 OUTAGE_SAMPLE = 8  # this many network failures in a row, across 3+ hosts, means our network is down
 
 
@@ -174,10 +173,7 @@ class Aggregator:
                 if result.not_modified:
                     await self._update_feed(feed.id, decide.after_success(feed, result, None, now, sched), now)
                     return PollReport(feed.url, 304, 0, not_modified=True)
-                if len(result.content) >= PARSE_OFFLOAD_BYTES:  # the other core parses while this one fetches and stores
-                    parsed = await self._offload(parse_feed, result.final_url, result.content, result.headers)
-                else:
-                    parsed = parse_feed(result.final_url, result.content, result.headers)
+                parsed = parse_feed(result.final_url, result.content, result.headers)
                 if parsed.warning:
                     log.info("%s: recoverable feed problem: %s", feed.url, parsed.warning)
                 candidates = await self._prepare(fetcher, feed, parsed, now)
@@ -236,8 +232,10 @@ class Aggregator:
         return await self._offload(extract_page, result.content, result.final_url, self.config.settings.extract.fast)
 
     async def _offload(self, func: Callable[..., T], *args: Any) -> T:
-        """Run CPU-bound work (extracting a page, parsing a feed) in the process pool, so the event
-        loop keeps fetching and storing while the other core works; in a thread when the pool is off."""
+        """Run CPU-bound work (extracting a page) in the process pool, so the event loop keeps
+        fetching and storing while the other core works; in a thread when the pool is off. (Parsing
+        feeds there was measured: a polling round gained ~10 %, but the daemon's feeds then finished
+        in another order, and the order in which backlogs are stored changes stories: see poll_round.)"""
         pool = self._extractor()
         if pool is None:
             return await asyncio.to_thread(func, *args)
@@ -266,10 +264,16 @@ class Aggregator:
             group, self._feed_updates = self._feed_updates, []
             try:
                 await self._write(self.ingest.update_feeds, [(feed_id, change, now) for feed_id, change, now, _ in group])
-            except Exception as exc:  # every feed of the group learns of it (e.g. a locked database)
+            except BaseException as exc:  # every feed of the group learns of it (e.g. a locked database)
                 for *_, done in group:
-                    if not done.done():
+                    if done.done():
+                        continue
+                    if isinstance(exc, Exception):
                         done.set_exception(exc)
+                    else:  # this task was cancelled: so are the waits on it
+                        done.cancel()
+                if not isinstance(exc, Exception):
+                    raise
             else:
                 for *_, done in group:
                     if not done.done():
