@@ -576,27 +576,20 @@ class Deduplicator:
         tf: np.ndarray = np.where(c >= 1.0, 1.0 + np.log(np.maximum(c, 1e-12)), c)
         return tf
 
-    def _idf(self, terms: np.ndarray, extra: np.ndarray | None = None, inplace: bool = False) -> np.ndarray:
-        """idf of term hashes; ``extra`` counts a not-yet-added article's own terms. ``inplace``: the
-        same values, computed with fewer temporaries (for large arrays)."""
+    def _idf(self, terms: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
+        """idf of term hashes (a fresh array: callers may change it in place); ``extra`` counts a
+        not-yet-added article's own terms."""
         n = self._n + (1 if extra is not None else 0)
-        if inplace:
-            df = self._df[terms & self._mask].astype(np.float64)
-            if extra is not None:
-                np.add(df, extra, out=df)
-            out: np.ndarray = df + 1.0
-            np.divide(max(n, 1) + 1.0 + PRIOR_DOCS, out, out=out)
-            np.log(out, out=out)
-            if n >= MAX_DF_MIN_DOCS:
-                out[df > MAX_DF_RATIO * n] = 0.0
-            return out
         df = self._df[terms & self._mask].astype(np.float64)
         if extra is not None:
-            df = df + extra
-        # PRIOR_DOCS unseen articles without the term keep a young index from calling every shared word common
-        idf: np.ndarray = np.log((max(n, 1) + 1.0 + PRIOR_DOCS) / (df + 1.0))
+            np.add(df, extra, out=df)
+        # PRIOR_DOCS unseen articles without the term keep a young index from calling every shared word
+        # common. Computed in place: decide calls this on ~200 members x 80 terms.
+        idf: np.ndarray = df + 1.0
+        np.divide(max(n, 1) + 1.0 + PRIOR_DOCS, idf, out=idf)
+        np.log(idf, out=idf)
         if n >= MAX_DF_MIN_DOCS:
-            idf = np.where(df > MAX_DF_RATIO * n, 0.0, idf)
+            idf[df > MAX_DF_RATIO * n] = 0.0
         return idf
 
     def containment(self, a: Signature, b: Signature) -> tuple[float, float]:
@@ -758,7 +751,7 @@ class Deduplicator:
         # the query has a term in the same df slot (it counts in the df then).
         qvals, extra = self._query_lookup(sig.terms, query_w, terms)
         # member weights under the current df, counting the query's own terms (by df slot) too
-        w = self._idf(terms, extra, inplace=True)
+        w = self._idf(terms, extra)
         if IDF_POWER == 0.5:  # what ``w ** 0.5`` computes
             np.sqrt(w, out=w)
         else:
