@@ -259,7 +259,8 @@ class HostPools(httpx.AsyncBaseTransport):
     def __init__(self, guard: NetGuard, per_host: int, context: ssl.SSLContext, keepalive_s: float = KEEPALIVE_S) -> None:
         self._guard, self._context, self._keepalive_s = guard, context, keepalive_s
         self._limits = httpx.Limits(max_connections=per_host, max_keepalive_connections=per_host, keepalive_expiry=keepalive_s)
-        self._pools: dict[tuple[bytes, bytes, int | None], tuple[httpx.AsyncHTTPTransport, list[float]]] = {}
+        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+        self._last_used: dict[tuple[bytes, bytes, int | None], float] = {}
         self._next_sweep = 0.0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -270,20 +271,20 @@ class HostPools(httpx.AsyncBaseTransport):
         key = (request.url.raw_scheme, request.url.raw_host, request.url.port)
         pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[key] = (guarded_transport(self._guard, self._limits, self._context), [now])
-        pool[1][0] = now
-        return await pool[0].handle_async_request(request)
+            pool = self._pools[key] = guarded_transport(self._guard, self._limits, self._context)
+        self._last_used[key] = now
+        return await pool.handle_async_request(request)
 
     async def _close_idle(self, now: float) -> None:
-        for key, (transport, last_used) in list(self._pools.items()):
+        for key, transport in list(self._pools.items()):
             connections = transport._pool.connections
-            if now - last_used[0] > self._keepalive_s and all(c.is_idle() or c.is_closed() for c in connections):
-                del self._pools[key]
+            if now - self._last_used[key] > self._keepalive_s and all(c.is_idle() or c.is_closed() for c in connections):
+                del self._pools[key], self._last_used[key]
                 await transport.aclose()
 
     async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        for transport, _ in pools:
+        pools, self._pools, self._last_used = list(self._pools.values()), {}, {}
+        for transport in pools:
             await transport.aclose()
 
     def __len__(self) -> int:
