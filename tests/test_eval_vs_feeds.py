@@ -125,16 +125,19 @@ def test_restart_mid_stream_gives_the_same_stories(tmp_path, server, routes, mon
     assert run(tmp_path / "straight", restart=False) == run(tmp_path / "restarted", restart=True)
 
 
-def test_a_round_stores_feeds_in_their_listed_order_whatever_answers_first(server, routes, make_config):
-    """Stories must not depend on network timing: the first feed answers last, yet its articles
-    are stored (and decided) first, as on a run where it answered first."""
+def test_a_round_stores_articles_in_publication_order_whatever_answers_first(server, routes, make_config):
+    """Stories must not depend on network timing: the feed with the older report answers last, yet
+    its report is stored (and decided) first; the other feed's two reports go either side of it."""
     import time
 
-    def feed(name: str, delay: float) -> object:
-        body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{name}</title>'
-                f"<item><title>{name} report</title><guid>{name}-1</guid>"
-                f"<description>A report by {name} on the strike in Idlib that killed at least 12 people.</description>"
-                "</item></channel></rss>").encode()
+    def feed(name: str, delay: float, hours: list[int]) -> object:
+        items = "".join(
+            f"<item><title>{name} report {h}</title><guid>{name}-{h}</guid>"
+            f"<pubDate>{format_datetime(START + timedelta(hours=h), usegmt=True)}</pubDate>"
+            f"<description>A report by {name} on the strike in Idlib that killed at least 12 people.</description></item>"
+            for h in hours
+        )
+        body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>{name}</title>{items}</channel></rss>'.encode()
 
         def answer(request):
             time.sleep(delay)
@@ -142,15 +145,48 @@ def test_a_round_stores_feeds_in_their_listed_order_whatever_answers_first(serve
 
         return answer
 
-    routes["/slow.xml"] = feed("slow", 0.4)
-    routes["/fast.xml"] = feed("fast", 0.0)
-    config = make_config([{"url": server.url("/slow.xml"), "name": "slow"}, {"url": server.url("/fast.xml"), "name": "fast"}])
-    agg = Aggregator(config)
+    routes["/slow.xml"] = feed("slow", 0.4, [2])
+    routes["/fast.xml"] = feed("fast", 0.0, [3, 1])
+    config = make_config([{"url": server.url("/fast.xml"), "name": "fast"}, {"url": server.url("/slow.xml"), "name": "slow"}])
+    agg = Aggregator(config, clock=lambda: START + timedelta(hours=4))
     try:
         reports = asyncio.run(agg.poll_round(due_only=False))
         with agg.store.connect() as conn:
             order = [row[0] for row in conn.exec_driver_sql("SELECT guid FROM articles ORDER BY id")]
     finally:
         agg.close()
-    assert [r.new_articles for r in reports] == [1, 1]
-    assert order == ["slow-1", "fast-1"]
+    assert [r.new_articles for r in reports] == [2, 1]
+    assert order == ["fast-1", "slow-2", "fast-3"]
+
+
+def test_a_rounds_stories_do_not_depend_on_the_order_of_its_feeds(tmp_path):
+    """A first round over five outlets' three-day backlogs: the same stories whichever feed is
+    listed (or answers) last. Stored feed by feed, the seed story split when meridian came last."""
+    from aggregator.config import load_config
+    from aggregator.demo import DemoSite
+    from aggregator.feedserver import LoopbackServer
+    from conftest import write_config
+
+    outlets = ["globalwire", "meridian", "dailyherald", "northstar", "citizen"]
+    corpus = load_corpus()
+    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=72)
+    site = DemoSite(corpus, start, feed_items=100)
+    site.now = start + timedelta(hours=72)
+    partitions = []
+    with LoopbackServer(site) as server:
+        site.base_url = server.base_url
+        for k, order in enumerate([outlets, outlets[::-1], [outlets[0], *outlets[2:], "meridian"]]):
+            directory = tmp_path / str(k)
+            directory.mkdir()
+            feeds = [{"url": server.url(f"/feeds/{slug}.xml"), "name": corpus.outlet(slug).name} for slug in order]
+            agg = Aggregator(load_config(write_config(directory, feeds, extract={"fetch_pages": False})), clock=lambda: site.now)
+            try:
+                reports = asyncio.run(agg.poll_round(due_only=False))
+                assert all(r.error is None for r in reports)
+                with agg.store.connect() as conn:
+                    rows = conn.exec_driver_sql("select a.guid, m.story_id from articles a join story_members m on m.article_id = a.id").all()
+            finally:
+                agg.close()
+            partitions.append(partition(dict(rows)))
+    assert len(partitions[0]) > 10
+    assert partitions[0] == partitions[1] == partitions[2]

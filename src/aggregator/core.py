@@ -9,7 +9,7 @@ import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ from .digest import DigestFiles, render_digest, write_atomically
 from .errors import FeedError, FetchError, NetworkError
 from .extract import choose_text, extract_page, needs_page
 from .fetch import Fetcher
-from .ingest import Candidate, Ingest
+from .ingest import Candidate, FeedBatch, Ingest
 from .models import Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport, Story
 from .parse import parse_feed
 from .store import Store
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(hours=1)
+ROUND_BACKLOG = 5000  # articles a round holds before storing them (publication order holds within each group)
 OUTAGE_SAMPLE = 8  # this many network failures in a row, across 3+ hosts, means our network is down
 
 
@@ -40,27 +41,59 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class _Turns:
-    """The order in which a round's feeds store their articles: feed by feed, as listed, whatever
-    order their answers arrive in, so the same feeds make the same stories on every run. Feed
-    ``i``'s gate opens once every feed before it has finished (stored, or had nothing to store)."""
+class _Backlog:
+    """A round's new articles, held until every feed of the round has answered, then stored across
+    feeds in publication order: the stories a round makes do not depend on which feed answered
+    first or last (a daemon's first start stores days of backlog from every feed at once). At
+    most ``limit`` articles are held: past that, what is held is stored, so memory stays bounded."""
 
-    def __init__(self, n: int) -> None:
-        self._gates = [asyncio.Event() for _ in range(n)]
-        self._finished: set[int] = set()
-        self._next = 0
-        if n:
-            self._gates[0].set()
+    def __init__(self, feeds: int, store: Callable[[list[FeedBatch]], Awaitable[list[int]]], limit: int) -> None:
+        self._pending = set(range(feeds))
+        self._held: list[tuple[FeedBatch, asyncio.Future[int]]] = []
+        self._articles = 0
+        self._store = store
+        self._limit = limit
+        self._last: asyncio.Task[None] | None = None  # the latest group's write; groups are written in turn
 
-    def gate(self, i: int) -> asyncio.Event:
-        return self._gates[i]
+    async def put(self, i: int, batch: FeedBatch) -> int:
+        """Hold feed ``i``'s batch; returns how many of its articles were stored, once they are."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._held.append((batch, done))
+        self._articles += len(batch.candidates)
+        self.finish(i)
+        return await done
 
     def finish(self, i: int) -> None:
-        self._finished.add(i)
-        while self._next in self._finished:
-            self._next += 1
-            if self._next < len(self._gates):
-                self._gates[self._next].set()
+        """Feed ``i`` has nothing more to hold (stored, unchanged or failed)."""
+        self._pending.discard(i)
+        if self._held and (not self._pending or self._articles >= self._limit):
+            group, self._held, self._articles = self._held, [], 0
+            self._last = asyncio.get_running_loop().create_task(self._write(group, self._last))
+
+    async def _write(self, group: list[tuple[FeedBatch, asyncio.Future[int]]], previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        try:
+            counts = await self._store([batch for batch, _ in group])
+        except BaseException as exc:  # every feed of the group learns of it (e.g. a locked database)
+            _fail(group, exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for (_, done), n in zip(group, counts, strict=True):
+                if not done.done():
+                    done.set_result(n)
+
+
+def _fail(waiting: Sequence[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
+    """Pass a group write's failure on to everyone waiting on it; a cancellation cancels them."""
+    for _, done in waiting:
+        if done.done():
+            continue
+        if isinstance(exc, Exception):
+            done.set_exception(exc)
+        else:
+            done.cancel()
 
 
 class Aggregator:
@@ -132,22 +165,26 @@ class Aggregator:
             if not f.disabled_reason and (f.next_poll_at is None or f.next_poll_at <= now) and f.id not in self._in_flight
         ]
 
-    async def poll_round(self, now: datetime | None = None, due_only: bool = True, fetcher: Fetcher | None = None) -> list[PollReport]:
-        """Poll every due feed (or every enabled feed) once, concurrently; one report per feed."""
+    async def poll_round(
+        self, now: datetime | None = None, due_only: bool = True, fetcher: Fetcher | None = None, feeds: list[FeedState] | None = None,
+    ) -> list[PollReport]:
+        """Poll every due feed (or every enabled feed, or the given ones) once, concurrently; one
+        report per feed. The round's new articles are stored across feeds in publication order."""
         now = now or self.clock()
         self.housekeeping(now, snapshot=False)
-        feeds = self.due_feeds(now) if due_only else [f for f in self.feeds() if not f.disabled_reason]
+        if feeds is None:
+            feeds = self.due_feeds(now) if due_only else [f for f in self.feeds() if not f.disabled_reason]
         if not feeds:
             return []
         own = fetcher is None
         fetcher = fetcher or Fetcher(self.config.settings.fetch, self.config.settings.allow_hosts, transport=self.transport)
-        turns = _Turns(len(feeds))
+        backlog = _Backlog(len(feeds), lambda batches: self._write(self.ingest.commit, batches), ROUND_BACKLOG)
 
         async def poll(i: int, feed: FeedState) -> PollReport:
             try:
-                return await self.poll_feed(fetcher, feed, now, turn=turns.gate(i))
+                return await self.poll_feed(fetcher, feed, now, hold=lambda batch: backlog.put(i, batch))
             finally:
-                turns.finish(i)
+                backlog.finish(i)
 
         try:
             return list(await asyncio.gather(*(poll(i, f) for i, f in enumerate(feeds))))
@@ -157,10 +194,11 @@ class Aggregator:
             self.save_snapshot()
 
     async def poll_feed(
-        self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None, turn: asyncio.Event | None = None
+        self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None,
+        hold: Callable[[FeedBatch], Awaitable[int]] | None = None,
     ) -> PollReport:
         """Fetch, parse, extract, dedup and store one feed; errors end up on the feed, not raised.
-        With ``turn``, its new articles are stored only once that event is set."""
+        With ``hold``, its new articles are handed to it to store (a round's backlog)."""
         if feed.id in self._in_flight:
             return PollReport(feed.url, None, 0, error="already being polled")
         self._in_flight.add(feed.id)
@@ -177,10 +215,11 @@ class Aggregator:
                 if parsed.warning:
                     log.info("%s: recoverable feed problem: %s", feed.url, parsed.warning)
                 candidates = await self._prepare(fetcher, feed, parsed, now)
-                change = decide.after_success(feed, result, parsed, now, sched)
-                if turn is not None:
-                    await turn.wait()
-                new = await self._write(self.ingest.commit, feed, parsed, candidates, change, now)
+                batch = FeedBatch(feed, parsed, candidates, decide.after_success(feed, result, parsed, now, sched), now)
+                if hold is not None:
+                    new = await hold(batch)
+                else:
+                    new = (await self._write(self.ingest.commit, [batch]))[0]
                 return PollReport(feed.url, result.status, new)
             except FeedError as exc:
                 log.warning("%s", exc)
@@ -264,14 +303,8 @@ class Aggregator:
             group, self._feed_updates = self._feed_updates, []
             try:
                 await self._write(self.ingest.update_feeds, [(feed_id, change, now) for feed_id, change, now, _ in group])
-            except BaseException as exc:  # every feed of the group learns of it (e.g. a locked database)
-                for *_, done in group:
-                    if done.done():
-                        continue
-                    if isinstance(exc, Exception):
-                        done.set_exception(exc)
-                    else:  # this task was cancelled: so are the waits on it
-                        done.cancel()
+            except BaseException as exc:
+                _fail([(None, done) for *_, done in group], exc)
                 if not isinstance(exc, Exception):
                     raise
             else:

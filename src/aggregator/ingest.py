@@ -1,10 +1,10 @@
 """The dedup index and the database, changed together under one lock.
 
 ``Ingest`` owns the index's lifecycle (rebuilt from storage on first use, old articles
-evicted, learned statistics snapshotted) and the one transaction that stores a feed's new
+evicted, learned statistics snapshotted) and the one transaction that stores feeds' new
 articles: each is signed, decided against the index, inserted with its signature and story
-membership, then learned from; the feed's new state is written last, so a crash means a
-re-fetch, never a loss. A rolled-back transaction makes the index rebuild before next use.
+membership, then learned from; each feed's new state is written in the same transaction, so a
+crash means a re-fetch, never a loss. A rolled-back transaction makes the index rebuild before next use.
 """
 
 from __future__ import annotations
@@ -39,6 +39,17 @@ class Candidate:
     published: datetime
     lang: str | None
     from_page: bool
+
+
+@dataclass(frozen=True)
+class FeedBatch:
+    """One feed's answer, ready to store: its new candidates and the feed's new state."""
+
+    feed: FeedState
+    parsed: ParsedFeed
+    candidates: Sequence[Candidate]
+    change: FeedUpdate
+    now: datetime
 
 
 class Ingest:
@@ -120,42 +131,56 @@ class Ingest:
             for feed_id, change, now in changes:
                 self.store.apply_feed_update(conn, feed_id, change, now)
 
-    def commit(self, feed: FeedState, parsed: ParsedFeed, candidates: Sequence[Candidate], change: FeedUpdate, now: datetime) -> int:
-        """Store new articles, their signatures and story membership, then the feed's new state: one transaction."""
+    def commit(self, batches: Sequence[FeedBatch]) -> list[int]:
+        """Store feeds' new articles, their signatures and story membership, then each feed's new
+        state: one transaction. Articles go in publication order across the feeds (ties: the
+        batches' order, then guid), so stories do not depend on which feed answered last.
+        Returns how many articles each batch added."""
         self.ensure_index()  # rebuilt here if an earlier transaction was rolled back
-        added: list[int] = []
+        added = [0] * len(batches)
+        queue = sorted(
+            ((cand.published, cand.entry.guid, batch.feed.url, b, cand) for b, batch in enumerate(batches) for cand in batch.candidates),
+            key=lambda item: item[:3],
+        )
         try:
             with self.store.transaction() as conn:
                 # Re-check inside the transaction: another feed may have stored the same URL meanwhile.
-                known = self.store.known_urls(conn, [c.entry.url for c in candidates if c.entry.url])
-                seen_guids = self.store.known_guids(conn, feed.id, [c.entry.guid for c in candidates])
-                for cand in candidates:
-                    if cand.entry.guid in seen_guids or (cand.entry.url and cand.entry.url in known):
+                known = self.store.known_urls(conn, [c.entry.url for batch in batches for c in batch.candidates if c.entry.url])
+                seen = [self.store.known_guids(conn, batch.feed.id, [c.entry.guid for c in batch.candidates]) for batch in batches]
+                for _published, guid, _url, b, cand in queue:
+                    if guid in seen[b] or (cand.entry.url and cand.entry.url in known):
                         continue
-                    article = Article(
-                        feed_id=feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
-                        published_at=cand.published, first_seen_at=now, lang=cand.lang, source=cand.entry.source or feed.name,
-                        content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
-                        from_page=cand.from_page, summary_html=cand.entry.summary_html,
-                    )
-                    sig = self.dedup.sign(article.title, article.text)
-                    decision = self.dedup.decide(sig, article.published_at, article.source)
-                    article_id = self.store.insert_article(conn, article)
-                    self.store.insert_signature(conn, article_id, self.dedup.scheme, self.dedup.encode(sig))
-                    story_id = self._place(conn, article, article_id, sig, decision, now)
-                    self.dedup.add(article_id, story_id, sig, article.published_at, article.source)
-                    added.append(article_id)
-                    if article.url:
-                        known.add(article.url)
-                    seen_guids.add(article.guid)
-                self.store.apply_feed_update(conn, feed.id, change, now, title=parsed.title, site_url=parsed.site_url)
+                    self._store_article(conn, batches[b], cand)
+                    added[b] += 1
+                    if cand.entry.url:
+                        known.add(cand.entry.url)
+                    seen[b].add(guid)
+                for batch in batches:
+                    self.store.apply_feed_update(conn, batch.feed.id, batch.change, batch.now, title=batch.parsed.title, site_url=batch.parsed.site_url)
         except BaseException:
-            if added:  # the rows were rolled back: the index rebuilds from storage before the next use
+            if any(added):  # the rows were rolled back: the index rebuilds from storage before the next use
                 self._index_ready = False
             raise
-        if added:
-            log.info("%s: %d new article(s)", feed.url, len(added))
-        return len(added)
+        for batch, n in zip(batches, added, strict=True):
+            if n:
+                log.info("%s: %d new article(s)", batch.feed.url, n)
+        return added
+
+    def _store_article(self, conn: Connection, batch: FeedBatch, cand: Candidate) -> None:
+        """Sign, decide, insert and index one new article."""
+        feed, now = batch.feed, batch.now
+        article = Article(
+            feed_id=feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
+            published_at=cand.published, first_seen_at=now, lang=cand.lang, source=cand.entry.source or feed.name,
+            content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
+            from_page=cand.from_page, summary_html=cand.entry.summary_html,
+        )
+        sig = self.dedup.sign(article.title, article.text)
+        decision = self.dedup.decide(sig, article.published_at, article.source)
+        article_id = self.store.insert_article(conn, article)
+        self.store.insert_signature(conn, article_id, self.dedup.scheme, self.dedup.encode(sig))
+        story_id = self._place(conn, article, article_id, sig, decision, now)
+        self.dedup.add(article_id, story_id, sig, article.published_at, article.source)
 
     def _place(self, conn: Connection, article: Article, article_id: int, sig: Signature, decision: Decision, now: datetime) -> int:
         if decision.story_id is None:

@@ -26,6 +26,7 @@ from filelock import FileLock, Timeout
 from .core import Aggregator
 from .errors import AggregatorError, DaemonLocked
 from .fetch import Fetcher
+from .models import FeedState
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +74,13 @@ class Daemon:
         async with Fetcher(agg.config.settings.fetch, agg.config.settings.allow_hosts, transport=agg.transport) as fetcher:
             self._fetcher = fetcher
             now = agg.clock()
+            due = agg.due_feeds(now)
+            due_ids = {f.id for f in due}
             for feed in agg.feeds():
-                if not feed.disabled_reason:
+                if not feed.disabled_reason and feed.id not in due_ids:
                     self._arm(scheduler, feed.id, feed.next_poll_at or now, now)
+            if due:  # one round for all that is due (a first start: every feed's backlog), then a job each
+                self._track(loop.create_task(self._catch_up(scheduler, due)))
             scheduler.add_job(self._digest, CronTrigger(hour=digest_time.hour, minute=digest_time.minute, timezone=agg.config.tz), id="digest")
             scheduler.add_job(self._housekeeping, IntervalTrigger(seconds=HOUSEKEEPING_S), id="housekeeping")
             scheduler.start()
@@ -106,13 +111,32 @@ class Daemon:
             id=f"feed-{feed_id}", replace_existing=True,
         )
 
+    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        """A poll in flight: stopping waits for it."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _catch_up(self, scheduler: AsyncIOScheduler, feeds: list[FeedState]) -> None:
+        """Poll the feeds due at start as one round: their backlogs are stored across feeds in
+        publication order, so the stories do not depend on which feed answered last."""
+        agg = self.agg
+        try:
+            reports = await agg.poll_round(agg.clock(), fetcher=self._fetcher, feeds=feeds)
+            log.info("first round: %d feeds, %d new articles", len(reports), sum(r.new_articles for r in reports))
+        except AggregatorError as exc:  # e.g. the database is locked for too long: retry later
+            log.error("first round failed: %s", exc)
+            if not self._stop.is_set():
+                for feed in feeds:
+                    self._arm(scheduler, feed.id, agg.clock() + timedelta(minutes=5), agg.clock())
+            return
+        for feed in feeds:
+            self._rearm(scheduler, agg.store.feed(feed.id))
+
     async def _poll_job(self, scheduler: AsyncIOScheduler, feed_id: int) -> None:
         # The real work runs in a task of our own, shielded from the scheduler's shutdown,
         # so that stopping lets it finish.
-        task = asyncio.get_running_loop().create_task(self._poll(scheduler, feed_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        await asyncio.shield(task)
+        await asyncio.shield(self._track(asyncio.get_running_loop().create_task(self._poll(scheduler, feed_id))))
 
     async def _poll(self, scheduler: AsyncIOScheduler, feed_id: int) -> None:
         agg = self.agg
@@ -129,10 +153,14 @@ class Daemon:
             if not self._stop.is_set():
                 self._arm(scheduler, feed_id, agg.clock() + timedelta(minutes=5), agg.clock())
             return
+        self._rearm(scheduler, feed)
+
+    def _rearm(self, scheduler: AsyncIOScheduler, feed: FeedState) -> None:
+        """After a poll: the feed's next job, at the time the decider chose."""
         if feed.disabled_reason:
             log.warning("%s: disabled: %s", feed.url, feed.disabled_reason)
         elif not self._stop.is_set():
-            self._arm(scheduler, feed_id, feed.next_poll_at or agg.clock(), agg.clock())
+            self._arm(scheduler, feed.id, feed.next_poll_at or self.agg.clock(), self.agg.clock())
 
     async def _digest(self) -> None:
         today = self.agg.today()
