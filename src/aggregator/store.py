@@ -329,17 +329,18 @@ class Store:
         """Which of these entry ids this feed already gave us."""
         guids = list(guids)
         found: set[str] = set()
+        query = select(articles.c.guid).where(articles.c.feed_id == bindparam("feed"), articles.c.guid.in_(bindparam("keys", expanding=True)))
         for i in range(0, len(guids), 500):
-            query = select(articles.c.guid).where(articles.c.feed_id == feed_id, articles.c.guid.in_(guids[i : i + 500]))
-            found.update(r[0] for r in conn.execute(query))
+            found.update(r[0] for r in conn.execute(query, {"feed": feed_id, "keys": guids[i : i + 500]}))
         return found
 
     def known_urls(self, conn: Connection, urls: Iterable[str]) -> set[str]:
         """Which of these (normalised) article URLs are stored, from any feed."""
         urls = [u for u in urls if u]
         found: set[str] = set()
+        query = select(articles.c.url).where(articles.c.url.in_(bindparam("keys", expanding=True)))
         for i in range(0, len(urls), 500):
-            found.update(r[0] for r in conn.execute(select(articles.c.url).where(articles.c.url.in_(urls[i : i + 500]))))
+            found.update(r[0] for r in conn.execute(query, {"keys": urls[i : i + 500]}))
         return found
 
     def connect(self) -> Connection:
