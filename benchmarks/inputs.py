@@ -194,27 +194,16 @@ class SignatureFactory:
         self.num_perm = dedup.settings.num_perm
         self.seed = dedup.settings.seed
         self.rng = np.random.default_rng(seed)
-        self._pool: dict[int, tuple[tuple[str, int], ...]] = {}
 
     @staticmethod
     def _minhash(values: np.ndarray) -> np.ndarray:
         return values.astype(np.uint32)
 
-    def fresh(self, event: Event, pooled: bool = False) -> Signature:
-        """A new article about ``event``; ``pooled`` reuses the event's term counts once computed
-        (string objects still fresh per article, as ``sign`` would make them)."""
+    def fresh(self, event: Event) -> Signature:
+        """A new article about ``event``."""
         words = int(self.rng.integers(400, 800))
         values = self.rng.integers(0, 2**32 - 1, size=self.num_perm, dtype=np.uint64)
-        if pooled:
-            terms = self._pool.get(event.id)
-            if terms is None:
-                terms = self.vocab.terms(event, self.rng, words)
-                if len(self._pool) < 100_000:
-                    self._pool[event.id] = terms
-            terms = tuple(((t + ".")[:-1], c) for t, c in terms)
-        else:
-            terms = self.vocab.terms(event, self.rng, words)
-        return self._signature(self._minhash(values), words, terms)
+        return self._signature(self._minhash(values), words, self.vocab.terms(event, self.rng, words))
 
     def _signature(self, minhash: np.ndarray, shingles: int, terms: tuple[tuple[str, int], ...]) -> Signature:
         """A Signature as ``Deduplicator.sign`` shapes it: hashed terms, counts, index keys, shingle hashes."""
@@ -224,6 +213,13 @@ class SignatureFactory:
         keys = d._top(hashes, d._tf(counts), d._idf(hashes, np.ones(len(hashes)))).astype(np.uint32)
         shingle_hashes = self.rng.integers(0, 2**32 - 1, size=shingles, dtype=np.uint64).astype(np.uint32)
         return Signature(minhash, shingles, shingle_hashes, hashes, counts, keys)
+
+    def report(self, sig: Signature) -> Signature:
+        """Another outlet's report of the same event: the same terms, other words around them."""
+        words = int(self.rng.integers(400, 800))
+        values = self.rng.integers(0, 2**32 - 1, size=self.num_perm, dtype=np.uint64)
+        shingle_hashes = self.rng.integers(0, 2**32 - 1, size=words, dtype=np.uint64).astype(np.uint32)
+        return Signature(self._minhash(values), words, shingle_hashes, sig.terms, sig.counts, sig.keys)
 
     def copy(self, sig: Signature) -> Signature:
         values = sig.minhash.astype(np.uint64)
