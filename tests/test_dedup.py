@@ -432,3 +432,37 @@ def test_signatures_do_not_depend_on_the_token_cache(monkeypatch) -> None:
     for title, body in texts * 2:
         assert tiny.encode(tiny.sign(title, body)) == plain.encode(plain.sign(title, body))
     assert len(tiny._tokens.term) < 8 + len(set(words(texts[0][1])))  # it was emptied along the way
+
+
+# -- undated batches ------------------------------------------------------------------------------------
+
+
+def test_an_undated_batch_is_refined_by_moves_only_and_copies_follow_their_original() -> None:
+    """The demo corpus with its dates dropped, through batch_order / decide / add / refine_batch."""
+    from aggregator.demo import load_corpus
+
+    articles = load_corpus().articles
+    d = Deduplicator(DedupSettings())
+    items = [(d.sign(a.title, text(list(a.paragraphs))), T0, a.outlet) for a in articles]
+    order = d.batch_order(items)
+    assert sorted(order) == list(range(len(items)))
+    placed, at_add = [], []
+    for key, i in enumerate(order, start=1):
+        sig, when, source = items[i]
+        decision = d.decide(sig, when, source)
+        d.add(key, decision.story_id if decision.story_id is not None else -key, sig, when, source)
+        placed.append((key, sig, when, source, decision))
+        at_add.append(d.crowding_of([key]))
+    before = {key: d._rows.story[d._row_of[key]] for key, *_ in placed}
+    final = d.refine_batch(placed, sum(at_add) / len(at_add))
+
+    after = {key: decision.story_id for (key, *_), decision in zip(placed, final, strict=True)}
+    assert len(set(after.values())) <= len(set(before.values()))  # nothing split off
+    for story, rows in d._stories.items():  # the index agrees with the decisions
+        assert rows and all(d._rows.story[r] == story for r in rows)
+    assert all(d._rows.story[d._row_of[key]] == story for key, story in after.items())
+    for (key, *_rest, first), decision in zip(placed, final, strict=True):
+        if first.kind == "copy" and first.matched_article_id in after:
+            assert decision.story_id == after[first.matched_article_id]
+    d.rename_story(after[1], 777)
+    assert 777 in d._stories and after[1] not in d._stories

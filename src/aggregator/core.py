@@ -257,11 +257,12 @@ class Aggregator:
             title = entry.title or (page.title if page else "") or ""
             if not text and not title:
                 continue
-            published = entry.published or (page.published if page else None) or now
+            dated = entry.published or (page.published if page else None)
+            published = dated or now
             if published > now + FUTURE_TOLERANCE:  # a feed's clock or typo; never let it sort ahead of real news
                 published = now
             lang = entry.lang or (page.lang if page else None) or parsed.lang
-            candidates.append(Candidate(entry, text or title, title or text[:120], published, lang, from_page))
+            candidates.append(Candidate(entry, text or title, title or text[:120], published, lang, from_page, dated is not None))
         # Oldest first (feeds list newest first): stories then grow in the order the news happened.
         return sorted(candidates, key=lambda c: (c.published, c.entry.guid))
 

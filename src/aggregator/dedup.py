@@ -41,7 +41,7 @@ import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Literal, Protocol, TypeVar
 
@@ -68,6 +68,7 @@ CROWDING_K = 5  # neighbours in an article's crowding score
 CROWDING_WEIGHT = 1.0
 MARGIN_WEIGHT = 1.0
 RUNNER_FLOOR = 0.0  # the runner-up score assumed when only one story is a candidate
+BATCH_PASSES = 3  # refine_batch: re-decisions of an undated batch (the second rarely moves anything)
 PRIOR_DOCS = 20.0  # see _idf
 SAME_SOURCE_PENALTY = 0.2  # subtracted from similarity to members by the same outlet
 BOILERPLATE_DOCS = 4  # a shingle seen in this many earlier articles is boilerplate
@@ -731,7 +732,7 @@ class Deduplicator:
         return qvals, extra
 
     def _score_stories(
-        self, sig: Signature, query_w: np.ndarray, candidates: np.ndarray, t: float, source: int
+        self, sig: Signature, query_w: np.ndarray, candidates: np.ndarray, t: float, source: int, threshold: float | None = None,
     ) -> tuple[Decision | None, np.ndarray, np.ndarray, np.ndarray | None]:
         rows = self._rows
         empty = np.zeros(CROWDING_K, dtype=np.float32)
@@ -780,12 +781,101 @@ class Deduplicator:
         b = int(ranked[0])
         s1 = float(score[b])
         s2 = float(score[ranked[1]]) if len(ranked) > 1 else -np.inf
-        if s1 + MARGIN_WEIGHT * (s1 - max(s2, RUNNER_FLOOR)) < self.settings.report_threshold:
+        if s1 + MARGIN_WEIGHT * (s1 - max(s2, RUNNER_FLOOR)) < (self.settings.report_threshold if threshold is None else threshold):
             return None, query_row, member_rows, new_crowd
         mine = np.nonzero(own_idx == b)[0]
         matched = int(rows.article[member_rows[mine[np.argmax(sims[mine])]]])
         raw = float(sims[mine].mean())
         return Decision(names[b], "report", round(min(max(raw, 0.0), 1.0), 6), matched), query_row, member_rows, new_crowd
+
+    # -- articles that arrive together, undated ---------------------------------------------------
+
+    def batch_order(self, items: Sequence[tuple[Signature, datetime, str | None]]) -> list[int]:
+        """The order in which to decide articles that arrived together without dates (they have no
+        order of their own): sparse neighbourhoods first. Density is each article's crowding (mean
+        of its best similarities) after a trial pass over the batch alone, in the given order."""
+        if len(items) <= 1:
+            return list(range(len(items)))
+        trial = Deduplicator(self.settings)
+        for number, (sig, published, source) in enumerate(items, start=1):
+            decision = trial.decide(sig, published, source)
+            trial.add(number, decision.story_id if decision.story_id is not None else number, sig, published, source)
+        rows = [trial._row_of[number] for number in range(1, len(items) + 1)]
+        density = trial._rows.crowd[rows].astype(np.float64).mean(axis=1)
+        order: list[int] = np.argsort(density, kind="stable").tolist()
+        return order
+
+    def refine_batch(self, items: Sequence[tuple[int, Signature, datetime, str | None, Decision]], crowd_at_add: float) -> list[Decision]:
+        """Second thoughts on a batch of undated articles, once all of it is indexed: each (in the
+        order given, the order they were added) is re-decided among the other stories and moves if
+        another story now passes the join rule; it never splits off alone. Copies follow the article
+        they copy. The threshold is lowered by what crowding grew during the batch (later articles
+        raised the earlier ones' best similarities; the rule's crowding term would otherwise judge
+        finished stories more strictly than the articles were judged). ``crowd_at_add`` is the mean
+        crowding of the batch's rows just after each was added. Returns each item's final decision;
+        its story is the article's story now (the index is updated)."""
+        rows = self._rows
+        at = np.array([self._row_of[item[0]] for item in items], dtype=np.int64)
+        if not len(at):
+            return []
+        grown = float(rows.crowd[at].astype(np.float64).mean()) - crowd_at_add
+        threshold = self.settings.report_threshold - CROWDING_WEIGHT * 0.5 * max(grown, 0.0)
+        decisions = [replace(item[4], story_id=int(rows.story[row])) for item, row in zip(items, at.tolist(), strict=True)]
+        position = {item[0]: i for i, item in enumerate(items)}
+        for _ in range(BATCH_PASSES):
+            moved = 0
+            for i, (_article_id, sig, published, source, first) in enumerate(items):
+                if first.kind == "copy":
+                    continue
+                row, current = int(at[i]), int(rows.story[at[i]])
+                self._leave(row, current)
+                t = _ts(published)
+                q = self._tf(sig.counts) * self._idf(sig.terms) ** IDF_POWER
+                q = q / (float(np.sqrt(q @ q)) or 1.0)
+                candidates = self._candidates(sig.keys, t, own_terms=sig.terms[:0])
+                candidates = candidates[candidates != row]
+                found = self._score_stories(sig, q, candidates, t, _source_key(source), threshold)[0] if len(candidates) else None
+                if found is not None and found.story_id != current:
+                    current, decisions[i] = int(found.story_id), found  # type: ignore[arg-type]
+                    moved += 1
+                self._join(row, current)
+            for i, (_article_id, _sig, _published, _source, first) in enumerate(items):  # copies follow their original
+                original = position.get(first.matched_article_id) if first.kind == "copy" and first.matched_article_id is not None else None
+                if original is None:
+                    continue
+                row, target = int(at[i]), int(rows.story[at[original]])
+                if int(rows.story[row]) != target:
+                    self._leave(row, int(rows.story[row]))
+                    self._join(row, target)
+                    decisions[i] = replace(decisions[i], story_id=target)
+            if not moved:
+                break
+        return decisions
+
+    def _leave(self, row: int, story_id: int) -> None:
+        members = self._stories[story_id]
+        members.remove(row)
+        if not members:
+            del self._stories[story_id]
+
+    def _join(self, row: int, story_id: int) -> None:
+        """``row`` joins a story; members stay in the order they were indexed (article ids rise)."""
+        members = self._stories.setdefault(story_id, [])
+        members.append(row)
+        if len(members) > 1 and self._rows.article[members[-2]] > self._rows.article[row]:
+            members.sort(key=lambda r: int(self._rows.article[r]))
+        self._rows.story[row] = story_id
+
+    def rename_story(self, old: int, new: int) -> None:
+        """A story's id changes (a batch's provisional id becomes the stored one)."""
+        members = self._stories.pop(old)
+        self._rows.story[members] = new
+        self._stories.setdefault(new, []).extend(members)
+
+    def crowding_of(self, article_ids: Sequence[int]) -> float:
+        """Mean crowding of indexed articles (see ``refine_batch``)."""
+        at = [self._row_of[a] for a in article_ids]
+        return float(self._rows.crowd[at].astype(np.float64).mean()) if at else 0.0
 
     def add(self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None = None) -> None:
         """Index an article as a member of a story (after ``decide``, or when rebuilding)."""

@@ -101,15 +101,41 @@ def batch_dates(records: list[LabeledArticle]) -> Iterator[datetime]:
 
 
 def replay(records: list[LabeledArticle], settings: DedupSettings) -> Iterator[tuple[int, Decision, int]]:
-    """Each record through the dedup stage in order, as the daemon would: (its number from 1,
-    the decision, the story it joined). A new story is numbered after the article that starts it."""
+    """Each record through the dedup stage, as the daemon would: (its number from 1, the decision,
+    the story it joined). Dated: one by one in file order. Undated: as one batch that arrived
+    together (``Deduplicator.batch_order``, then ``refine_batch``). A new story is numbered after
+    the article that started it."""
     dedup = Deduplicator(settings)
-    for number, (record, published) in enumerate(zip(records, batch_dates(records), strict=True), start=1):
+    dates = list(batch_dates(records))
+    if any(r.published is None for r in records):
+        yield from _replay_batch(dedup, records, dates)
+        return
+    for number, (record, published) in enumerate(zip(records, dates, strict=True), start=1):
         sig = dedup.sign(record.title, record.text)
         decision = dedup.decide(sig, published, record.source)
         story_id = decision.story_id if decision.story_id is not None else number
         dedup.add(number, story_id, sig, published, record.source)
         yield number, decision, story_id
+
+
+def _replay_batch(dedup: Deduplicator, records: list[LabeledArticle], dates: list[datetime]) -> Iterator[tuple[int, Decision, int]]:
+    sigs = [dedup.sign(r.title, r.text) for r in records]
+    order = dedup.batch_order([(sig, published, r.source) for sig, published, r in zip(sigs, dates, records, strict=True)])
+    # Indexed under their place in that order, as the daemon's rows get their ids in it.
+    placed, at_add = [], []
+    for key, i in enumerate(order, start=1):
+        record, sig = records[i], sigs[i]
+        decision = dedup.decide(sig, dates[i], record.source)
+        dedup.add(key, decision.story_id if decision.story_id is not None else -key, sig, dates[i], record.source)
+        placed.append((key, sig, dates[i], record.source, decision))
+        at_add.append(dedup.crowding_of([key]))
+    final = dedup.refine_batch(placed, sum(at_add) / len(at_add))
+    done = {}
+    for i, decision in zip(order, final, strict=True):
+        assert decision.story_id is not None
+        done[i + 1] = (decision, abs(decision.story_id))  # a provisional id -k: the story the k-th article started
+    for number in range(1, len(records) + 1):
+        yield number, *done[number]
 
 
 def evaluate(records: list[LabeledArticle], settings: DedupSettings) -> EvalResult:

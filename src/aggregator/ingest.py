@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
@@ -39,6 +39,7 @@ class Candidate:
     published: datetime
     lang: str | None
     from_page: bool
+    dated: bool = True  # False: neither the feed nor the page gave a date (``published`` is the poll's time)
 
 
 @dataclass(frozen=True)
@@ -133,28 +134,35 @@ class Ingest:
 
     def commit(self, batches: Sequence[FeedBatch]) -> list[int]:
         """Store feeds' new articles, their signatures and story membership, then each feed's new
-        state: one transaction. Articles go in publication order across the feeds (ties: the
-        batches' order, then guid), so stories do not depend on which feed answered last.
+        state: one transaction. Dated articles go one by one in publication order across the feeds
+        (ties: by guid, then feed address), so stories depend neither on which feed answered last
+        nor on how feeds are listed; undated ones then go as one batch (``_store_undated``).
         Returns how many articles each batch added."""
         self.ensure_index()  # rebuilt here if an earlier transaction was rolled back
         added = [0] * len(batches)
         queue = sorted(
-            ((cand.published, cand.entry.guid, batch.feed.url, b, cand) for b, batch in enumerate(batches) for cand in batch.candidates),
-            key=lambda item: item[:3],
+            ((not cand.dated, cand.published, cand.entry.guid, batch.feed.url, b, cand)
+             for b, batch in enumerate(batches) for cand in batch.candidates),
+            key=lambda item: item[:4],
         )
         try:
             with self.store.transaction() as conn:
                 # Re-check inside the transaction: another feed may have stored the same URL meanwhile.
                 known = self.store.known_urls(conn, [c.entry.url for batch in batches for c in batch.candidates if c.entry.url])
                 seen = [self.store.known_guids(conn, batch.feed.id, [c.entry.guid for c in batch.candidates]) for batch in batches]
-                for _published, guid, _url, b, cand in queue:
+                undated: list[tuple[FeedBatch, Candidate]] = []
+                for _undated, _published, guid, _url, b, cand in queue:
                     if guid in seen[b] or (cand.entry.url and cand.entry.url in known):
                         continue
-                    self._store_article(conn, batches[b], cand)
+                    if cand.dated:
+                        self._store_article(conn, batches[b], cand)
+                    else:
+                        undated.append((batches[b], cand))
                     added[b] += 1
                     if cand.entry.url:
                         known.add(cand.entry.url)
                     seen[b].add(guid)
+                self._store_undated(conn, undated)
                 for batch in batches:
                     self.store.apply_feed_update(conn, batch.feed.id, batch.change, batch.now, title=batch.parsed.title, site_url=batch.parsed.site_url)
         except BaseException:
@@ -166,21 +174,61 @@ class Ingest:
                 log.info("%s: %d new article(s)", batch.feed.url, n)
         return added
 
-    def _store_article(self, conn: Connection, batch: FeedBatch, cand: Candidate) -> None:
-        """Sign, decide, insert and index one new article."""
-        feed, now = batch.feed, batch.now
-        article = Article(
-            feed_id=feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
-            published_at=cand.published, first_seen_at=now, lang=cand.lang, source=cand.entry.source or feed.name,
+    def _article(self, batch: FeedBatch, cand: Candidate) -> Article:
+        return Article(
+            feed_id=batch.feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
+            published_at=cand.published, first_seen_at=batch.now, lang=cand.lang, source=cand.entry.source or batch.feed.name,
             content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
             from_page=cand.from_page, summary_html=cand.entry.summary_html,
         )
+
+    def _store_article(self, conn: Connection, batch: FeedBatch, cand: Candidate) -> None:
+        """Sign, decide, insert and index one new article."""
+        article = self._article(batch, cand)
         sig = self.dedup.sign(article.title, article.text)
         decision = self.dedup.decide(sig, article.published_at, article.source)
+        article_id = self._insert(conn, article, sig)
+        story_id = self._place(conn, article, article_id, sig, decision, batch.now)
+        self.dedup.add(article_id, story_id, sig, article.published_at, article.source)
+
+    def _insert(self, conn: Connection, article: Article, sig: Signature) -> int:
         article_id = self.store.insert_article(conn, article)
         self.store.insert_signature(conn, article_id, self.dedup.scheme, self.dedup.encode(sig))
-        story_id = self._place(conn, article, article_id, sig, decision, now)
-        self.dedup.add(article_id, story_id, sig, article.published_at, article.source)
+        return article_id
+
+    def _store_undated(self, conn: Connection, items: Sequence[tuple[FeedBatch, Candidate]]) -> None:
+        """Articles without dates that arrived together have no order of their own: they are decided
+        as a batch, as ``aggregator eval`` does with an undated file (``Deduplicator.batch_order``,
+        then ``refine_batch``). Rows are inserted in the order decided, so a restart replays them
+        in it; stories are written once the batch is settled (new ones carry a provisional id,
+        minus the id of the article that started them, until then)."""
+        if not items:
+            return
+        articles = [self._article(batch, cand) for batch, cand in items]
+        sigs = [self.dedup.sign(a.title, a.text) for a in articles]
+        order = self.dedup.batch_order([(sig, a.published_at, a.source) for sig, a in zip(sigs, articles, strict=True)])
+        placed: list[tuple[int, Signature, datetime, str | None, Decision]] = []
+        crowding = 0.0
+        for i in order:
+            article, sig = articles[i], sigs[i]
+            decision = self.dedup.decide(sig, article.published_at, article.source)
+            article_id = self._insert(conn, article, sig)
+            self.dedup.add(article_id, decision.story_id if decision.story_id is not None else -article_id, sig, article.published_at, article.source)
+            placed.append((article_id, sig, article.published_at, article.source, decision))
+            crowding += self.dedup.crowding_of([article_id])
+        final = self.dedup.refine_batch(placed, crowding / len(placed))
+        stored: dict[int, int] = {}  # provisional story id -> stored id
+        for i, (article_id, sig, _published, _source, _first), decision in zip(order, placed, final, strict=True):
+            story = decision.story_id
+            assert story is not None
+            if story >= 0:
+                self._place(conn, articles[i], article_id, sig, decision, items[i][0].now)
+            elif story not in stored:
+                stored[story] = self.store.create_story(conn, articles[i], article_id, items[i][0].now)
+            else:
+                self._place(conn, articles[i], article_id, sig, replace(decision, story_id=stored[story]), items[i][0].now)
+        for provisional, story_id in stored.items():
+            self.dedup.rename_story(provisional, story_id)
 
     def _place(self, conn: Connection, article: Article, article_id: int, sig: Signature, decision: Decision, now: datetime) -> int:
         if decision.story_id is None:
