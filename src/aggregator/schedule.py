@@ -124,8 +124,11 @@ class Daemon:
         try:
             reports = await agg.poll_round(agg.clock(), fetcher=self._fetcher, feeds=feeds)
             log.info("first round: %d feeds, %d new articles", len(reports), sum(r.new_articles for r in reports))
-        except AggregatorError as exc:  # e.g. the database is locked for too long: retry later
-            log.error("first round failed: %s", exc)
+        except Exception as exc:  # e.g. the database is locked for too long: every feed retries on its own later
+            if isinstance(exc, AggregatorError):
+                log.error("first round failed: %s", exc)
+            else:  # a bug must not leave every feed unscheduled
+                log.exception("first round failed")
             if not self._stop.is_set():
                 for feed in feeds:
                     self._arm(scheduler, feed.id, agg.clock() + timedelta(minutes=5), agg.clock())
