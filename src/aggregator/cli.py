@@ -289,12 +289,14 @@ def eval_(
     # the daemon's settings when its config is there; the built-in defaults (the same values) otherwise
     settings = load_config(config).settings.dedup if config.exists() or config != DEFAULT_CONFIG_PATH else DedupSettings()
     records = read_labeled(file)
-    result = evaluate(records, settings)
+    with err.status(f"clustering {len(records):,} articles"):
+        result = evaluate(records, settings)
     copy_scores = None
     if copies:
         from .wirecopies import copy_detection
 
-        copy_scores = copy_detection(records, settings)
+        with err.status("deriving wire copies and detecting them"):
+            copy_scores = copy_detection(records, settings)
     if out_path is not None:
         with out_path.open("w", encoding="utf-8") as fh:
             for r in records:

@@ -1,9 +1,10 @@
 """``aggregator eval``: replay a labeled JSONL file through the dedup stage and score it.
 
 Each line: ``{"id", "title", "text", "published", "source", "url", "cluster", "lang"}``.
-Articles are replayed in file order through the same Deduplicator and settings the
-daemon uses. ``published`` may be null: then the whole file is one batch (every
-article gets the same date, so time plays no part).
+Articles are replayed through the same Deduplicator and settings the daemon uses: in
+file order when dated. ``published`` may be null: then the whole file is one batch
+(every article gets the same date, so time plays no part), decided as the daemon
+decides a poll's undated entries (``Deduplicator.batch_order``, ``refine_batch``).
 """
 
 from __future__ import annotations
