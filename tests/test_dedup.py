@@ -443,12 +443,13 @@ def test_an_undated_batch_is_refined_by_moves_only_and_copies_follow_their_origi
 
     articles = load_corpus().articles
     d = Deduplicator(DedupSettings())
-    items = [(d.sign(a.title, text(list(a.paragraphs))), T0, a.outlet) for a in articles]
+    items = [(a.title, text(list(a.paragraphs)), T0, a.outlet) for a in articles]
     order = d.batch_order(items)
     assert sorted(order) == list(range(len(items)))
     placed, at_add = [], []
     for key, i in enumerate(order, start=1):
-        sig, when, source = items[i]
+        title, body, when, source = items[i]
+        sig = d.sign(title, body)
         decision = d.decide(sig, when, source)
         d.add(key, decision.story_id if decision.story_id is not None else -key, sig, when, source)
         placed.append((key, sig, when, source, decision))

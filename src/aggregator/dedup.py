@@ -650,18 +650,8 @@ class Deduplicator:
         own = np.ones(len(sig.terms))  # this article counts in its own document frequencies
         rows = self._rows
         # Tier 1: copies, among the articles sharing a MinHash band.
-        best_copy: int | None = None
         band_keys = self._band_keys(sig.minhash)
-        _, hits = self._bands.lookup(band_keys)
-        hits = np.unique(hits)
-        hits = hits[rows.alive[hits] & self._in_window(t, rows.t[hits])]
-        if len(hits):
-            j, contained = _containment(sig.minhash, sig.shingles, rows.minhash[hits], rows.shingles[hits])
-            copies = np.nonzero(self._is_copy(j, contained))[0]
-            if len(copies):
-                # the most similar; ties go to the earliest article
-                pick = copies[np.lexsort((rows.article[hits[copies]], -j[copies]))[0]]
-                best_copy, best_j = int(hits[pick]), float(j[pick])
+        best_copy, best_j = self._best_copy(sig, t, band_keys)
         # Tier 2: reports (always scored: the crowding statistics learn from every article).
         idf = self._idf(sig.terms, own)
         tf = self._tf(sig.counts)
@@ -676,6 +666,22 @@ class Deduplicator:
         else:
             decision = Decision(None, "new", 1.0)
         return _Scored(decision, query_row, member_rows, member_crowd, band_keys)
+
+    def _best_copy(self, sig: Signature, t: float, band_keys: np.ndarray, exclude: int = -1) -> tuple[int | None, float]:
+        """The row this article copies (the most similar; ties go to the earliest article) and the
+        estimated Jaccard, among the articles sharing a MinHash band; (None, 0.0) if none."""
+        rows = self._rows
+        _, hits = self._bands.lookup(band_keys)
+        hits = np.unique(hits)
+        hits = hits[rows.alive[hits] & self._in_window(t, rows.t[hits]) & (hits != exclude)]
+        if not len(hits):
+            return None, 0.0
+        j, contained = _containment(sig.minhash, sig.shingles, rows.minhash[hits], rows.shingles[hits])
+        copies = np.nonzero(self._is_copy(j, contained))[0]
+        if not len(copies):
+            return None, 0.0
+        pick = copies[np.lexsort((rows.article[hits[copies]], -j[copies]))[0]]
+        return int(hits[pick]), float(j[pick])
 
     @staticmethod
     def _top(terms: np.ndarray, tf: np.ndarray, idf: np.ndarray) -> np.ndarray:
@@ -790,14 +796,17 @@ class Deduplicator:
 
     # -- articles that arrive together, undated ---------------------------------------------------
 
-    def batch_order(self, items: Sequence[tuple[Signature, datetime, str | None]]) -> list[int]:
-        """The order in which to decide articles that arrived together without dates (they have no
-        order of their own): sparse neighbourhoods first. Density is each article's crowding (mean
-        of its best similarities) after a trial pass over the batch alone, in the given order."""
+    def batch_order(self, items: Sequence[tuple[str, str, datetime, str | None]]) -> list[int]:
+        """The order in which to decide articles (title, text, published, source) that arrived
+        together without dates (they have no order of their own): sparse neighbourhoods first.
+        Density is each article's crowding (mean of its best similarities) after a trial pass over
+        the batch alone, in the given order. (Each pass signs an article just before deciding it,
+        as a stream does: signatures depend on what was learned before, e.g. boilerplate.)"""
         if len(items) <= 1:
             return list(range(len(items)))
         trial = Deduplicator(self.settings)
-        for number, (sig, published, source) in enumerate(items, start=1):
+        for number, (title, text, published, source) in enumerate(items, start=1):
+            sig = trial.sign(title, text)
             decision = trial.decide(sig, published, source)
             trial.add(number, decision.story_id if decision.story_id is not None else number, sig, published, source)
         rows = [trial._row_of[number] for number in range(1, len(items) + 1)]
@@ -808,8 +817,8 @@ class Deduplicator:
     def refine_batch(self, items: Sequence[tuple[int, Signature, datetime, str | None, Decision]], crowd_at_add: float) -> list[Decision]:
         """Second thoughts on a batch of undated articles, once all of it is indexed: each (in the
         order given, the order they were added) is re-decided among the other stories and moves if
-        another story now passes the join rule; it never splits off alone. Copies follow the article
-        they copy. The threshold is lowered by what crowding grew during the batch (later articles
+        another story now passes the join rule; it never splits off alone. An article that copies
+        one decided after it becomes its copy; copies follow the article they copy. The threshold is lowered by what crowding grew during the batch (later articles
         raised the earlier ones' best similarities; the rule's crowding term would otherwise judge
         finished stories more strictly than the articles were judged). ``crowd_at_add`` is the mean
         crowding of the batch's rows just after each was added. Returns each item's final decision;
@@ -824,12 +833,19 @@ class Deduplicator:
         position = {item[0]: i for i, item in enumerate(items)}
         for _ in range(BATCH_PASSES):
             moved = 0
-            for i, (_article_id, sig, published, source, first) in enumerate(items):
-                if first.kind == "copy":
+            for i, (_article_id, sig, published, source, _first) in enumerate(items):
+                if decisions[i].kind == "copy":
                     continue
                 row, current = int(at[i]), int(rows.story[at[i]])
                 self._leave(row, current)
                 t = _ts(published)
+                copied, j = self._best_copy(sig, t, self._band_keys(sig.minhash), exclude=row)
+                if copied is not None:  # a copy of an article decided after it
+                    current = int(rows.story[copied])
+                    decisions[i] = Decision(current, "copy", round(j, 6), int(rows.article[copied]))
+                    moved += 1
+                    self._join(row, current)
+                    continue
                 q = self._tf(sig.counts) * self._idf(sig.terms) ** IDF_POWER
                 q = q / (float(np.sqrt(q @ q)) or 1.0)
                 candidates = self._candidates(sig.keys, t, own_terms=sig.terms[:0])
@@ -839,7 +855,8 @@ class Deduplicator:
                     current, decisions[i] = int(found.story_id), found  # type: ignore[arg-type]
                     moved += 1
                 self._join(row, current)
-            for i, (_article_id, _sig, _published, _source, first) in enumerate(items):  # copies follow their original
+            for i in range(len(items)):  # copies follow their original
+                first = decisions[i]
                 original = position.get(first.matched_article_id) if first.kind == "copy" and first.matched_article_id is not None else None
                 if original is None:
                     continue

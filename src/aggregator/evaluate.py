@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -120,12 +120,12 @@ def replay(records: list[LabeledArticle], settings: DedupSettings) -> Iterator[t
 
 
 def _replay_batch(dedup: Deduplicator, records: list[LabeledArticle], dates: list[datetime]) -> Iterator[tuple[int, Decision, int]]:
-    sigs = [dedup.sign(r.title, r.text) for r in records]
-    order = dedup.batch_order([(sig, published, r.source) for sig, published, r in zip(sigs, dates, records, strict=True)])
+    order = dedup.batch_order([(r.title, r.text, published, r.source) for r, published in zip(records, dates, strict=True)])
     # Indexed under their place in that order, as the daemon's rows get their ids in it.
     placed, at_add = [], []
     for key, i in enumerate(order, start=1):
-        record, sig = records[i], sigs[i]
+        record = records[i]
+        sig = dedup.sign(record.title, record.text)
         decision = dedup.decide(sig, dates[i], record.source)
         dedup.add(key, decision.story_id if decision.story_id is not None else -key, sig, dates[i], record.source)
         placed.append((key, sig, dates[i], record.source, decision))
@@ -133,8 +133,11 @@ def _replay_batch(dedup: Deduplicator, records: list[LabeledArticle], dates: lis
     final = dedup.refine_batch(placed, sum(at_add) / len(at_add))
     done = {}
     for i, decision in zip(order, final, strict=True):
-        assert decision.story_id is not None
-        done[i + 1] = (decision, abs(decision.story_id))  # a provisional id -k: the story the k-th article started
+        story, matched = decision.story_id, decision.matched_article_id
+        assert story is not None
+        if matched is not None:  # the key of the article matched, back to its number in the file
+            decision = replace(decision, matched_article_id=order[matched - 1] + 1)
+        done[i + 1] = (decision, abs(story))  # a provisional id -k: the story the k-th article started
     for number in range(1, len(records) + 1):
         yield number, *done[number]
 

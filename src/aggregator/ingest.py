@@ -205,12 +205,12 @@ class Ingest:
         if not items:
             return
         articles = [self._article(batch, cand) for batch, cand in items]
-        sigs = [self.dedup.sign(a.title, a.text) for a in articles]
-        order = self.dedup.batch_order([(sig, a.published_at, a.source) for sig, a in zip(sigs, articles, strict=True)])
+        order = self.dedup.batch_order([(a.title, a.text, a.published_at, a.source) for a in articles])
         placed: list[tuple[int, Signature, datetime, str | None, Decision]] = []
         crowding = 0.0
         for i in order:
-            article, sig = articles[i], sigs[i]
+            article = articles[i]
+            sig = self.dedup.sign(article.title, article.text)
             decision = self.dedup.decide(sig, article.published_at, article.source)
             article_id = self._insert(conn, article, sig)
             self.dedup.add(article_id, decision.story_id if decision.story_id is not None else -article_id, sig, article.published_at, article.source)
