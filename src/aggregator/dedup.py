@@ -818,11 +818,13 @@ class Deduplicator:
         """Second thoughts on a batch of undated articles, once all of it is indexed: each (in the
         order given, the order they were added) is re-decided among the other stories and moves if
         another story now passes the join rule; it never splits off alone. An article that copies
-        one decided after it becomes its copy; copies follow the article they copy. The threshold is lowered by what crowding grew during the batch (later articles
-        raised the earlier ones' best similarities; the rule's crowding term would otherwise judge
-        finished stories more strictly than the articles were judged). ``crowd_at_add`` is the mean
-        crowding of the batch's rows just after each was added. Returns each item's final decision;
-        its story is the article's story now (the index is updated)."""
+        one decided after it becomes its copy; copies follow the article they copy.
+
+        The threshold is lowered by what crowding grew during the batch (later articles raised the
+        earlier ones' best similarities; the rule's crowding term would otherwise judge finished
+        stories more strictly than the articles were judged). ``crowd_at_add`` is the mean crowding
+        of the batch's rows just after each was added. Returns each item's final decision; its
+        story is the article's story now (the index is updated)."""
         rows = self._rows
         at = np.array([self._row_of[item[0]] for item in items], dtype=np.int64)
         if not len(at):
