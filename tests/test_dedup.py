@@ -462,7 +462,7 @@ def test_an_undated_batch_is_refined_by_moves_only_and_copies_follow_their_origi
     for story, rows in d._stories.items():  # the index agrees with the decisions
         assert rows and all(d._rows.story[r] == story for r in rows)
     assert all(d._rows.story[d._row_of[key]] == story for key, story in after.items())
-    for (key, *_rest, first), decision in zip(placed, final, strict=True):
+    for (_key, *_rest, first), decision in zip(placed, final, strict=True):
         if first.kind == "copy" and first.matched_article_id in after:
             assert decision.story_id == after[first.matched_article_id]
     d.rename_story(after[1], 777)
