@@ -40,7 +40,7 @@ import struct
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Literal, Protocol, TypeVar
@@ -813,6 +813,29 @@ class Deduplicator:
         density = trial._rows.crowd[rows].astype(np.float64).mean(axis=1)
         order: list[int] = np.argsort(density, kind="stable").tolist()
         return order
+
+    def decide_batch(
+        self, items: Sequence[tuple[str, str, datetime, str | None]], index: Callable[[int, Signature], int],
+    ) -> list[tuple[int, int, Signature, Decision]]:
+        """Decide and index articles (title, text, published, source) that arrived together without
+        dates: ``batch_order``, then each signed, decided and indexed in that order, then
+        ``refine_batch``. ``index(i, signature)`` returns item i's article id just before it is
+        indexed (the daemon stores its row then, so ids follow the order decided). Returns (item,
+        article id, signature, final decision) in the order decided; a new story carries the
+        provisional id minus the id of the article that started it."""
+        order = self.batch_order(items)
+        placed: list[tuple[int, Signature, datetime, str | None, Decision]] = []
+        crowding = 0.0
+        for i in order:
+            title, text, published, source = items[i]
+            sig = self.sign(title, text)
+            decision = self.decide(sig, published, source)
+            article_id = index(i, sig)
+            self.add(article_id, decision.story_id if decision.story_id is not None else -article_id, sig, published, source)
+            placed.append((article_id, sig, published, source, decision))
+            crowding += self.crowding_of([article_id])
+        final = self.refine_batch(placed, crowding / len(placed)) if placed else []
+        return [(i, p[0], p[1], d) for i, p, d in zip(order, placed, final, strict=True)]
 
     def refine_batch(self, items: Sequence[tuple[int, Signature, datetime, str | None, Decision]], crowd_at_add: float) -> list[Decision]:
         """Second thoughts on a batch of undated articles, once all of it is indexed: each (in the

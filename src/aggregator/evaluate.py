@@ -120,23 +120,20 @@ def replay(records: list[LabeledArticle], settings: DedupSettings) -> Iterator[t
 
 
 def _replay_batch(dedup: Deduplicator, records: list[LabeledArticle], dates: list[datetime]) -> Iterator[tuple[int, Decision, int]]:
-    order = dedup.batch_order([(r.title, r.text, published, r.source) for r, published in zip(records, dates, strict=True)])
-    # Indexed under their place in that order, as the daemon's rows get their ids in it.
-    placed, at_add = [], []
-    for key, i in enumerate(order, start=1):
-        record = records[i]
-        sig = dedup.sign(record.title, record.text)
-        decision = dedup.decide(sig, dates[i], record.source)
-        dedup.add(key, decision.story_id if decision.story_id is not None else -key, sig, dates[i], record.source)
-        placed.append((key, sig, dates[i], record.source, decision))
-        at_add.append(dedup.crowding_of([key]))
-    final = dedup.refine_batch(placed, sum(at_add) / len(at_add))
+    # Articles are indexed under their place in the order decided, as the daemon's rows get their ids in it.
+    keys: list[int] = []
+
+    def key_of(i: int, _sig: object) -> int:
+        keys.append(i + 1)
+        return len(keys)
+
+    decided = dedup.decide_batch([(r.title, r.text, published, r.source) for r, published in zip(records, dates, strict=True)], key_of)
     done = {}
-    for i, decision in zip(order, final, strict=True):
+    for i, _key, _sig, decision in decided:
         story, matched = decision.story_id, decision.matched_article_id
         assert story is not None
         if matched is not None:  # the key of the article matched, back to its number in the file
-            decision = replace(decision, matched_article_id=order[matched - 1] + 1)
+            decision = replace(decision, matched_article_id=keys[matched - 1])
         done[i + 1] = (decision, abs(story))  # a provisional id -k: the story the k-th article started
     for number in range(1, len(records) + 1):
         yield number, *done[number]

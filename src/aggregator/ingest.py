@@ -205,28 +205,19 @@ class Ingest:
         if not items:
             return
         articles = [self._article(batch, cand) for batch, cand in items]
-        order = self.dedup.batch_order([(a.title, a.text, a.published_at, a.source) for a in articles])
-        placed: list[tuple[int, Signature, datetime, str | None, Decision]] = []
-        crowding = 0.0
-        for i in order:
-            article = articles[i]
-            sig = self.dedup.sign(article.title, article.text)
-            decision = self.dedup.decide(sig, article.published_at, article.source)
-            article_id = self._insert(conn, article, sig)
-            self.dedup.add(article_id, decision.story_id if decision.story_id is not None else -article_id, sig, article.published_at, article.source)
-            placed.append((article_id, sig, article.published_at, article.source, decision))
-            crowding += self.dedup.crowding_of([article_id])
-        final = self.dedup.refine_batch(placed, crowding / len(placed))
+        decided = self.dedup.decide_batch(
+            [(a.title, a.text, a.published_at, a.source) for a in articles], lambda i, sig: self._insert(conn, articles[i], sig)
+        )
         stored: dict[int, int] = {}  # provisional story id -> stored id
-        for i, (article_id, sig, _published, _source, _first), decision in zip(order, placed, final, strict=True):
-            story = decision.story_id
+        for i, article_id, sig, decision in decided:
+            story, now = decision.story_id, items[i][0].now
             assert story is not None
             if story >= 0:
-                self._place(conn, articles[i], article_id, sig, decision, items[i][0].now)
+                self._place(conn, articles[i], article_id, sig, decision, now)
             elif story not in stored:
-                stored[story] = self.store.create_story(conn, articles[i], article_id, items[i][0].now)
+                stored[story] = self.store.create_story(conn, articles[i], article_id, now)
             else:
-                self._place(conn, articles[i], article_id, sig, replace(decision, story_id=stored[story]), items[i][0].now)
+                self._place(conn, articles[i], article_id, sig, replace(decision, story_id=stored[story]), now)
         for provisional, story_id in stored.items():
             self.dedup.rename_story(provisional, story_id)
 
