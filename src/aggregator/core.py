@@ -288,7 +288,9 @@ class Aggregator:
         except FetchError as exc:
             log.info("article page unavailable, using feed text: %s", exc)
             return None
-        return await self._offload(extract_page, result.content, result.final_url, self.config.settings.extract.fast)
+        # A feed that dates and titles its entry leaves nothing for the page's metadata to add.
+        known_title = entry.title if entry.title and entry.published else None
+        return await self._offload(extract_page, result.content, result.final_url, self.config.settings.extract.fast, known_title)
 
     async def _offload(self, func: Callable[..., T], *args: Any) -> T:
         """Run CPU-bound work (extracting a page, parsing a feed) in the process pool, so the event

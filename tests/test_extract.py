@@ -1,0 +1,80 @@
+"""Article pages: the text trafilatura finds, and the metadata pass that runs only when the feed
+leaves the title or the date to the page."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+from aggregator.core import Aggregator
+from aggregator.demo import load_corpus, render_page
+from aggregator.extract import extract_page
+from aggregator.feedserver import Response
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+
+
+def test_skipping_the_metadata_pass_keeps_the_text() -> None:
+    """The pipeline's call for a dated, titled entry finds the same text on every demo page, and
+    drops the same leading title, as the full extraction."""
+    corpus = load_corpus()
+    for k, article in enumerate(corpus.articles[:40]):
+        page = render_page(corpus.outlet(article.outlet), article, NOW - timedelta(hours=k))
+        url = f"http://127.0.0.1/{k}"
+        full = extract_page(page, url, fast=True)
+        lean = extract_page(page, url, fast=True, known_title=article.title)
+        assert full is not None and lean is not None
+        assert lean.text == full.text, article.id
+        assert full.published is not None and full.title  # the full pass reads the page's metadata
+        assert lean.published is None and lean.title is None  # the lean one does not look
+
+
+def _feed(base: str, dated: bool) -> bytes:
+    date = f"<pubDate>{format_datetime(NOW - timedelta(hours=5), usegmt=True)}</pubDate>" if dated else ""
+    item = (f"<item><title>Ferry terminal opens after delays</title><link>{base}/story</link>"
+            f"<guid>story</guid>{date}<description>Short teaser.</description></item>")
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Gazette</title>{item}</channel></rss>'.encode()
+
+
+def _page(published: datetime) -> bytes:
+    paragraphs = "".join(
+        f"<p>{html.escape(p)}</p>" for p in [
+            "The harbour authority said the new ferry terminal will open in March after two years of delays.",
+            "Officials blamed cost overruns on steel prices and a contractor that went bankrupt in 2024.",
+            "Commuters who cross the bay every day said the old terminal had become unsafe in winter storms.",
+            "The first crossings from the new pier are planned for the first Monday of the month, the authority said.",
+        ]
+    )
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Ferry terminal | Gazette</title>'
+            f'<meta property="article:published_time" content="{published.isoformat()}"></head><body><main><article>'
+            f"<h1>Ferry terminal opens after delays</h1>{paragraphs}</article></main></body></html>").encode()
+
+
+def _poll_one(server, routes, make_config, dated: bool) -> tuple[datetime, str]:
+    page_date = NOW - timedelta(days=2, hours=3)
+    routes["/feed.xml"] = Response(200, _feed(server.url(""), dated), {"Content-Type": "application/rss+xml"})
+    routes["/story"] = Response(200, _page(page_date), {"Content-Type": "text/html; charset=utf-8"})
+    agg = Aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}]), clock=lambda: NOW)
+    try:
+        [report] = asyncio.run(agg.poll_round(due_only=False))
+        assert report.error is None and report.new_articles == 1
+        with agg.store.connect() as conn:
+            published, text = conn.exec_driver_sql("SELECT published_at, text FROM articles").one()
+    finally:
+        agg.close()
+    return datetime.fromisoformat(str(published)).replace(tzinfo=timezone.utc), text
+
+
+def test_an_entry_the_feed_does_not_date_takes_the_pages_date(server, routes, make_config) -> None:
+    published, text = _poll_one(server, routes, make_config, dated=False)
+    # from the page's metadata (trafilatura dates to the day), not the time of the poll
+    assert published.date() == (NOW - timedelta(days=2)).date()
+    assert text.startswith("The harbour authority said")  # the page's text, its headline not repeated
+
+
+def test_a_dated_entry_keeps_the_feeds_date_and_gets_the_pages_text(server, routes, make_config) -> None:
+    published, text = _poll_one(server, routes, make_config, dated=True)
+    assert published == NOW - timedelta(hours=5)
+    assert text.startswith("The harbour authority said") and "first Monday" in text
