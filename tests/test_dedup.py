@@ -6,6 +6,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from aggregator.config import DedupSettings
@@ -331,13 +332,12 @@ def test_canonical_half_length_counts_as_full() -> None:
 # -- the startup path: snapshot + column-wise restore ----------------------------------------------------
 
 
-def test_snapshot_and_batched_restore_decide_exactly_like_the_live_index(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_snapshot_and_batched_restore_decide_exactly_like_the_live_index() -> None:
     """The demo corpus through a live index (with evictions, so rows are recycled), then a second index
-    rebuilt from the snapshot and the encoded signatures in small batches: every later decision agrees."""
-    import aggregator.dedup as dedup_module
+    rebuilt from the snapshot and the encoded signatures in small chunks: every later decision agrees."""
     from aggregator.demo import load_corpus
+    from aggregator.models import SignatureChunk
 
-    monkeypatch.setattr(dedup_module, "RESTORE_BATCH", 7)
     articles = sorted(load_corpus().articles, key=lambda a: (a.hour, a.key))
     half = len(articles) // 2
     settings = DedupSettings(window_hours=48)
@@ -353,8 +353,22 @@ def test_snapshot_and_batched_restore_decide_exactly_like_the_live_index(monkeyp
     last_when = stored[-1][3]
     rebuilt = Deduplicator(settings)
     crowd = rebuilt.load_snapshot(live.snapshot())
-    window = [(n, s, rebuilt.decode(b), w, o) for n, s, b, w, o in stored if w >= last_when - timedelta(hours=48)]
-    assert rebuilt.restore(window, crowd) == len(live) > 7
+    window = [row for row in stored if row[3] >= last_when - timedelta(hours=48)]
+    chunks = [  # as Store.signature_chunks reads them, 7 at a time
+        SignatureChunk(np.array([r[0] for r in part]), np.array([r[1] for r in part]), np.array([r[3].timestamp() for r in part]),
+                       [r[2] for r in part], [r[4] for r in part])
+        for part in (window[i : i + 7] for i in range(0, len(window), 7))
+    ]
+    assert rebuilt.restore(chunks, crowd) == len(live) > 7
+    assert rebuilt.restore(chunks[:2], crowd) == 0  # already indexed: nothing twice
+    for number, *_ in window:  # decoded in bulk exactly as they were signed
+        a, b = live.signature_of(number), rebuilt.signature_of(number)
+        assert a is not None and b is not None
+        assert a.shingles == b.shingles and (a.minhash == b.minhash).all() and (a.terms == b.terms).all()
+        assert (a.counts == b.counts).all()
+    with pytest.raises(ValueError, match="not a v"):  # a damaged signature is refused, not read into its neighbour's bytes
+        bad = chunks[0]
+        Deduplicator(settings).restore([SignatureChunk(bad.article_ids, bad.story_ids, bad.published, [bad.data[0][:-3], *bad.data[1:]], bad.sources)], crowd)
     joined = 0
     for a in articles[half:]:  # decided against the index as it was at the restart
         when = max(T0 + timedelta(hours=a.hour), last_when)

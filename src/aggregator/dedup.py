@@ -40,7 +40,7 @@ import struct
 import unicodedata
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Literal, Protocol, TypeVar
@@ -49,6 +49,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from .config import DedupSettings
+from .models import SignatureChunk
 from .postings import MultiMap, low16_table
 
 DecisionKind = Literal["new", "copy", "report"]
@@ -79,7 +80,7 @@ DF_BITS = 22  # hashed document-frequency table: 4 Mi float32 slots
 SHINGLE_BITS = 24  # hashed boilerplate-shingle counts: 16 Mi saturating bytes ...
 SHINGLE_HALVING = 1 << 15  # ... halved every this many articles, so "boilerplate" means "recently common"
 SIGNATURE_VERSION = 2
-RESTORE_BATCH = 8192  # articles indexed per column-wise write at startup
+RESTORE_BATCH = 8192  # stored signatures decoded and indexed together at startup
 
 _STOPWORDS = frozenset(
     """a an the and or but if of to in on at by for with from as is are was were be been being it its
@@ -368,13 +369,44 @@ class _Rows:
             setattr(self, name, new)
         self.capacity = capacity
 
-    def take(self) -> int:
-        if self.free:
-            return self.free.pop()
-        if self.high == self.capacity:
-            self._grow(2 * self.capacity)
-        self.high += 1
-        return self.high - 1
+    def take_many(self, k: int) -> np.ndarray:
+        """``k`` rows: freed ones first (the most recently freed first), then new ones."""
+        reused = self.free[::-1][:k]
+        del self.free[len(self.free) - len(reused) :]
+        fresh = k - len(reused)
+        if self.high + fresh > self.capacity:
+            self._grow(max(2 * self.capacity, self.high + fresh))
+        self.high += fresh
+        return np.array(reused + list(range(self.high - fresh, self.high)), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SnapshotCrowding:
+    """The crowding rows a snapshot holds, by article id (sorted)."""
+
+    ids: np.ndarray
+    rows: np.ndarray  # (len(ids), CROWDING_K) float32
+
+    def of(self, article_ids: np.ndarray) -> np.ndarray:
+        """Each article's row (zeros for an article the snapshot does not hold)."""
+        out = np.zeros((len(article_ids), CROWDING_K), dtype=np.float32)
+        if len(self.ids) and len(article_ids):
+            pos = np.minimum(np.searchsorted(self.ids, article_ids), len(self.ids) - 1)
+            hit = self.ids[pos] == article_ids
+            out[hit] = self.rows[pos[hit]]
+        return out
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Decoded signatures, one row each (``Deduplicator._decode_columns``)."""
+
+    shingles: np.ndarray
+    minhash: np.ndarray
+    terms: np.ndarray  # (n, MAX_TERMS), 0 in padding
+    counts: np.ndarray  # (n, MAX_TERMS), 0 in padding
+    keys: np.ndarray  # every row's index keys, concatenated
+    key_counts: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -954,36 +986,51 @@ class Deduplicator:
     ) -> tuple[list[int], np.ndarray]:
         """Take a row for each (article, story, signature, published, source key, crowding row) and
         write its columns; the article joins its story. Returns the rows and the stacked MinHashes;
-        the caller posts the multimap entries (one by one, or in bulk at startup)."""
-        rows = self._rows
-        at = np.array([rows.take() for _ in items], dtype=np.int64)
-        ids = [item[0] for item in items]
+        the caller posts the multimap entries."""
         sigs = [item[2] for item in items]
-        rows.article[at] = ids
-        rows.story[at] = [item[1] for item in items]
-        rows.t[at] = [_ts(item[3]) for item in items]
-        rows.source[at] = [item[4] for item in items]
-        rows.shingles[at] = [sig.shingles for sig in sigs]
-        rows.alive[at] = True
-        minhash = np.stack([sig.minhash for sig in sigs])
-        rows.minhash[at] = minhash
         lens = np.array([min(len(sig.terms), MAX_TERMS) for sig in sigs], dtype=np.int64)
         r_idx = np.repeat(np.arange(len(items)), lens)
         c_idx = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
         terms = np.zeros((len(items), MAX_TERMS), dtype=np.uint32)
-        tf = np.zeros((len(items), MAX_TERMS), dtype=rows.tf.dtype)
+        counts = np.zeros((len(items), MAX_TERMS), dtype=np.float32)
         terms[r_idx, c_idx] = np.concatenate([sig.terms[:MAX_TERMS] for sig in sigs])
-        tf[r_idx, c_idx] = self._tf(np.concatenate([sig.counts[:MAX_TERMS] for sig in sigs]))
-        rows.terms[at], rows.tf[at] = terms, tf
+        counts[r_idx, c_idx] = np.concatenate([sig.counts[:MAX_TERMS] for sig in sigs])
         zero = np.zeros(CROWDING_K, dtype=np.float32)
-        rows.crowd[at] = np.stack([item[5] if item[5] is not None else zero for item in items])
-        taken = at.tolist()
-        for (article_id, story_id, *_rest), row in zip(items, taken, strict=True):
-            self._row_of[article_id] = row
-            self._stories.setdefault(story_id, []).append(row)
-        self._oldest = min(self._oldest, float(rows.t[at].min()))
-        self.last_article_id = max(self.last_article_id, max(ids))
+        minhash = np.stack([sig.minhash for sig in sigs])
+        taken = self._fill_columns(
+            np.array([item[0] for item in items], dtype=np.int64), np.array([item[1] for item in items], dtype=np.int64),
+            np.array([_ts(item[3]) for item in items]), np.array([item[4] for item in items], dtype=np.uint32),
+            np.array([sig.shingles for sig in sigs], dtype=np.int32), minhash, terms, counts,
+            np.stack([item[5] if item[5] is not None else zero for item in items]),
+        )
         return taken, minhash
+
+    def _fill_columns(
+        self, ids: np.ndarray, stories: np.ndarray, t: np.ndarray, sources: np.ndarray, shingles: np.ndarray,
+        minhash: np.ndarray, terms: np.ndarray, counts: np.ndarray, crowd: np.ndarray,
+    ) -> list[int]:
+        """Write one row per article, column by column (``terms``/``counts``: MAX_TERMS columns, 0 in
+        padding); each article joins its story. Returns the rows taken."""
+        rows = self._rows
+        at = rows.take_many(len(ids))
+        rows.article[at], rows.story[at], rows.t[at], rows.source[at] = ids, stories, t, sources
+        rows.shingles[at] = shingles
+        rows.alive[at] = True
+        rows.minhash[at] = minhash
+        rows.terms[at], rows.tf[at] = terms, self._tf(counts)
+        rows.crowd[at] = crowd
+        taken: list[int] = at.tolist()
+        self._row_of.update(zip(ids.tolist(), taken, strict=True))
+        stories_of = self._stories
+        for story_id, row in zip(stories.tolist(), taken, strict=True):
+            members = stories_of.get(story_id)
+            if members is None:
+                stories_of[story_id] = [row]
+            else:
+                members.append(row)
+        self._oldest = min(self._oldest, float(t.min()))
+        self.last_article_id = max(self.last_article_id, int(ids.max()))
+        return taken
 
     def evict(self, before: datetime) -> int:
         """Forget articles published before ``before`` (they stay in the database); returns how many."""
@@ -1039,7 +1086,7 @@ class Deduplicator:
         header = struct.pack("<HQQQQ", SIGNATURE_VERSION, self._n, len(ids), DF_BITS, SHINGLE_BITS)
         return zlib.compress(header + b"".join(parts), 1)
 
-    def load_snapshot(self, data: bytes) -> dict[int, np.ndarray]:
+    def load_snapshot(self, data: bytes) -> SnapshotCrowding:
         """Restore the statistics; returns the crowding rows of the articles indexed at snapshot time."""
         raw = zlib.decompress(data)
         version, n, count, df_bits, shingle_bits = struct.unpack_from("<HQQQQ", raw)
@@ -1054,47 +1101,70 @@ class Deduplicator:
         pos += 8 * count
         crowd = np.frombuffer(raw, dtype="<f4", count=count * CROWDING_K, offset=pos).reshape(count, CROWDING_K)
         self._n = int(n)
-        return {int(a): crowd[i].astype(np.float32) for i, a in enumerate(ids.tolist())}
+        return SnapshotCrowding(ids.astype(np.int64), crowd.astype(np.float32))
 
-    def restore(self, items: Iterable[tuple[int, int, Signature, datetime, str | None]], crowd: Mapping[int, np.ndarray]) -> int:
-        """Index articles already counted in the loaded statistics (no learning, no scoring), in
-        batches with column-wise writes: the startup path. ``crowd`` holds the snapshot's crowding
-        rows by article id. Returns how many were indexed."""
+    def restore(self, chunks: Iterable[SignatureChunk], crowd: SnapshotCrowding) -> int:
+        """Index articles already counted in the loaded statistics (no learning, no scoring), chunk
+        by chunk of stored signatures, decoded and written column-wise: the startup path. ``crowd``
+        holds the snapshot's crowding rows. Returns how many were indexed."""
         done = 0
-        batch: list[tuple[int, int, Signature, datetime, str | None]] = []
         entries: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"postings": [], "bands": []}
-        for item in items:
-            if item[0] not in self._row_of:
-                batch.append(item)
-            if len(batch) == RESTORE_BATCH:
-                done += self._index_batch(batch, crowd, entries)
-                batch = []
-        done += self._index_batch(batch, crowd, entries)
+        sources: dict[str | None, int] = {}
+        for chunk in chunks:
+            fresh = np.fromiter((a not in self._row_of for a in chunk.article_ids.tolist()), dtype=bool, count=len(chunk.article_ids))
+            if not fresh.all():
+                keep = np.flatnonzero(fresh).tolist()
+                chunk = SignatureChunk(chunk.article_ids[fresh], chunk.story_ids[fresh], chunk.published[fresh],
+                                       [chunk.data[i] for i in keep], [chunk.sources[i] for i in keep])
+            if not len(chunk.article_ids):
+                continue
+            cols = self._decode_columns(chunk.data)
+            source_keys = np.array(
+                [sources[x] if x in sources else sources.setdefault(x, _source_key(x)) for x in chunk.sources], dtype=np.uint32
+            )
+            taken = self._fill_columns(chunk.article_ids, chunk.story_ids, chunk.published, source_keys, cols.shingles,
+                                       cols.minhash, cols.terms, cols.counts, crowd.of(chunk.article_ids))
+            at32 = np.array(taken, dtype=np.int32)
+            entries["postings"].append((cols.keys, np.repeat(at32, cols.key_counts)))
+            bands = self._band_keys(cols.minhash)
+            entries["bands"].append((bands.ravel(), np.repeat(at32, bands.shape[1])))
+            done += len(taken)
         # The multimap entries go in at the end, as one sorted run each (in article order, like ``add``).
         for name, multimap in (("postings", self._postings), ("bands", self._bands)):
             if entries[name]:
                 multimap.add_many(np.concatenate([k for k, _ in entries[name]]), np.concatenate([r for _, r in entries[name]]))
         return done
 
-    def _index_batch(
-        self,
-        batch: list[tuple[int, int, Signature, datetime, str | None]],
-        crowd: Mapping[int, np.ndarray],
-        entries: dict[str, list[tuple[np.ndarray, np.ndarray]]],
-    ) -> int:
-        if not batch:
-            return 0
-        sources: dict[str | None, int] = {}
-        taken, minhash = self._fill_rows([
-            (article_id, story_id, sig, published, sources[source] if source in sources else sources.setdefault(source, _source_key(source)),
-             crowd.get(article_id))
-            for article_id, story_id, sig, published, source in batch
-        ])
-        at32 = np.array(taken, dtype=np.int32)
-        entries["postings"].append((np.concatenate([b[2].keys for b in batch]), np.repeat(at32, [len(b[2].keys) for b in batch])))
-        bands = self._band_keys(minhash)
-        entries["bands"].append((bands.ravel(), np.repeat(at32, bands.shape[1])))
-        return len(batch)
+    def _decode_columns(self, blobs: Sequence[bytes]) -> _Columns:
+        """``decode`` for many signatures at once, into column arrays (what ``restore`` needs: no
+        shingle hashes). One pass of byte slicing per signature, then one buffer per column. Raises
+        ValueError for a signature of another layout, or a damaged one."""
+        n, p, width = len(blobs), self.settings.num_perm, 4 * MAX_TERMS
+        header = struct.Struct("<HIIIII")
+        mh_at = header.size + struct.calcsize("<qiB")  # the MinHash values, after datasketch's LeanMinHash prefix
+        heads, rows, keys = [], [], []
+        for blob in blobs:
+            head = header.unpack_from(blob) if len(blob) >= mh_at else (0, 0, 0, 0, 0, 0)
+            _version, mh_size, _shingles, n_hashes, n_terms, n_keys = head
+            t_at = header.size + mh_size + 4 * n_hashes
+            c_at = t_at + 4 * n_terms
+            k_at = c_at + 4 * n_terms
+            heads.append((*head, blob[mh_at - 1] if len(blob) >= mh_at else 0, len(blob) - (k_at + 4 * n_keys)))
+            rows.append(blob[mh_at : mh_at + 4 * p] + blob[t_at:c_at].ljust(width, b"\0") + blob[c_at:k_at].ljust(width, b"\0"))
+            keys.append(blob[k_at : k_at + 4 * n_keys])
+        h = np.array(heads, dtype=np.int64).reshape(n, 8)
+        if n and ((h[:, 0] != SIGNATURE_VERSION).any() or (h[:, 1] != 13 + 4 * p).any() or (h[:, 4] > MAX_TERMS).any()
+                  or (h[:, 6] != 1).any() or (h[:, 7] != 0).any()):
+            raise ValueError(f"a stored signature is not a v{SIGNATURE_VERSION} affine32 signature of {p} permutations")
+        table = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(n, 4 * p + 2 * width)
+        return _Columns(
+            shingles=h[:, 2].astype(np.int32),
+            minhash=table[:, : 4 * p].copy().view("<u4").astype(np.uint32),
+            terms=table[:, 4 * p : 4 * p + width].copy().view("<u4").astype(np.uint32),
+            counts=table[:, 4 * p + width :].copy().view("<f4").astype(np.float32),
+            keys=np.frombuffer(b"".join(keys), dtype="<u4").astype(np.uint32),
+            key_counts=h[:, 5],
+        )
 
     def replay(self, items: Iterable[tuple[int, int, Signature, datetime, str | None]]) -> None:
         """Learn from and index articles stored after the last snapshot, exactly as when they arrived."""

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection
 
 from .config import DedupSettings
-from .dedup import Decision, Deduplicator, Signature, choose_canonical, normalize
+from .dedup import RESTORE_BATCH, Decision, Deduplicator, Signature, choose_canonical, normalize
 from .errors import SchemaMismatch
 from .models import Article, Entry, FeedState, FeedUpdate, ParsedFeed
 from .store import Store
@@ -92,8 +92,7 @@ class Ingest:
         if snapshot is not None:
             last, data = snapshot
             crowd = self.dedup.load_snapshot(data)
-            stored = self.store.signatures(since=since, up_to=last)
-            self.dedup.restore(((r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in stored), crowd)
+            self.dedup.restore(self.store.signature_chunks(since=since, up_to=last, size=RESTORE_BATCH), crowd)
             self.dedup.last_article_id = last
         tail = [(r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in self.store.signatures(after=last)]
         self.dedup.replay(tail)

@@ -6,10 +6,12 @@ SQL sessions or the CLI.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
+
+import numpy as np
 
 MemberKind = Literal["canonical", "copy", "report"]
 
@@ -173,3 +175,14 @@ class PollReport:
     new_articles: int
     error: str | None = None
     not_modified: bool = False
+
+
+@dataclass(frozen=True)
+class SignatureChunk:
+    """Stored signatures of consecutive articles, column by column: what a restart reads."""
+
+    article_ids: np.ndarray  # int64
+    story_ids: np.ndarray  # int64
+    published: np.ndarray  # float64 seconds since the epoch
+    data: Sequence[bytes]  # encoded signatures (``Deduplicator.encode``)
+    sources: Sequence[str | None]

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     Column,
     DateTime,
@@ -42,11 +43,42 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
 from .errors import StorageError
-from .models import Article, FeedState, FeedUpdate, MemberKind, Story, Variant
+from .models import Article, FeedState, FeedUpdate, MemberKind, SignatureChunk, Story, Variant
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 4
+
+
+def _signature_query(since: datetime | None, up_to: int | None, after: int | None) -> Any:
+    # published_at as the stored text, parsed by the callers: SQLAlchemy's generic SQLite datetime
+    # parsing costs ~10 µs a row, which a restart pays for every article in the window.
+    published = type_coerce(articles.c.published_at, String).label("published_at")
+    query = (
+        select(signatures.c.article_id, story_members.c.story_id, published, signatures.c.data, articles.c.source)
+        .join(articles, articles.c.id == signatures.c.article_id)
+        .join(story_members, story_members.c.article_id == signatures.c.article_id)
+        .order_by(signatures.c.article_id)
+    )
+    if since is not None:
+        # The lower id bound lets SQLite walk signatures in id order (no temporary sort of blobs).
+        first = select(func.min(articles.c.id)).where(articles.c.published_at >= since).scalar_subquery()
+        query = query.where(articles.c.published_at >= since, signatures.c.article_id >= first)
+    if up_to is not None:
+        query = query.where(signatures.c.article_id <= up_to)
+    if after is not None:
+        query = query.where(signatures.c.article_id > after)
+    return query
+
+
+def _epoch_seconds(values: Sequence[str | datetime]) -> np.ndarray:
+    """Stored timestamps (naive UTC: SQLite text, or a driver's datetimes) as float seconds since
+    the epoch, equal to ``_as_utc(v).timestamp()``."""
+    try:
+        micros = np.array(values, dtype="datetime64[us]").astype(np.int64)
+    except (ValueError, TypeError):
+        return np.array([_as_utc(v).timestamp() for v in values], dtype=np.float64)
+    return micros / 1e6
 
 
 def _as_utc(value: str | datetime) -> datetime:
@@ -383,27 +415,19 @@ class Store:
     def signatures(self, since: datetime | None = None, up_to: int | None = None, after: int | None = None) -> Iterator[StoredSignature]:
         """Stored signatures in insertion order: of articles published since ``since``, with ids
         up to ``up_to`` or after ``after`` (each filter only when given)."""
-        # published_at as the stored text, parsed below by datetime.fromisoformat: SQLAlchemy's
-        # generic SQLite datetime parsing costs ~10 µs a row, which a restart pays for every
-        # article in the window.
-        published = type_coerce(articles.c.published_at, String).label("published_at")
-        query = (
-            select(signatures.c.article_id, story_members.c.story_id, published, signatures.c.data, articles.c.source)
-            .join(articles, articles.c.id == signatures.c.article_id)
-            .join(story_members, story_members.c.article_id == signatures.c.article_id)
-            .order_by(signatures.c.article_id)
-        )
-        if since is not None:
-            # The lower id bound lets SQLite walk signatures in id order (no temporary sort of blobs).
-            first = select(func.min(articles.c.id)).where(articles.c.published_at >= since).scalar_subquery()
-            query = query.where(articles.c.published_at >= since, signatures.c.article_id >= first)
-        if up_to is not None:
-            query = query.where(signatures.c.article_id <= up_to)
-        if after is not None:
-            query = query.where(signatures.c.article_id > after)
         with self.engine.connect() as conn:
-            for row in conn.execution_options(yield_per=2000).execute(query):
+            for row in conn.execution_options(yield_per=2000).execute(_signature_query(since, up_to, after)):
                 yield StoredSignature(row.article_id, row.story_id, _as_utc(row.published_at), row.data, row.source)
+
+    def signature_chunks(self, since: datetime | None = None, up_to: int | None = None, size: int = 8192) -> Iterator[SignatureChunk]:
+        """``signatures`` in chunks of ``size``, column by column (a restart reads a whole window:
+        no per-row objects, publication times parsed in bulk)."""
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=size).execute(_signature_query(since, up_to, None))
+            for part in result.partitions(size):
+                ids, stories, published, data, sources = zip(*part, strict=True)
+                yield SignatureChunk(np.array(ids, dtype=np.int64), np.array(stories, dtype=np.int64),
+                                     _epoch_seconds(published), data, sources)
 
     def latest_snapshot(self, scheme: str) -> tuple[int, bytes] | None:
         """(last_article_id, data) of the newest dedup snapshot made with ``scheme``."""
