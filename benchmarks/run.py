@@ -198,41 +198,58 @@ def bench_ingest(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                     raise RuntimeError(f"extraction found no text in {url}")
             return time.perf_counter() - t0
 
+        def pipeline(name: str, **settings: Any) -> tuple[float, float, list[str], int, dict[str, int]]:
+            """One round of the whole pipeline over the outlets' feeds, into a fresh database."""
+            config = make_config(tmp / name, [u + "/feed.xml" for u in remote.base_urls], **settings)
+            agg = Aggregator(config)
+            try:
+                agg.ensure_index()
+                c0, t0 = cpu_s(), time.perf_counter()
+                reports = asyncio.run(agg.poll_round(due_only=False))
+                wall, cpu = time.perf_counter() - t0, cpu_s() - c0
+                return wall, cpu, [r.error for r in reports if r.error], sum(new_of(r) for r in reports), agg.store.counts()
+            finally:
+                agg.close()
+
         extract_page(*pages[0][:2])  # warm trafilatura's lazy imports for both sides
         base_a = extract_all()
-        config = make_config(tmp / "ingest", [u + "/feed.xml" for u in remote.base_urls])
-        agg = Aggregator(config)
+        config = make_config(tmp / "ingest", [u + "/feed.xml" for u in remote.base_urls])  # the settings both runs use
+        wall, cpu, errors, stored, counts = pipeline("ingest")  # extraction in a process pool, one worker per core
+        page_hits = sum(h.get(200, 0) for h in (s["hits"] for s in remote.stats()))
+        # One core: this process pinned to one CPU, extraction in its threads (the server's process is not pinned).
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
         try:
-            agg.ensure_index()
-            c0, t0 = cpu_s(), time.perf_counter()
-            reports = asyncio.run(agg.poll_round(due_only=False))
-            wall, cpu = time.perf_counter() - t0, cpu_s() - c0
-            errors = [r.error for r in reports if r.error]
-            stored = sum(new_of(r) for r in reports)
-            counts = agg.store.counts()
+            if cpus:
+                os.sched_setaffinity(0, {min(cpus)})
+            wall_1, cpu_1, errors_1, stored_1, counts_1 = pipeline("ingest_one_core", extract={"workers": 1})
         finally:
-            agg.close()
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+        errors += errors_1
         base_b = extract_all()
         fast_s = extract_all(fast=True)
         same_call_s = extract_all(fast=config.settings.extract.fast, as_pipeline=True)
     finally:
-        hits = remote.close()
-    page_hits = sum(h.get(200, 0) for h in hits)
+        remote.close()
     if errors:
         raise RuntimeError(f"poll errors: {errors[:3]}")
-    if stored != len(items):
-        raise RuntimeError(f"pipeline stored {stored} of {len(items)} articles")
+    if stored != len(items) or stored_1 != len(items) or counts_1["stories"] != counts["stories"]:
+        raise RuntimeError(f"pipeline stored {stored} (one core: {stored_1}) of {len(items)} articles")
     base_s = (base_a + base_b) / 2
     ours_rate, base_rate = stored / wall, len(pages) / base_s
     ratio = ours_rate / base_rate
+    ratio_1 = (stored_1 / wall_1) / base_rate
     return {
         "ingest_vs_extract_ceiling": {
             "value": ratio, "unit": "ratio (pipeline articles/s ÷ trafilatura-alone articles/s)",
             "baseline": {"name": "extract_page alone (trafilatura's default extraction), sequential, same page bytes",
                          "articles_per_s": base_rate, "ms_per_page": 1000 * base_s / len(pages), "runs_s": [base_a, base_b]},
             "goal": ">= 0.8 on one core; >= 1.6 with extraction in a process pool over 2 cores",
-            "pass": ratio >= 0.8, "pass_two_core_goal": ratio >= 1.6, "at_goal_scale": True,
-            "details": {"pipeline_articles_per_s": ours_rate, "pipeline_wall_s": wall, "pipeline_cpu_s": cpu,
+            "pass": ratio_1 >= 0.8 and ratio >= 1.6, "pass_one_core_goal": ratio_1 >= 0.8, "pass_two_core_goal": ratio >= 1.6,
+            "at_goal_scale": True,
+            "details": {"cores": len(cpus) or os.cpu_count(), "one_core_ratio": ratio_1, "one_core_articles_per_s": stored_1 / wall_1,
+                        "one_core_wall_s": wall_1, "one_core_cpu_s": cpu_1,
+                        "pipeline_articles_per_s": ours_rate, "pipeline_wall_s": wall, "pipeline_cpu_s": cpu,
                         "pipeline_extract_fast": config.settings.extract.fast,
                         "ratio_vs_fast_extraction_alone": ours_rate / (len(pages) / fast_s), "fast_ms_per_page": 1000 * fast_s / len(pages),
                         # the pipeline's own extraction call (no metadata pass when the feed dates and titles the entry) run alone
