@@ -20,7 +20,7 @@ from .config import Config
 from .dedup import Deduplicator
 from .digest import DigestFiles, render_digest, write_atomically
 from .errors import FeedError, FetchError, NetworkError
-from .extract import choose_text, extract_page, needs_page
+from .extract import choose_text, extract_page, feed_text, needs_page
 from .fetch import Fetcher
 from .ingest import Candidate, FeedBatch, Ingest
 from .models import Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport, Story
@@ -263,12 +263,14 @@ class Aggregator:
             known_urls = self.store.known_urls(conn, [e.url for e in fresh if e.url])
         fresh = [e for e in fresh if not e.url or e.url not in known_urls]
         ext = self.config.settings.extract
-        pages = await asyncio.gather(
-            *(self._page(fetcher, e) if ext.fetch_pages and needs_page(e, ext.min_feed_text_chars) else _none() for e in fresh)
-        )
+        own_texts = [feed_text(e) for e in fresh]
+        pages = await asyncio.gather(*(
+            self._page(fetcher, e) if ext.fetch_pages and needs_page(e, own, ext.min_feed_text_chars) else _none()
+            for e, own in zip(fresh, own_texts, strict=True)
+        ))
         candidates = []
-        for entry, page in zip(fresh, pages, strict=True):
-            text, from_page = choose_text(entry, page)
+        for entry, own, page in zip(fresh, own_texts, pages, strict=True):
+            text, from_page = choose_text(own, page)
             title = entry.title or (page.title if page else "") or ""
             if not text and not title:
                 continue

@@ -60,14 +60,13 @@ def feed_text(entry: Entry) -> str:
     return html_to_text(entry.content_html)
 
 
-def needs_page(entry: Entry, min_chars: int) -> bool:
-    """True when the feed's content is too short to stand for the article."""
-    return bool(entry.url) and len(feed_text(entry)) < min_chars
+def needs_page(entry: Entry, own: str, min_chars: int) -> bool:
+    """True when the feed's content (``own``: ``feed_text(entry)``) is too short to stand for the article."""
+    return bool(entry.url) and len(own) < min_chars
 
 
-def choose_text(entry: Entry, page: PageText | None) -> tuple[str, bool]:
-    """Pick the fuller of page text and feed text; returns (text, came_from_page)."""
-    own = feed_text(entry)
+def choose_text(own: str, page: PageText | None) -> tuple[str, bool]:
+    """Pick the fuller of page text and the feed's own text; returns (text, came_from_page)."""
     if page is not None and len(page.text) > len(own):
         return page.text, True
     return own, False
