@@ -771,6 +771,7 @@ class Deduplicator:
 
     def _score_stories(
         self, sig: Signature, query_w: np.ndarray, candidates: np.ndarray, t: float, source: int, threshold: float | None = None,
+        counted: bool = False,
     ) -> tuple[Decision | None, np.ndarray, np.ndarray, np.ndarray | None]:
         rows = self._rows
         empty = np.zeros(CROWDING_K, dtype=np.float32)
@@ -790,7 +791,8 @@ class Deduplicator:
         # the query has a term in the same df slot (it counts in the df then).
         qvals, extra = self._query_lookup(sig.terms, query_w, terms)
         # member weights under the current df, counting the query's own terms (by df slot) too
-        w = self._idf(terms, extra)
+        # (``counted``: the query is indexed already, as in a batch's refinement: it is in the df once)
+        w = self._idf(terms, None if counted else extra)
         if IDF_POWER == 0.5:  # what ``w ** 0.5`` computes
             np.sqrt(w, out=w)
         else:
@@ -907,7 +909,7 @@ class Deduplicator:
                 q = q / (float(np.sqrt(q @ q)) or 1.0)
                 candidates = self._candidates(sig.keys, t, own_terms=sig.terms[:0])
                 candidates = candidates[candidates != row]
-                found = self._score_stories(sig, q, candidates, t, _source_key(source), threshold)[0] if len(candidates) else None
+                found = self._score_stories(sig, q, candidates, t, _source_key(source), threshold, counted=True)[0] if len(candidates) else None
                 if found is not None and found.story_id != current:
                     current, decisions[i] = int(found.story_id), found  # type: ignore[arg-type]
                     moved += 1
