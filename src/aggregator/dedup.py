@@ -726,12 +726,13 @@ class Deduplicator:
         top: np.ndarray = terms[order[score[order] > 0]]
         return top
 
-    def _candidates(self, keys: np.ndarray, t: float, own_terms: np.ndarray) -> np.ndarray:
-        """Rows of articles sharing rare terms with the query, best idf-weighted votes first."""
+    def _candidates(self, keys: np.ndarray, t: float, own_terms: np.ndarray | None) -> np.ndarray:
+        """Rows of articles sharing rare terms with the query, best idf-weighted votes first.
+        ``own_terms``: the query's terms, counted in the df as it is not indexed yet (None: it is)."""
         if not len(keys):
             return np.zeros(0, dtype=np.int64)
         rows = self._rows
-        extra = (keys[:, None] == own_terms[None, :]).any(axis=1).astype(np.float64)  # np.isin, without its overhead
+        extra = None if own_terms is None else (keys[:, None] == own_terms[None, :]).any(axis=1).astype(np.float64)  # np.isin, without its overhead
         which, hits = self._postings.lookup(keys, cap=POSTING_CAP)
         live = rows.alive[hits]
         which, hits = which[live], hits[live]
@@ -907,7 +908,7 @@ class Deduplicator:
                     continue
                 q = self._tf(sig.counts) * self._idf(sig.terms) ** IDF_POWER
                 q = q / (float(np.sqrt(q @ q)) or 1.0)
-                candidates = self._candidates(sig.keys, t, own_terms=sig.terms[:0])
+                candidates = self._candidates(sig.keys, t, own_terms=None)
                 candidates = candidates[candidates != row]
                 found = self._score_stories(sig, q, candidates, t, _source_key(source), threshold, counted=True)[0] if len(candidates) else None
                 if found is not None and found.story_id != current:
