@@ -980,33 +980,18 @@ class Deduplicator:
         self, article_id: int, story_id: int, sig: Signature, published: datetime, crowd_row: np.ndarray | None, source: int,
         band_keys: np.ndarray | None = None,
     ) -> None:
-        (row,), _ = self._fill_rows([(article_id, story_id, sig, published, source, crowd_row)])
+        """Write one article's row (``_fill_columns``) and post its multimap entries."""
+        n = min(len(sig.terms), MAX_TERMS)
+        terms = np.zeros((1, MAX_TERMS), dtype=np.uint32)
+        counts = np.zeros((1, MAX_TERMS), dtype=np.float32)
+        terms[0, :n], counts[0, :n] = sig.terms[:n], sig.counts[:n]
+        (row,) = self._fill_columns(
+            np.array([article_id], dtype=np.int64), np.array([story_id], dtype=np.int64), np.array([_ts(published)]),
+            np.array([source], dtype=np.uint32), np.array([sig.shingles], dtype=np.int32), sig.minhash[None, :], terms, counts,
+            (np.zeros(CROWDING_K, dtype=np.float32) if crowd_row is None else crowd_row)[None, :],
+        )
         self._postings.add(sig.keys, row)
         self._bands.add(self._band_keys(sig.minhash) if band_keys is None else band_keys, row)
-
-    def _fill_rows(
-        self, items: Sequence[tuple[int, int, Signature, datetime, int, np.ndarray | None]]
-    ) -> tuple[list[int], np.ndarray]:
-        """Take a row for each (article, story, signature, published, source key, crowding row) and
-        write its columns; the article joins its story. Returns the rows and the stacked MinHashes;
-        the caller posts the multimap entries."""
-        sigs = [item[2] for item in items]
-        lens = np.array([min(len(sig.terms), MAX_TERMS) for sig in sigs], dtype=np.int64)
-        r_idx = np.repeat(np.arange(len(items)), lens)
-        c_idx = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-        terms = np.zeros((len(items), MAX_TERMS), dtype=np.uint32)
-        counts = np.zeros((len(items), MAX_TERMS), dtype=np.float32)
-        terms[r_idx, c_idx] = np.concatenate([sig.terms[:MAX_TERMS] for sig in sigs])
-        counts[r_idx, c_idx] = np.concatenate([sig.counts[:MAX_TERMS] for sig in sigs])
-        zero = np.zeros(CROWDING_K, dtype=np.float32)
-        minhash = np.stack([sig.minhash for sig in sigs])
-        taken = self._fill_columns(
-            np.array([item[0] for item in items], dtype=np.int64), np.array([item[1] for item in items], dtype=np.int64),
-            np.array([_ts(item[3]) for item in items]), np.array([item[4] for item in items], dtype=np.uint32),
-            np.array([sig.shingles for sig in sigs], dtype=np.int32), minhash, terms, counts,
-            np.stack([item[5] if item[5] is not None else zero for item in items]),
-        )
-        return taken, minhash
 
     def _fill_columns(
         self, ids: np.ndarray, stories: np.ndarray, t: np.ndarray, sources: np.ndarray, shingles: np.ndarray,
@@ -1162,10 +1147,10 @@ class Deduplicator:
         table = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(n, 4 * p + 2 * width)
         return _Columns(
             shingles=h[:, 2].astype(np.int32),
-            minhash=table[:, : 4 * p].copy().view("<u4").astype(np.uint32),
-            terms=table[:, 4 * p : 4 * p + width].copy().view("<u4").astype(np.uint32),
-            counts=table[:, 4 * p + width :].copy().view("<f4").astype(np.float32),
-            keys=np.frombuffer(b"".join(keys), dtype="<u4").astype(np.uint32),
+            minhash=table[:, : 4 * p].copy().view("<u4"),  # one copy each: the column written out of the table
+            terms=table[:, 4 * p : 4 * p + width].copy().view("<u4"),
+            counts=table[:, 4 * p + width :].copy().view("<f4"),
+            keys=np.frombuffer(b"".join(keys), dtype="<u4"),
             key_counts=h[:, 5],
         )
 

@@ -92,7 +92,7 @@ class Ingest:
         if snapshot is not None:
             last, data = snapshot
             crowd = self.dedup.load_snapshot(data)
-            self.dedup.restore(self.store.signature_chunks(since=since, up_to=last, size=RESTORE_BATCH), crowd)
+            self.dedup.restore(self.store.signature_chunks(RESTORE_BATCH, since=since, up_to=last), crowd)
             self.dedup.last_article_id = last
         tail = [(r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in self.store.signatures(after=last)]
         self.dedup.replay(tail)

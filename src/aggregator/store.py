@@ -419,7 +419,7 @@ class Store:
             for row in conn.execution_options(yield_per=2000).execute(_signature_query(since, up_to, after)):
                 yield StoredSignature(row.article_id, row.story_id, _as_utc(row.published_at), row.data, row.source)
 
-    def signature_chunks(self, since: datetime | None = None, up_to: int | None = None, size: int = 8192) -> Iterator[SignatureChunk]:
+    def signature_chunks(self, size: int, since: datetime | None = None, up_to: int | None = None) -> Iterator[SignatureChunk]:
         """``signatures`` in chunks of ``size``, column by column (a restart reads a whole window:
         no per-row objects, publication times parsed in bulk)."""
         with self.engine.connect() as conn:
