@@ -128,8 +128,7 @@ class Ingest:
     def update_feeds(self, changes: Sequence[tuple[int, FeedUpdate, datetime]]) -> None:
         """Feeds' new states (after a 304 or an error), in one transaction."""
         with self.store.transaction() as conn:
-            for feed_id, change, now in changes:
-                self.store.apply_feed_update(conn, feed_id, change, now)
+            self.store.apply_feed_updates(conn, ((feed_id, change, now, None, None) for feed_id, change, now in changes))
 
     def commit(self, batches: Sequence[FeedBatch]) -> list[int]:
         """Store feeds' new articles, their signatures and story membership, then each feed's new
@@ -162,8 +161,9 @@ class Ingest:
                         known.add(cand.entry.url)
                     seen[b].add(guid)
                 self._store_undated(conn, undated)
-                for batch in batches:
-                    self.store.apply_feed_update(conn, batch.feed.id, batch.change, batch.now, title=batch.parsed.title, site_url=batch.parsed.site_url)
+                self.store.apply_feed_updates(conn, (
+                    (batch.feed.id, batch.change, batch.now, batch.parsed.title, batch.parsed.site_url) for batch in batches
+                ))
         except BaseException:
             if any(added):  # the rows were rolled back: the index rebuilds from storage before the next use
                 self._index_ready = False
