@@ -1,4 +1,5 @@
-"""The restart's read path: stored signatures in column chunks say what the row-by-row read says."""
+"""The restart's read path: stored signatures in column chunks say what the row-by-row read says;
+and grouped feed-state writes."""
 
 from __future__ import annotations
 
@@ -47,3 +48,35 @@ def test_stored_times_parse_alike_as_text_or_as_a_drivers_datetimes() -> None:
     as_datetimes = _epoch_seconds(naive)
     expected = [d.replace(tzinfo=timezone.utc).timestamp() for d in naive]
     assert as_text.tolist() == expected and as_datetimes.tolist() == expected
+
+
+def test_grouped_feed_updates_apply_in_order(tmp_path) -> None:
+    """Feed-state writes are grouped into one statement per run of updates setting the same
+    columns; each feed still ends in the state its last update gave it."""
+    from aggregator.models import FeedUpdate
+    from aggregator.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'feeds.sqlite'}")
+    try:
+        store.sync_feeds([(f"http://127.0.0.1/{i}.xml", f"Feed {i}", 600) for i in range(4)])
+        ids = [f.id for f in store.feeds()]
+        ok = FeedUpdate(NOW + timedelta(minutes=10), 0, None, '"v1"', None, success=True)
+        failed = FeedUpdate(NOW + timedelta(minutes=30), 1, "HTTP 503", None, None, success=False)
+        gone = FeedUpdate(NOW + timedelta(days=1), 2, "HTTP 410", None, None, success=False, disabled_reason="gone (HTTP 410)")
+        with store.transaction() as conn:
+            store.apply_feed_updates(conn, [
+                (ids[1], ok, NOW, None, None),
+                (ids[0], failed, NOW, None, None),
+                (ids[0], ok, NOW + timedelta(minutes=1), None, None),  # the same feed again: this one is its state
+                (ids[2], ok, NOW, None, None),
+                (ids[2], gone, NOW + timedelta(minutes=1), None, None),
+                (ids[3], ok, NOW, "Title 3", "http://127.0.0.1/"),
+            ])
+        state = {f.id: f for f in store.feeds()}
+    finally:
+        store.close()
+    assert (state[ids[0]].etag, state[ids[0]].error_count, state[ids[0]].last_error) == ('"v1"', 0, None)
+    assert state[ids[0]].next_poll_at == NOW + timedelta(minutes=10)
+    assert (state[ids[1]].etag, state[ids[1]].error_count, state[ids[1]].title) == ('"v1"', 0, None)
+    assert state[ids[2]].disabled_reason == "gone (HTTP 410)" and state[ids[2]].etag is None
+    assert (state[ids[3]].etag, state[ids[3]].title) == ('"v1"', "Title 3")
