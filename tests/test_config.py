@@ -327,3 +327,31 @@ def test_shipped_config_spells_out_every_default() -> None:
         present = settings.get(section) or {}
         missing += [f"settings.{section}.{name}" for name in model.model_fields if name not in present]
     assert not missing, f"shipped config does not spell out: {missing}"
+
+
+# -- mistakes YAML or pydantic would otherwise read silently (found by a QA pass) -------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        ('feeds:\n  - url: "http://127.0.0.1:99999/feed.xml"\n', "feeds.0.url", "invalid port"),
+        ("settings:\n  digest: {time: 7:00}\n", "settings.digest.time", "in quotes"),  # YAML: 7:00 is 420 (base 60)
+        ("settings:\n  fetch: {max_redirects: yes}\n", "settings.fetch.max_redirects", "integer"),  # YAML: yes is True
+        ("settings:\n  schedule: {min_interval: 2h, max_interval: 1m}\n", "settings.schedule", "longer than max_interval"),
+        ("feeds:\n  - url: https://a.example.com/rss\n    interval: 100000000000000000000d\n", "feeds.0.interval", "at most 366d"),
+        ('settings:\n  database_url: "nosuch://x"\n', "settings.database_url", "SQLAlchemy can open"),
+    ],
+)
+def test_values_yaml_would_misread_are_refused(tmp_path: Path, text: str, key: str, says: str) -> None:
+    message = config_error(write(tmp_path, text))
+    assert f": {key}:" in message and says in message, message
+
+
+def test_a_key_given_twice_is_refused_not_silently_overridden(tmp_path: Path) -> None:
+    message = config_error(write(tmp_path, "settings:\n  timezone: UTC\n  timezone: Europe/Paris\n"))
+    assert "line 3" in message and "'timezone' is given twice" in message
+
+
+def test_an_unpadded_quoted_digest_time_is_read_as_hours(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, 'settings:\n  digest: {time: "7:30"}\n')).settings.digest.time.strftime("%H:%M") == "07:30"

@@ -132,7 +132,7 @@ def test_poll_round_uses_conditional_get_and_stores_nothing_twice(demo_feeds, tm
     assert "0 feed(s) polled" in aggregator("poll", "--config", str(config)).stdout
 
 
-def test_second_daemon_on_same_storage_refuses(demo_feeds, tmp_path):
+def test_second_daemon_or_a_manual_poll_on_same_storage_refuses(demo_feeds, tmp_path):
     _, config, _ = demo_feeds
     daemon = start_daemon(config)
     try:
@@ -140,5 +140,8 @@ def test_second_daemon_on_same_storage_refuses(demo_feeds, tmp_path):
         second = aggregator("run", "--config", str(config), timeout=30)
         assert second.returncode == 3
         assert "already running" in second.stderr and "Traceback" not in second.stderr
+        # A manual poll would store articles the daemon's in-memory index never sees (and split stories).
+        manual = aggregator("poll", "--all", "--config", str(config), timeout=30)
+        assert manual.returncode == 3 and "daemon owns this storage" in manual.stderr and "Traceback" not in manual.stderr
     finally:
         stop(daemon)

@@ -13,7 +13,7 @@ import logging
 import sys
 import time as _time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .config import DEFAULT_CONFIG_PATH, DedupSettings, load_config, parse_duration
 from .core import Aggregator
@@ -28,13 +29,22 @@ from .errors import AggregatorError, ConfigError, DaemonLocked
 from .models import Story
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="News aggregator: feeds in, deduplicated stories out.")
-out = Console()
-err = Console(stderr=True, soft_wrap=True)  # one error, one line, however long
+# Feed text (titles, outlet names, errors quoting servers) is printed as it is: no Rich markup
+# ("[/]" would crash a table, "[video]" would vanish) and no emoji codes (":fire:").
+out = Console(markup=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)  # one error, one line, however long
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config file (feeds and settings).")]
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # no news older than this; and date arithmetic stays in range
+LATEST_DAY = date(9998, 12, 31)
+
+
+def _flagged(flag: str, style: str, message: str) -> Text:
+    """``flag`` in colour, then ``message`` verbatim."""
+    return Text.assemble((flag, style), " ", message)
 
 
 def _friendly(func: F) -> F:
@@ -43,13 +53,13 @@ def _friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ConfigError as exc:
-            err.print(f"[red]config error:[/] {exc}", highlight=False)
+            err.print(_flagged("config error:", "red", str(exc)))
             raise typer.Exit(EXIT_USAGE) from None
         except DaemonLocked as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            err.print(_flagged("error:", "red", str(exc)))
             raise typer.Exit(EXIT_LOCKED) from None
         except AggregatorError as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            err.print(_flagged("error:", "red", str(exc)))
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
@@ -126,32 +136,40 @@ def poll(
     all_feeds: Annotated[bool, typer.Option("--all", help="Poll every enabled feed, not only those due.")] = False,
 ) -> None:
     """Run one polling round (the feeds that are due) and exit: for cron and scripts."""
+    from .schedule import storage_owned
+
     agg = _open(config)
     try:
-        reports = asyncio.run(agg.poll_round(due_only=not all_feeds))
+        with storage_owned(agg.config.storage_dir, "a running aggregator daemon owns this storage and polls its feeds; stop it to poll by hand"):
+            reports = asyncio.run(agg.poll_round(due_only=not all_feeds))
     finally:
         agg.close()
     failed = 0
     for r in reports:
         if r.error:
             failed += 1
-            err.print(f"[red]✗[/] {r.feed_url}: {r.error}", highlight=False)
+            err.print(_flagged("✗", "red", f"{r.feed_url}: {r.error}"))
         else:
             state = "not modified" if r.not_modified else f"{r.new_articles} new"
-            out.print(f"[green]✓[/] {r.feed_url}: {state}", highlight=False)
+            out.print(_flagged("✓", "green", f"{r.feed_url}: {state}"))
     out.print(f"{len(reports)} feed(s) polled, {sum(r.new_articles for r in reports)} new article(s), {failed} failed")
 
 
-def _parse_since(value: str, now: datetime) -> datetime:
+def _parse_since(value: str, now: datetime, tz: tzinfo) -> datetime:
+    """A duration ago, or an ISO date-time (local time in ``tz`` when it names no offset)."""
     try:
-        return now - timedelta(seconds=parse_duration(value))
+        seconds = parse_duration(value)
     except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"expected a duration (6h, 2d) or an ISO date-time, got {value!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(f"expected a duration (6h, 2d; at most 366d) or an ISO date-time, got {value!r}") from None
+        when = when if when.tzinfo else when.replace(tzinfo=tz)
+    else:
+        when = now - timedelta(seconds=seconds)
+    if not EARLIEST <= when <= now + timedelta(days=1):
+        raise typer.BadParameter(f"expected a time between 1970 and now, got {value!r}")
+    return when
 
 
 @app.command()
@@ -165,8 +183,10 @@ def clusters(
     """List the day's stories: title, who reported first and when, how many sources, which."""
     agg = _open(config)
     try:
+        if since and day:
+            raise typer.BadParameter("give --date or --since, not both")
         if since:
-            start = _parse_since(since, agg.clock())
+            start = _parse_since(since, agg.clock(), agg.config.tz)
             stories = agg.stories_between(start, agg.clock() + timedelta(days=1))
             label = f"stories since {_local(start, agg)}"
         else:
@@ -183,15 +203,18 @@ def clusters(
 
 def _parse_day(value: str) -> date:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
+    if not EARLIEST.date() <= day <= LATEST_DAY:
+        raise typer.BadParameter(f"expected a date between {EARLIEST.date()} and {LATEST_DAY}, got {value!r}")
+    return day
 
 
 @app.command()
 @_friendly
 def story(
-    story_id: Annotated[int, typer.Argument(help="Story id, as listed by `clusters`.")],
+    story_id: Annotated[int, typer.Argument(help="Story id, as listed by `clusters`.", min=1, max=2**63 - 1)],
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -204,13 +227,14 @@ def story(
         if as_json:
             out.print_json(json.dumps(_story_dict(found, agg, with_text=True), ensure_ascii=False))
             return
-        out.print(f"[bold]{found.title}[/]  (story {found.id})", highlight=False)
+        out.print(Text.assemble((found.title, "bold"), f"  (story {found.id})"))
         out.print(f"first reported by {found.first_source} at {_local(found.first_reported_at, agg)}; "
-                  f"{len(found.sources)} source(s), {len(found.variants)} article(s)\n", highlight=False)
-        out.print(found.canonical.text, highlight=False)
+                  f"{len(found.sources)} source(s), {len(found.variants)} article(s)\n")
+        out.print(found.canonical.text)
         table = Table(title="variants (kind and similarity relative to the canonical)", expand=True)
-        for col in ("kind", "sim", "outlet", "published", "title / url"):
+        for col in ("kind", "sim", "outlet", "published"):
             table.add_column(col)
+        table.add_column("title / url", overflow="fold")  # a URL is read whole, not cut at the column's edge
         for v in found.variants:
             table.add_row(v.kind, f"{v.similarity:.2f}", v.source, _local(v.published_at, agg), f"{v.title}\n{v.url or ''}")
         out.print(table)
@@ -230,15 +254,23 @@ def digest(
         files = agg.write_digest(_parse_day(day) if day else None)
     finally:
         agg.close()
-    out.print(f"{files.stories} stories → {files.markdown} and {files.html}", highlight=False)
+    out.print(f"{files.stories} stories → {files.markdown} and {files.html}")
 
 
 @app.command()
 @_friendly
-def feeds(config: ConfigOption = DEFAULT_CONFIG_PATH, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def feeds(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    enable: Annotated[str | None, typer.Option("--enable", metavar="URL", help="Re-enable a feed disabled after 410 Gone (or reset its backoff): polled at the next round.")] = None,
+) -> None:
     """Each feed's health: last success, last error, next poll, backoff, disabled reason."""
     agg = _open(config)
     try:
+        if enable is not None:
+            if enable not in {f.url for f in agg.config.feeds} or not agg.store.enable_feed(enable, agg.clock()):
+                raise AggregatorError(f"{enable}: not a feed of {config} (give its url as written there)")
+            err.print(f"{enable}: enabled and due now (a running daemon picks it up when restarted)")
         states = agg.feeds()
     finally:
         agg.close()
@@ -249,7 +281,8 @@ def feeds(config: ConfigOption = DEFAULT_CONFIG_PATH, as_json: Annotated[bool, t
         out.print_json(json.dumps(rows))
         return
     table = Table(expand=True)
-    for col in ("feed", "health", "last success", "next poll", "last error / disabled reason"):
+    table.add_column("feed", overflow="fold")  # feeds of one host differ at the end of their URLs
+    for col in ("health", "last success", "next poll", "last error / disabled reason"):
         table.add_column(col)
     def fmt(dt: datetime | None) -> str:
         return _local(dt, agg) if dt else "—"
@@ -268,10 +301,10 @@ def opml(file: Annotated[Path, typer.Argument(help="OPML subscription list expor
 
     found = feeds_from_opml(file)
     for feed in found:
-        out.print(f"  - url: {json.dumps(feed.url)}", highlight=False, soft_wrap=True)
+        out.print(f"  - url: {json.dumps(feed.url)}", soft_wrap=True)
         if feed.name:
-            out.print(f"    name: {json.dumps(feed.name, ensure_ascii=False)}", highlight=False, soft_wrap=True)
-    err.print(f"{len(found)} feed(s); append with: aggregator opml {file} >> config/feeds.yaml", highlight=False)
+            out.print(f"    name: {json.dumps(feed.name, ensure_ascii=False)}", soft_wrap=True)
+    err.print(f"{len(found)} feed(s); append with: aggregator opml {file} >> config/feeds.yaml")
 
 
 @app.command("eval")
@@ -288,6 +321,8 @@ def eval_(
 
     # the daemon's settings when its config is there; the built-in defaults (the same values) otherwise
     settings = load_config(config).settings.dedup if config.exists() or config != DEFAULT_CONFIG_PATH else DedupSettings()
+    if out_path is not None and (out_path.is_dir() or not out_path.parent.is_dir()):
+        raise typer.BadParameter(f"{out_path}: not a file in an existing directory", param_hint="--out")
     records = read_labeled(file)
     with err.status(f"clustering {len(records):,} articles"):
         result = evaluate(records, settings)
@@ -298,9 +333,12 @@ def eval_(
         with err.status("deriving wire copies and detecting them"):
             copy_scores = copy_detection(records, settings)
     if out_path is not None:
-        with out_path.open("w", encoding="utf-8") as fh:
-            for r in records:
-                fh.write(json.dumps({"id": r.id, "story": result.assignment[r.id]}, ensure_ascii=False) + "\n")
+        try:
+            with out_path.open("w", encoding="utf-8") as fh:
+                for r in records:
+                    fh.write(json.dumps({"id": r.id, "story": result.assignment[r.id]}, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise AggregatorError(f"{out_path}: cannot write the assignment: {exc.strerror or exc}") from None
     sc = result.scores
     data: dict[str, Any] = {
         "file": str(file), "articles": sc.items,
@@ -324,7 +362,7 @@ def eval_(
         table.add_row(f"copies ({copy_scores.items})", f"{copy_scores.pairwise_precision:.4f}", f"{copy_scores.pairwise_recall:.4f}",
                       f"{copy_scores.pairwise_f1:.4f}")
     out.print(table)
-    out.print(f"{sc.predicted_clusters} stories predicted, {sc.gold_clusters} gold; {result.articles_per_second:.0f} articles/s", highlight=False)
+    out.print(f"{sc.predicted_clusters} stories predicted, {sc.gold_clusters} gold; {result.articles_per_second:.0f} articles/s")
 
 
 @app.command()
@@ -348,15 +386,15 @@ def demo(
                                   f"{result.articles} articles)")
         singles = [s for s in result.stories if len(s.sources) == 1]
         if singles:
-            out.print(f"…and {len(singles)} single-source stories, e.g. " + "; ".join(s.title for s in singles[:3]), highlight=False)
+            out.print(f"…and {len(singles)} single-source stories, e.g. " + "; ".join(s.title for s in singles[:3]))
     finally:
         agg.close()
     sc = result.scores
     out.print(f"\nagainst the corpus's own labels: B-cubed P/R/F1 {sc.bcubed_precision:.3f}/{sc.bcubed_recall:.3f}/{sc.bcubed_f1:.3f}, "
-              f"pairwise F1 {sc.pairwise_f1:.3f}; {sc.predicted_clusters} stories for {sc.gold_clusters} events", highlight=False)
-    out.print(f"{result.rounds} polling rounds, {result.requests} HTTP requests, {_time.perf_counter() - started:.1f}s", highlight=False)
-    out.print("digests: " + ", ".join(str(p) for p in result.digests), highlight=False)
-    out.print(f"explore: aggregator clusters --config {result.config_path}   (also: story ID, digest, feeds)", highlight=False)
+              f"pairwise F1 {sc.pairwise_f1:.3f}; {sc.predicted_clusters} stories for {sc.gold_clusters} events")
+    out.print(f"{result.rounds} polling rounds, {result.requests} HTTP requests, {_time.perf_counter() - started:.1f}s")
+    out.print("digests: " + ", ".join(str(p) for p in result.digests))
+    out.print(f"explore: aggregator clusters --config {result.config_path}   (also: story ID, digest, feeds)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,10 +15,10 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
-from .urls import normalize_url
+from .urls import normalize_url, port_problem
 
 DEFAULT_CONFIG_PATH = Path("config/feeds.yaml")
 DEFAULT_INTERVAL_S = 15 * 60
@@ -36,6 +36,7 @@ MAX_REDIRECTS = 5
 USER_AGENT = "aggregator/0.1 (+https://github.com/aggregator-news/aggregator)"
 MIN_FEED_TEXT_CHARS = 400
 WINDOW_HOURS = 72.0
+MAX_DURATION_S = 366 * 86400.0
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -54,6 +55,8 @@ def parse_duration(value: Any) -> float:
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if not seconds > 0 or seconds == float("inf"):
         raise ValueError(f"a duration must be positive and finite, got {value!r}")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration must be at most 366d, got {value!r}")
     return seconds
 
 
@@ -69,10 +72,10 @@ class FetchSettings(_Strict):
     connect_timeout: Duration = CONNECT_TIMEOUT_S
     read_timeout: Duration = READ_TIMEOUT_S
     total_deadline: Duration = TOTAL_DEADLINE_S
-    max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0)
-    per_host_concurrency: int = Field(PER_HOST_CONCURRENCY, ge=1)
-    max_concurrency: int = Field(MAX_CONCURRENCY, ge=1)
-    max_redirects: int = Field(MAX_REDIRECTS, ge=0)
+    max_body_bytes: int = Field(MAX_BODY_BYTES, gt=0, strict=True)
+    per_host_concurrency: int = Field(PER_HOST_CONCURRENCY, ge=1, strict=True)
+    max_concurrency: int = Field(MAX_CONCURRENCY, ge=1, strict=True)
+    max_redirects: int = Field(MAX_REDIRECTS, ge=0, strict=True)
     ca_bundle: Path | None = None  # a PEM file of extra certificate authorities to trust (a private CA); system ones stay trusted
 
 
@@ -83,11 +86,17 @@ class ScheduleSettings(_Strict):
     jitter: float = Field(DEFAULT_JITTER, ge=0, le=0.5)
     max_backoff: Duration = MAX_BACKOFF_S
 
+    @model_validator(mode="after")
+    def _ordered(self) -> ScheduleSettings:
+        if self.min_interval > self.max_interval:
+            raise ValueError(f"min_interval ({self.min_interval:g}s) is longer than max_interval ({self.max_interval:g}s)")
+        return self
+
 
 class ExtractSettings(_Strict):
     fetch_pages: bool = True
-    min_feed_text_chars: int = Field(MIN_FEED_TEXT_CHARS, ge=0)
-    workers: int = Field(0, ge=0, le=64)  # extraction processes; 0 = one per CPU core, 1 = in-process threads
+    min_feed_text_chars: int = Field(MIN_FEED_TEXT_CHARS, ge=0, strict=True)
+    workers: int = Field(0, ge=0, le=64, strict=True)  # extraction processes; 0 = one per CPU core, 1 = in-process threads
     fast: bool = True  # trafilatura without its fallback extractors: ~28% faster, same words on 95% of pages
 
 
@@ -97,14 +106,23 @@ class DedupSettings(_Strict):
     report_threshold: float = Field(0.25, gt=0, le=2)
     copy_jaccard: float = Field(0.5, gt=0, le=1)
     copy_containment: float = Field(0.7, gt=0, le=1)
-    num_perm: int = Field(64, ge=16, le=512)
-    seed: int = 1
-    shingle_size: int = Field(3, ge=1, le=8)
+    num_perm: int = Field(64, ge=16, le=512, strict=True)
+    seed: int = Field(1, strict=True)
+    shingle_size: int = Field(3, ge=1, le=8, strict=True)
+
+
+def _clock_time(value: Any) -> Any:
+    """A time of day written as text; YAML reads an unquoted 7:00 as the number 420 (base 60)."""
+    if isinstance(value, (int, float)):
+        raise ValueError("write the time of day in quotes, e.g. time: \"07:00\" (unquoted, YAML reads 7:00 as a number)")
+    if isinstance(value, str) and re.fullmatch(r"\d:\d\d(:\d\d)?", value.strip()):
+        return "0" + value.strip()
+    return value
 
 
 class DigestSettings(_Strict):
-    time: dt.time = dt.time(7, 0)
-    max_stories: int = Field(50, ge=1)
+    time: Annotated[dt.time, BeforeValidator(_clock_time)] = dt.time(7, 0)
+    max_stories: int = Field(50, ge=1, strict=True)
 
 
 class FeedConfig(_Strict):
@@ -117,6 +135,9 @@ class FeedConfig(_Strict):
     def _http_only(cls, url: str) -> str:
         if not re.match(r"^https?://[^/\s]+", url):
             raise ValueError(f"feed url must start with http:// or https://, got {url!r}")
+        problem = port_problem(url)
+        if problem:
+            raise ValueError(f"feed url has an {problem}, got {url!r}")
         return url
 
 
@@ -130,6 +151,20 @@ class Settings(_Strict):
     dedup: DedupSettings = DedupSettings()
     digest: DigestSettings = DigestSettings()
     allow_hosts: tuple[str, ...] = ()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            make_url(url).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+            raise ValueError(f"not a database URL SQLAlchemy can open ({exc})") from None
+        return url
 
     @field_validator("timezone")
     @classmethod
@@ -165,11 +200,24 @@ class Config(_Strict):
         return self.storage_dir / "digests"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
     """Read and validate a config file; raise ConfigError naming the file and key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -222,6 +270,8 @@ def feeds_from_opml(path: Path) -> list[FeedConfig]:
         root = SafeET.parse(path).getroot()
     except FileNotFoundError:
         raise ConfigError(f"{path}: OPML file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except DefusedXmlException as exc:
         raise ConfigError(f"{path}: refused: {exc.__class__.__name__} (entities or DTDs are not allowed in OPML)") from None
     except SafeET.ParseError as exc:

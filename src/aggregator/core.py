@@ -19,7 +19,7 @@ from . import decide
 from .config import Config
 from .dedup import Deduplicator
 from .digest import DigestFiles, render_digest, write_atomically
-from .errors import FeedError, FetchError, NetworkError
+from .errors import FeedError, FetchError, NetworkError, StorageError
 from .extract import choose_text, extract_page, feed_text, needs_page
 from .fetch import Fetcher
 from .ingest import Candidate, FeedBatch, Ingest
@@ -199,6 +199,11 @@ class Aggregator:
         async def poll(i: int, feed: FeedState) -> PollReport:
             try:
                 return await self.poll_feed(fetcher, feed, now, hold=lambda batch: backlog.put(i, batch))
+            except StorageError:
+                raise  # the database, not the feed: every feed of the round is affected
+            except Exception as exc:  # a defect met on one feed must not cost the round's other feeds
+                log.error("%s: unexpected error while polling: %s: %s", feed.url, type(exc).__name__, exc, exc_info=True)
+                return PollReport(feed.url, None, 0, error=f"unexpected error: {type(exc).__name__}: {exc}")
             finally:
                 backlog.finish(i)
 

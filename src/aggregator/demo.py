@@ -29,12 +29,15 @@ import yaml
 
 from .config import load_config
 from .core import Aggregator
+from .errors import StorageError
 from .feedserver import LoopbackServer, Request, Response, conditional
 from .fetch import Fetcher
 from .models import Story
+from .schedule import storage_owned
 from .scoring import Scores, score
 
 DEMO_HOURS = 72
+DEMO_HEADER = "# Written by `aggregator demo`: the demo's feeds on a loopback server that lives only while the demo runs.\n"
 STEP_MINUTES = 20
 FEED_INTERVAL = "30m"
 FEED_ITEMS = 15  # a feed lists only its latest items, like real ones
@@ -231,19 +234,33 @@ def write_demo_config(directory: Path, base_url: str, corpus: Corpus) -> Path:
         "feeds": [{"url": f"{base_url}/feeds/{o.slug}.xml", "name": o.name, "interval": FEED_INTERVAL} for o in corpus.outlets],
     }
     path = directory / "feeds.yaml"
-    header = "# Written by `aggregator demo`: the demo's feeds on a loopback server that lives only while the demo runs.\n"
-    path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    path.write_text(DEMO_HEADER + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
 
 
 def run_demo(directory: Path, progress: Callable[[int, int], None] | None = None, hours: int = DEMO_HOURS) -> DemoResult:
     """Replay the corpus through the real pipeline over ``hours`` simulated hours."""
     corpus = load_corpus()
-    if directory.exists():
+    _refuse_foreign(directory)
+    with storage_owned(directory, "an aggregator daemon is running on this directory; give the demo another --dir"):
         for name in ("aggregator.db", "aggregator.db-wal", "aggregator.db-shm", "feeds.yaml"):
             (directory / name).unlink(missing_ok=True)
         shutil.rmtree(directory / "digests", ignore_errors=True)
-    directory.mkdir(parents=True, exist_ok=True)
+        return _replay(directory, corpus, progress, hours)
+
+
+def _refuse_foreign(directory: Path) -> None:
+    """The demo starts afresh in its directory: refuse one holding a database or config it did not write."""
+    config = directory / "feeds.yaml"
+    ours = config.is_file() and config.read_text(encoding="utf-8", errors="replace").startswith(DEMO_HEADER)
+    if not ours and ((directory / "aggregator.db").exists() or config.exists() or (directory / "digests").exists()):
+        raise StorageError(
+            f"{directory}: holds a database, config or digests that `aggregator demo` did not write; "
+            "the demo would replace them: give it another --dir"
+        )
+
+
+def _replay(directory: Path, corpus: Corpus, progress: Callable[[int, int], None] | None, hours: int) -> DemoResult:
     real_now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = real_now - timedelta(hours=hours)
     site = DemoSite(corpus, start)

@@ -22,6 +22,7 @@ import nh3
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup, escape
 
+from .errors import StorageError
 from .models import Story, Variant
 from .text import html_to_text
 
@@ -167,16 +168,31 @@ def render_digest(day: date, stories: list[Story], tz_name: str, generated_at: d
     return markdown, html
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: Path, content: str) -> None:
     """Replace ``path`` with ``content`` so readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            # mkstemp makes the file private (0600); a digest is meant to be read (by a web server,
+            # another user): it gets what a plainly created file would (0666 less the umask).
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             fh.write(content)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise StorageError(f"{path}: cannot write: {exc.strerror or exc}") from None
         raise

@@ -25,7 +25,7 @@ from .config import FetchSettings
 from .errors import BodyTooLarge, ConfigError, FetchError, HTTPStatusError, NetworkError
 from .models import FetchResult
 from .netguard import ALLOWED_SCHEMES, GuardedBackend, NetGuard
-from .urls import host_of
+from .urls import host_of, port_problem
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ class Fetcher:
     async def _fetch(self, url: str, headers: dict[str, str]) -> FetchResult:
         if urlsplit(url).scheme.lower() not in ALLOWED_SCHEMES:
             raise FetchError(url, f"only http and https URLs are fetched, not {url[:60]!r}")
+        problem = port_problem(url)
+        if problem:
+            raise FetchError(url, problem)
         return await self._follow(url, headers)
 
     async def _follow(self, url: str, headers: dict[str, str]) -> FetchResult:
@@ -229,6 +232,9 @@ def redirect_target(current: str, location: str | None, seen: set[str]) -> tuple
     target = urljoin(current, location.strip())
     if urlsplit(target).scheme.lower() not in ALLOWED_SCHEMES:
         return target, f"redirect to a non-http URL {target[:80]!r}"
+    problem = port_problem(target)
+    if problem:
+        return target, f"redirect to a URL with an {problem}: {target[:80]!r}"
     if urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme.lower() == "http":
         return target, f"refused redirect from https to plain http ({target[:80]})"
     if target in seen:

@@ -15,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -24,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from filelock import FileLock, Timeout
 
 from .core import Aggregator
-from .errors import AggregatorError, DaemonLocked
+from .errors import AggregatorError, DaemonLocked, StorageError
 from .fetch import Fetcher
 from .models import FeedState
 
@@ -34,6 +37,25 @@ STOP_GRACE_S = 20.0
 HOUSEKEEPING_S = 600
 
 
+@contextmanager
+def storage_owned(storage_dir: Path, refusal: str) -> Iterator[None]:
+    """Hold the storage's one-writer lock (the daemon's, or a manual ``poll``'s) for the block;
+    ``DaemonLocked`` with ``refusal`` when another process holds it. A second writer would
+    store articles the first one's in-memory dedup index never sees, and split stories."""
+    lock = FileLock(str(storage_dir / "aggregator.lock"))
+    try:
+        storage_dir.mkdir(parents=True, exist_ok=True)
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise DaemonLocked(f"{storage_dir}: {refusal}") from None
+    except OSError as exc:
+        raise StorageError(f"{storage_dir}: cannot take the storage lock: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class Daemon:
     """Polls every configured feed on its own schedule until told to stop."""
 
@@ -41,27 +63,14 @@ class Daemon:
         self.agg = agg
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
-        self._lock = FileLock(str(agg.config.storage_dir / "aggregator.lock"))
-
-    def acquire_lock(self) -> None:
-        self.agg.config.storage_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout:
-            raise DaemonLocked(
-                f"{self.agg.config.storage_dir}: another aggregator daemon is already running on this storage"
-            ) from None
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
         """Run until SIGINT/SIGTERM (or ``stop()``); in-flight polls finish before returning."""
-        self.acquire_lock()
-        try:
+        with storage_owned(self.agg.config.storage_dir, "another aggregator daemon is already running on this storage"):
             await self._run()
-        finally:
-            self._lock.release()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -155,6 +164,11 @@ class Daemon:
             log.error("poll of feed %d failed: %s", feed_id, exc)
             if not self._stop.is_set():
                 self._arm(scheduler, feed_id, agg.clock() + timedelta(minutes=5), agg.clock())
+            return
+        except Exception:  # a defect: logged in full, and the feed is tried again later rather than never
+            log.exception("poll of feed %d failed unexpectedly; retrying in an hour", feed_id)
+            if not self._stop.is_set():
+                self._arm(scheduler, feed_id, agg.clock() + timedelta(hours=1), agg.clock())
             return
         self._rearm(scheduler, feed)
 

@@ -274,7 +274,11 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            directory = Path(url.removeprefix("sqlite:///")).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"{directory}: cannot create the storage directory (settings.storage): {exc.strerror or exc}") from None
         try:
             self.engine: Engine = create_engine(url)
             if self.engine.dialect.name == "sqlite":
@@ -351,6 +355,16 @@ class Store:
         if row is None:
             raise StorageError(f"no feed with id {feed_id}")
         return _feed_state(row)
+
+    def enable_feed(self, url: str, now: datetime) -> bool:
+        """Clear a feed's disabled reason and errors, due now; False when no feed has this
+        address (as configured, or where it moved)."""
+        with self.transaction() as conn:
+            result = conn.execute(
+                update(feeds).where((feeds.c.config_url == url) | (feeds.c.url == url))
+                .values(disabled_reason=None, error_count=0, last_error=None, next_poll_at=now)
+            )
+        return bool(result.rowcount)
 
     def apply_feed_updates(self, conn: Connection, changes: Iterable[tuple[int, FeedUpdate, datetime, str | None, str | None]]) -> None:
         """Feeds' new states, in order: (feed id, change, when, title, site URL), the last two only

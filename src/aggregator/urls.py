@@ -48,3 +48,12 @@ def host_of(url: str) -> str:
         return (parts.hostname or "").lower() + (f":{parts.port}" if parts.port else "")
     except ValueError:
         return ""
+
+
+def port_problem(url: str) -> str | None:
+    """Why the URL's port cannot be connected to (not a number, or out of 0-65535), else None."""
+    try:
+        _ = urlsplit(url).port  # parsed (and range-checked) only when read
+    except ValueError:
+        return "invalid port (0-65535)"
+    return None

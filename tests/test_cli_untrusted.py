@@ -1,0 +1,130 @@
+"""The CLI against what feeds and users really send: text that looks like markup, odd ports,
+out-of-range dates, paths that cannot be written. One clear line and an exit code, never a
+traceback, and feed text printed as it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from pathlib import Path
+
+from aggregator.digest import write_atomically
+from aggregator.feedserver import Response
+from conftest import write_config
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+TITLES = ["Stocks [/] slump in Asia as rates rise", "Peace talks resume in Istanbul [video]", "Harbour :fire: crews fight blaze"]
+
+
+def aggregator(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}  # wide enough that no title is cut or wrapped
+    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def rss(title: str, items: list[tuple[str, str]]) -> bytes:
+    body = "".join(
+        f"<item><title>{t}</title><guid>{t}</guid><link>http://127.0.0.1/{i}</link>"
+        f"<pubDate>{format_datetime(NOW - timedelta(hours=i + 1), usegmt=True)}</pubDate><description>{d}</description></item>"
+        for i, (t, d) in enumerate(items)
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>{body}</channel></rss>'.encode()
+
+
+def test_feed_text_that_looks_like_markup_is_printed_as_it_is(server, routes, tmp_path: Path) -> None:
+    texts = [f"{t}. [updated 14:00] Officials said the figures were revised twice during the day." for t in TITLES]
+    routes["/feed.xml"] = Response(200, rss("Wire", list(zip(TITLES, texts, strict=True))), {"Content-Type": "application/rss+xml"})
+    # A redirect to a port that cannot exist is that feed's error, not the round's.
+    routes["/moved.xml"] = Response(302, b"", {"Location": "http://127.0.0.1:99999/[/]feed.xml"})
+    config = write_config(tmp_path, [{"url": server.url("/feed.xml"), "name": "Tech :fire: News [/]"},
+                                     {"url": server.url("/moved.xml"), "name": "Moved"}])
+    polled = aggregator("poll", "--all", "--config", str(config))
+    assert polled.returncode == 0 and "Traceback" not in polled.stderr, polled.stderr
+    assert "invalid port" in polled.stderr and "[/]feed.xml" in polled.stderr  # the error line, verbatim
+    assert "3 new" in polled.stdout
+
+    listed = aggregator("clusters", "--since", "1d", "--config", str(config))
+    assert listed.returncode == 0, listed.stderr
+    for title in TITLES:
+        assert title in listed.stdout
+    assert "Tech :fire: News [/]" in listed.stdout and "🔥" not in listed.stdout
+
+    story = aggregator("story", "1", "--config", str(config))  # the oldest item: the last of the feed
+    assert story.returncode == 0, story.stderr
+    assert "[updated 14:00]" in story.stdout and f"{TITLES[2]}  (story 1)" in story.stdout
+
+    health = aggregator("feeds", "--config", str(config))
+    assert health.returncode == 0 and "Tech :fire: News [/]" in health.stdout and "invalid port" in health.stdout, health.stderr
+
+
+def test_opml_names_that_look_like_markup_are_written_whole(tmp_path: Path) -> None:
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        '<?xml version="1.0"?><opml version="2.0"><body>'
+        '<outline text="[/] markup" xmlUrl="https://a.example.com/rss"/>'
+        '<outline text="Tech :fire: News" xmlUrl="https://b.example.com/rss"/></body></opml>',
+        encoding="utf-8",
+    )
+    result = aggregator("opml", str(opml))
+    assert result.returncode == 0, result.stderr
+    assert 'name: "[/] markup"' in result.stdout and 'name: "Tech :fire: News"' in result.stdout
+    assert aggregator("opml", str(tmp_path)).returncode == 2  # a directory: one config error line
+
+
+def test_out_of_range_dates_and_ids_are_usage_errors(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [], timezone="America/New_York")
+    for args in (["clusters", "--date", "9999-12-31"], ["clusters", "--since", "0001-01-01T00:00"],
+                 ["clusters", "--since", "99999999d"], ["clusters", "--date", "2026-11-26", "--since", "6h"],
+                 ["story", "99999999999999999999"]):
+        result = aggregator(*args, "--config", str(config))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
+    # A time without an offset is the configured zone's, like every time the CLI prints.
+    local = aggregator("clusters", "--since", "2026-11-26T00:00", "--config", str(config))
+    assert "stories since 2026-11-26 00:00" in local.stdout, local.stdout
+
+
+def test_eval_refuses_an_unwritable_out_path_before_it_works(tmp_path: Path) -> None:
+    labeled = tmp_path / "tiny.jsonl"
+    labeled.write_text('{"id": "a", "title": "t", "text": "x", "published": null, "source": "s", "url": null, "cluster": "c", "lang": "en"}\n')
+    for out in (tmp_path / "missing" / "a.jsonl", tmp_path):
+        result = aggregator("eval", str(labeled), "--out", str(out))
+        assert result.returncode == 2 and "--out" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_demo_refuses_a_directory_it_did_not_write(tmp_path: Path) -> None:
+    db = tmp_path / "aggregator.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE precious (x)")
+    result = aggregator("demo", "--dir", str(tmp_path))
+    assert result.returncode == 1 and "did not write" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("precious",)]
+
+
+def test_digest_files_are_readable_like_any_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "2026-11-26.md"
+    write_atomically(path, "# digest\n")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert path.read_text() == "# digest\n"
+
+
+def test_a_feed_disabled_by_gone_can_be_enabled_again(server, routes, tmp_path: Path) -> None:
+    routes["/feed.xml"] = Response(410, b"gone", {"Content-Type": "text/plain"})
+    config = write_config(tmp_path, [{"url": server.url("/feed.xml"), "name": "Wire"}])
+    assert aggregator("poll", "--all", "--config", str(config)).returncode == 0
+    state = json.loads(aggregator("feeds", "--json", "--config", str(config)).stdout)[0]
+    assert "410" in (state["disabled_reason"] or "")
+
+    assert aggregator("feeds", "--enable", "http://127.0.0.1:1/other.xml", "--config", str(config)).returncode == 1
+    routes["/feed.xml"] = Response(200, rss("Wire", [("Back online", "The feed answers again.")]), {"Content-Type": "application/rss+xml"})
+    enabled = aggregator("feeds", "--enable", server.url("/feed.xml"), "--config", str(config))
+    assert enabled.returncode == 0 and "enabled" in enabled.stderr, enabled.stderr
+    polled = aggregator("poll", "--config", str(config))  # due now, not only with --all
+    assert "1 new" in polled.stdout, polled.stdout + polled.stderr
