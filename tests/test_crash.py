@@ -111,3 +111,66 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path):
         assert check_consistency(db, offered) == len(offered)
         listed = aggregator("clusters", "--config", str(config), "--since", "4d", "--json")
         assert listed.returncode == 0
+
+
+def _descendants(pid: int) -> set[int]:
+    """Live processes below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _multiprocessing(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"multiprocessing" in fh.read()
+    except OSError:
+        return False
+
+
+def test_sigkill_leaves_no_worker_processes_behind(tmp_path: Path):
+    """The extraction pool's workers (and the forkserver and resource tracker) leave with a
+    killed daemon instead of living on as orphans, ~130 MB each, one set per crash."""
+    corpus = load_corpus()
+    start = datetime.now(timezone.utc) - timedelta(hours=72)
+    site = DemoSite(corpus, start, feed_items=100)
+    site.now = start + timedelta(hours=72)
+    with LoopbackServer(site) as server:
+        site.base_url = server.base_url
+        feeds = [{"url": server.url(f"/feeds/{o.slug}.xml"), "name": o.name} for o in corpus.outlets]
+        config = write_config(tmp_path, feeds, extract={"min_feed_text_chars": 100000, "workers": 2})  # pages: the pool starts
+        proc = subprocess.Popen([sys.executable, "-m", "aggregator", "run", "--config", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: len(_descendants(proc.pid)) >= 4, "the forkserver, the resource tracker and two workers", timeout=60)
+            below = _descendants(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        try:
+            wait_for(lambda: not any(map(_running, below)), "the workers to leave with their parent", timeout=15)
+        finally:
+            for pid in filter(_multiprocessing, below):  # never leave them to the next test, whatever happened
+                os.kill(pid, signal.SIGKILL)

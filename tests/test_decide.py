@@ -206,17 +206,27 @@ def test_retry_after_http_date() -> None:
 
 def test_retry_after_is_clamped() -> None:
     too_soon = after_failure(feed(), HTTPStatusError("u", 429, retry_after="1"), NOW, NO_JITTER)
-    assert delay(too_soon.next_poll_at) == SCHED.min_interval
+    assert delay(too_soon.next_poll_at) == 900  # never sooner than the feed's own interval
     too_late = after_failure(feed(), HTTPStatusError("u", 429, retry_after=str(30 * 86400)), NOW, NO_JITTER)
     assert delay(too_late.next_poll_at) == SCHED.max_backoff
     past = format_datetime(NOW - timedelta(hours=1), usegmt=True)
     in_the_past = after_failure(feed(), HTTPStatusError("u", 503, retry_after=past), NOW, NO_JITTER)
-    assert delay(in_the_past.next_poll_at) == SCHED.min_interval
+    assert delay(in_the_past.next_poll_at) == 900
 
 
-def test_retry_after_overrides_a_long_backoff() -> None:
+def test_retry_after_cuts_a_long_backoff_to_the_feeds_interval() -> None:
     update = after_failure(feed(errors=8), HTTPStatusError("u", 429, retry_after="300"), NOW, NO_JITTER)
-    assert delay(update.next_poll_at) == 300
+    assert delay(update.next_poll_at) == 900
+    update = after_failure(feed(errors=8), HTTPStatusError("u", 429, retry_after="3000"), NOW, NO_JITTER)
+    assert delay(update.next_poll_at) == 3000
+
+
+def test_a_server_always_saying_retry_now_is_not_polled_more_than_a_healthy_feed() -> None:
+    state = feed()
+    for _ in range(10):
+        update = after_failure(state, HTTPStatusError("u", 503, retry_after="0"), NOW, SCHED)
+        assert delay(update.next_poll_at) >= 900
+        state = feed(errors=update.error_count)
 
 
 def test_unparseable_retry_after_falls_back_to_backoff() -> None:

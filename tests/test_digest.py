@@ -10,7 +10,7 @@ import lxml.html
 import pytest
 from markdown_it import MarkdownIt
 
-from aggregator.digest import render_digest, safe_url, write_atomically
+from aggregator.digest import EXCERPT_CHARS, excerpt, render_digest, safe_url, write_atomically
 from aggregator.models import Story, Variant
 
 DAY = date(2024, 3, 6)
@@ -242,6 +242,27 @@ def test_summary_formatting_and_http_links_survive() -> None:
     assert link.get("href") == "https://gazette.example.org/flood"
     assert link.get("rel") == "noopener noreferrer nofollow" and link.get("target") is None
     assert "The full text" not in lead.text_content()  # the summary leads, not the text
+
+
+def test_right_to_left_text_keeps_its_direction_and_cannot_reverse_its_neighbours() -> None:
+    arabic = "غارة على إدلب تقتل 12 شخصا"
+    spoof = "Invoice \u202egnp.exe"  # U+202E (right-to-left override) would show "exe.png"
+    stories = [story(40, arabic, [variant(7, 40, title=spoof, source="\u2067Wire\u2069", text=arabic + " " + "نص " * 50)])]
+    markdown, html = render(stories)
+    for out in (markdown, html):
+        assert "\u202e" not in out and "\u2067" not in out and "\u2069" not in out
+        assert arabic in out and "Invoice gnp.exe" in out
+    doc = lxml.html.document_fromstring(html)
+    h2 = doc.get_element_by_id("story-40").find(".//h2")
+    assert h2 is not None and h2.get("dir") == "auto" and h2.find("bdi").text == arabic
+
+
+def test_excerpts_of_text_without_spaces_keep_their_length() -> None:
+    chinese = "新华社北京 " + "国务院新闻办公室今天举行发布会介绍经济运行情况并回答记者提问。" * 30
+    cut = excerpt(chinese)
+    assert EXCERPT_CHARS // 2 <= len(cut) <= EXCERPT_CHARS + 2 and cut.endswith("…")
+    english = excerpt("word " * 200)
+    assert english.endswith("word …") and len(english) <= EXCERPT_CHARS + 2  # still cut between words
 
 
 def test_long_summary_falls_back_to_a_text_excerpt() -> None:

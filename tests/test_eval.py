@@ -63,6 +63,8 @@ def test_out_file_has_every_id_exactly_once_and_scores_print(tmp_path):
         (['{"id": 1, "title": "t", "text": "x", "published": "yesterday", "cluster": 1}'], ":1: published is not an ISO 8601 date"),
         (['{"id": 1, "title": "t", "text": "x", "published": null, "cluster": 1}'] * 2, ":2: duplicate id '1'"),
         (["[1, 2]"], ":1: expected a JSON object"),
+        (['{"id": 1, "title": "t", "text": "x", "published": null, "cluster": null}'], ":1: cluster must be a string or an integer"),
+        (['{"id": 1, "title": "t", "text": "x", "published": null, "cluster": 1, "source": 5}'], ":1: source must be a string or null"),
     ],
 )
 def test_malformed_files_name_the_line(tmp_path, lines, message):
@@ -71,6 +73,18 @@ def test_malformed_files_name_the_line(tmp_path, lines, message):
         read_labeled(path)
     result = cli("eval", str(path))
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_json_line_separators_inside_strings_and_bytes_that_are_not_utf8(tmp_path):
+    ok = row(1, "s", "Storm\u2028floods Port Elwyn", STORM)  # U+2028/2029/0085 are legal unescaped in a JSON string
+    ok["text"] = STORM + "\u2029" + "\u0085"
+    path = tmp_path / "seps.jsonl"
+    path.write_text(json.dumps(ok, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert [r.id for r in read_labeled(path)] == ["a1"]
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(json.dumps(row(1, "s", "a", STORM)).encode() + b"\n" + json.dumps(row(2, "s", "Caf\u00e9", STORM)).encode("latin-1").replace(b"\\u00e9", b"\xe9") + b"\n")
+    with pytest.raises(EvalError, match=":2: not UTF-8"):
+        read_labeled(bad)
 
 
 def test_null_dates_make_one_batch(tmp_path):

@@ -151,6 +151,9 @@ def test_entry_without_guid_or_link_gets_a_stable_content_hash() -> None:
     assert a.entries[0].guid.startswith("sha1:")
     assert a.entries[0].guid == b.entries[0].guid
     assert a.entries[0].url is None
+    redated = _rss("<item><title>Untethered</title><pubDate>Tue, 05 Mar 2024 13:00:00 GMT</pubDate><description>Some words.</description></item>")
+    c = parse_feed("https://site.example/rss", redated, {"content-type": "application/rss+xml"})
+    assert c.entries[0].guid == a.entries[0].guid  # a new date alone does not make it a new entry
 
 
 def test_entries_without_title_or_content_are_skipped() -> None:

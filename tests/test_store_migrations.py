@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,16 @@ def test_changed_dedup_settings_are_refused_not_mixed(tmp_path: Path, server, ro
             other.ensure_index()
     finally:
         other.close()
+
+
+def test_processes_opening_one_new_database_at_once_all_succeed(tmp_path) -> None:
+    """A daemon and a CLI command started together on a new storage both create the schema."""
+    db = tmp_path / "race" / "aggregator.db"
+    code = f"from aggregator.store import Store; Store({f'sqlite:///{db}'!r}).close()"
+    for _ in range(3):  # the race is narrow: a few rounds of eight
+        if db.exists():
+            for path in db.parent.iterdir():
+                path.unlink()
+        procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(8)]
+        failures = [err for p in procs if (err := p.communicate(timeout=60)[1]) and p.returncode != 0]
+        assert not failures, failures[0]

@@ -122,6 +122,8 @@ def run(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
 
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # APScheduler logs every job it runs at INFO: -vv shows it
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     agg = _open(config)
     try:
         asyncio.run(Daemon(agg).run())
@@ -288,7 +290,7 @@ def feeds(
         return _local(dt, agg) if dt else "—"
 
     for f in states:
-        table.add_row(f"{f.name}\n{f.url}", health(f), fmt(f.last_success_at), fmt(f.next_poll_at),
+        table.add_row(f"{f.name}\n{f.url}", health(f), fmt(f.last_success_at), "—" if f.disabled_reason else fmt(f.next_poll_at),
                       f.disabled_reason or f.last_error or "")
     out.print(table)
 

@@ -8,6 +8,9 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import select
+import signal
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
@@ -142,7 +145,7 @@ class Aggregator:
         if self._pool is None:
             # forkserver: forking a process that runs threads (HTTP client, servers) is not safe
             context = multiprocessing.get_context("forkserver")
-            self._pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+            self._pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup, initargs=(os.getpid(),))
         return self._pool
 
     # -- setup --------------------------------------------------------------------
@@ -387,4 +390,37 @@ class Aggregator:
 
 async def _none() -> None:
     return None
+
+
+def _worker_setup(parent: int) -> None:
+    """In each pool worker: leave Ctrl-C to the parent (which stops the pool itself), and exit
+    when the parent is gone. A worker outlives a parent killed with SIGKILL otherwise: it holds
+    the write ends of its own task queue and of the forkserver's liveness pipe, so neither it nor
+    the forkserver ever sees the parent leave."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        watched = os.pidfd_open(parent)  # readable once the parent has exited (Linux 5.3+)
+    except (AttributeError, OSError):
+        watched = None
+
+    def watch() -> None:
+        if watched is not None:
+            select.select([watched], [], [])
+        else:
+            pause = threading.Event()
+            while _alive(parent):
+                pause.wait(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 

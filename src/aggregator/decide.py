@@ -121,8 +121,11 @@ def after_failure(feed: FeedState, error: FeedError, now: datetime, sched: Sched
         elif error.status in (429, 503) and error.retry_after:
             wait = parse_retry_after(error.retry_after, now)
             if wait is not None:
+                # The server says when it expects to be ready: that may cut a long backoff short, but
+                # never below the feed's normal interval (a server answering "Retry-After: 0" to
+                # every request would otherwise be polled every minute, more than a healthy feed).
                 spread = wait * (1 + abs(jittered(1.0, feed.url, now, sched.jitter / 2) - 1))  # only ever later
-                delay = min(max(spread, sched.min_interval), sched.max_backoff)
+                delay = min(max(spread, base_interval(feed, sched), sched.min_interval), sched.max_backoff)
     return FeedUpdate(
         next_poll_at=now + timedelta(seconds=delay),
         error_count=errors,

@@ -57,8 +57,11 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     flat = " ".join(text.split())
     if len(flat) <= limit:
         return flat
-    cut = flat[:limit].rsplit(" ", 1)[0]
-    return cut + " …"
+    cut = flat[:limit]
+    # End on a word boundary, unless that throws away most of the excerpt: scripts written without
+    # spaces (Chinese, Japanese, Thai) have no word boundary to look for.
+    at_space = cut.rsplit(" ", 1)[0]
+    return (at_space if len(at_space) >= limit // 2 else cut) + " …"
 
 
 def _keep_attribute(tag: str, attr: str, value: str) -> str | None:
@@ -132,11 +135,11 @@ ul { padding-left: 1.2rem; } li { margin: .15rem 0; } .kind { color: #888; font-
 <p class="meta">{{ stories|length }} stories, ranked by how many independent sources carry them. Times in {{ tz }}.</p>
 {% for s in stories %}
 <article id="story-{{ s.id }}">
-<h2>{{ loop.index }}. {{ s.title }}</h2>
+<h2 dir="auto">{{ loop.index }}. <bdi>{{ s.title }}</bdi></h2>
 <p class="meta">{{ s.sources|length }} source{{ 's' if s.sources|length != 1 }} · first reported by <strong>{{ s.first_source }}</strong> at {{ s.first_reported_at|local }} · story {{ s.id }}</p>
-<div class="lead">{{ s.canonical|lead }}</div>
+<div class="lead" dir="auto">{{ s.canonical|lead }}</div>
 <ul>
-{% for v in s.variants %}<li>{{ v.source }} <span class="kind">({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %})</span>: {% if v.url|safe_url %}<a href="{{ v.url|safe_url }}" rel="noopener noreferrer nofollow">{{ v.title }}</a>{% else %}{{ v.title }}{% endif %}</li>
+{% for v in s.variants %}<li><bdi>{{ v.source }}</bdi> <span class="kind">({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %})</span>: {% if v.url|safe_url %}<a href="{{ v.url|safe_url }}" rel="noopener noreferrer nofollow"><bdi>{{ v.title }}</bdi></a>{% else %}<bdi>{{ v.title }}</bdi>{% endif %}</li>
 {% endfor %}</ul>
 </article>
 {% else %}
@@ -148,8 +151,23 @@ ul { padding-left: 1.2rem; } li { margin: .15rem 0; } .kind { color: #888; font-
 """
 
 
+# Explicit embeddings, overrides and isolates: feed text carrying them could reverse the text
+# around it (a title that reads differently from its link). Right-to-left text itself is kept,
+# laid out by the browser (dir="auto", <bdi>).
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def _without_bidi_controls(value: object) -> object:
+    if isinstance(value, Markup):
+        return Markup(str.translate(value, _BIDI_CONTROLS))  # noqa: S704 (removing characters keeps it safe)
+    if isinstance(value, str):
+        return value.translate(_BIDI_CONTROLS)
+    return value
+
+
 def _environment(tz: ZoneInfo, autoescape: bool) -> Environment:
-    env = Environment(autoescape=select_autoescape(default=autoescape, default_for_string=autoescape), keep_trailing_newline=True)
+    env = Environment(autoescape=select_autoescape(default=autoescape, default_for_string=autoescape), keep_trailing_newline=True,
+                      finalize=_without_bidi_controls)
     env.filters["local"] = lambda dt: dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")
     env.filters["excerpt"] = excerpt
     env.filters["md"] = md_escape

@@ -53,14 +53,19 @@ class EvalResult:
 def read_labeled(path: Path) -> list[LabeledArticle]:
     """Parse and validate a labeled file; errors name the line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise EvalError(str(path), 0, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalError(str(path), 0, f"cannot read: {exc}") from None
+    except OSError as exc:
+        raise EvalError(str(path), 0, f"cannot read: {exc.strerror or exc}") from None
     records: list[LabeledArticle] = []
     seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
+    # Lines end at "\n" only: U+2028 and friends are legal inside JSON strings (str.splitlines splits there).
+    for number, chunk in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = chunk.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise EvalError(str(path), number, f"not UTF-8 (byte {exc.start + 1} of the line)") from None
         if not line.strip():
             continue
         try:
@@ -72,6 +77,12 @@ def read_labeled(path: Path) -> list[LabeledArticle]:
         missing = [k for k in REQUIRED if k not in raw]
         if missing:
             raise EvalError(str(path), number, f"missing field(s): {', '.join(missing)}")
+        for key in ("id", "cluster"):
+            if isinstance(raw[key], bool) or not isinstance(raw[key], (str, int)):
+                raise EvalError(str(path), number, f"{key} must be a string or an integer, got {json.dumps(raw[key])[:40]}")
+        for key in ("source", "url", "lang"):
+            if raw.get(key) is not None and not isinstance(raw[key], str):
+                raise EvalError(str(path), number, f"{key} must be a string or null, got {json.dumps(raw[key])[:40]}")
         article_id = str(raw["id"])
         if article_id in seen:
             raise EvalError(str(path), number, f"duplicate id {article_id!r}")

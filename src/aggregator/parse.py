@@ -95,7 +95,9 @@ def _entry(raw: Any, feed_lang: str | None, base: str) -> Entry | None:
     if not guid:
         if not title and not content_html:
             return None
-        basis = f"{title}\n{published.isoformat() if published else ''}\n{content_html[:500]}"
+        # Not the date: a feed that re-dates an entry (its "updated" time) would make it new again.
+        # (The empty middle line keeps the ids entries without a date had before the date was left out.)
+        basis = f"{title}\n\n{content_html[:500]}"
         guid = "sha1:" + hashlib.sha1(basis.encode("utf-8")).hexdigest()
     if not title and not content_html:
         return None

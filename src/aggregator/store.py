@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
 from .errors import StorageError
@@ -49,6 +50,7 @@ from .models import Article, FeedState, FeedUpdate, MemberKind, SignatureChunk, 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 4
+MIGRATE_ATTEMPTS = 5
 
 
 def _signature_query(since: datetime | None, up_to: int | None, after: int | None) -> Any:
@@ -283,7 +285,16 @@ class Store:
             self.engine: Engine = create_engine(url)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            self._migrate()
+            for attempt in range(MIGRATE_ATTEMPTS):
+                try:
+                    self._migrate()
+                    break
+                except OperationalError as exc:
+                    # Two processes creating one new database at once: the loser's CREATE TABLE finds
+                    # the winner's table. Its transaction rolled back; the next attempt sees the schema.
+                    if "already exists" not in str(exc.orig) or attempt == MIGRATE_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
         except SQLAlchemyError as exc:
             raise StorageError(f"{url}: cannot open database: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
 
