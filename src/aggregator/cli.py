@@ -31,8 +31,8 @@ from .models import Story
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="News aggregator: feeds in, deduplicated stories out.")
 # Feed text (titles, outlet names, errors quoting servers) is printed as it is: no Rich markup
 # ("[/]" would crash a table, "[video]" would vanish) and no emoji codes (":fire:").
-out = Console(markup=False, emoji=False)
-err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)  # one error, one line, however long
+out = Console(markup=False, emoji=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)  # one error, one line, however long
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config file (feeds and settings).")]
 F = TypeVar("F", bound=Callable[..., Any])
