@@ -417,10 +417,9 @@ def _worker_setup(parent: int) -> None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: nothing is sent, the process is only looked up
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # it exists (under another user)
     return True
-
