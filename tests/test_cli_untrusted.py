@@ -118,7 +118,7 @@ def test_digest_files_are_readable_like_any_new_file(tmp_path: Path) -> None:
 def test_a_feed_disabled_by_gone_can_be_enabled_again(server, routes, tmp_path: Path) -> None:
     routes["/feed.xml"] = Response(410, b"gone", {"Content-Type": "text/plain"})
     config = write_config(tmp_path, [{"url": server.url("/feed.xml"), "name": "Wire"}])
-    assert aggregator("poll", "--all", "--config", str(config)).returncode == 0
+    assert aggregator("poll", "--all", "--config", str(config)).returncode == 1  # every feed polled failed
     state = json.loads(aggregator("feeds", "--json", "--config", str(config)).stdout)[0]
     assert "410" in (state["disabled_reason"] or "")
 
@@ -128,3 +128,26 @@ def test_a_feed_disabled_by_gone_can_be_enabled_again(server, routes, tmp_path: 
     assert enabled.returncode == 0 and "enabled" in enabled.stderr, enabled.stderr
     polled = aggregator("poll", "--config", str(config))  # due now, not only with --all
     assert "1 new" in polled.stdout, polled.stdout + polled.stderr
+
+
+def test_listing_with_another_config_does_not_retune_feeds_and_a_rename_keeps_one_source(server, routes, tmp_path: Path) -> None:
+    routes["/feed.xml"] = Response(200, rss("Wire", [("Harbour reopens after storm", "The harbour reopened on Monday after repairs.")]),
+                                   {"Content-Type": "application/rss+xml"})
+    url = server.url("/feed.xml")
+    config = write_config(tmp_path, [{"url": url, "name": "Outlet-X", "interval": "5m"}])
+    other = tmp_path / "other"
+    other.mkdir()
+    second = write_config(other, [{"url": url, "name": "Outlet-Y", "interval": "1d"}], storage=str(tmp_path))
+    assert aggregator("poll", "--all", "--config", str(config)).returncode == 0
+
+    assert aggregator("feeds", "--config", str(second)).returncode == 0  # a reading command, another config
+    state = json.loads(aggregator("feeds", "--json", "--config", str(config)).stdout)[0]
+    assert (state["name"], state["interval_s"]) == ("Outlet-X", 300)
+
+    renamed = write_config(tmp_path, [{"url": url, "name": "Outlet-Z", "interval": "5m"}])  # the same file, edited
+    routes["/feed.xml"] = Response(200, rss("Wire", [("Harbour reopens after storm", "The harbour reopened on Monday after repairs."),
+                                                     ("Harbour reopens after the storm", "The harbour reopened on Monday after repairs.")]),
+                                   {"Content-Type": "application/rss+xml"})
+    assert aggregator("poll", "--all", "--config", str(renamed)).returncode == 0
+    stories = json.loads(aggregator("clusters", "--since", "1d", "--json", "--config", str(renamed)).stdout)
+    assert [s["sources"] for s in stories] == [["Outlet-Z"]], stories  # one outlet, before and after its rename

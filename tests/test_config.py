@@ -341,6 +341,7 @@ def test_shipped_config_spells_out_every_default() -> None:
         ("settings:\n  schedule: {min_interval: 2h, max_interval: 1m}\n", "settings.schedule", "longer than max_interval"),
         ("feeds:\n  - url: https://a.example.com/rss\n    interval: 100000000000000000000d\n", "feeds.0.interval", "at most 366d"),
         ('settings:\n  database_url: "nosuch://x"\n', "settings.database_url", "SQLAlchemy can open"),
+        ('settings:\n  allow_hosts: ["127.0.0.1:8080"]\n', "settings.allow_hosts", "not a host name, an address or a network"),
     ],
 )
 def test_values_yaml_would_misread_are_refused(tmp_path: Path, text: str, key: str, says: str) -> None:

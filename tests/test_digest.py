@@ -379,3 +379,21 @@ def test_render_and_write_round_trip(tmp_path: Path) -> None:
     write_atomically(tmp_path / "d.html", html)
     assert (tmp_path / "d.html").read_text(encoding="utf-8") == html
     assert (tmp_path / "d.md").read_bytes().decode("utf-8") == markdown
+
+
+def test_the_daily_digest_job_also_rewrites_the_day_before_yesterday(make_config) -> None:
+    """Where the digest time falls in a daylight-saving gap, the cron trigger skips a day; the
+    next run still writes the day that had ended meanwhile."""
+    import asyncio
+
+    from aggregator.core import Aggregator
+    from aggregator.schedule import Daemon
+
+    now = datetime(2026, 9, 7, 0, 30, tzinfo=timezone.utc)
+    agg = Aggregator(make_config([]), clock=lambda: now)
+    try:
+        asyncio.run(Daemon(agg)._digest())
+        written = sorted(p.name for p in agg.config.digest_dir.glob("*.md"))
+    finally:
+        agg.close()
+    assert written == ["2026-09-05.md", "2026-09-06.md", "2026-09-07.md"]

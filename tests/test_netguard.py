@@ -136,3 +136,25 @@ def test_a_public_answer_is_connected_by_address_not_by_name(monkeypatch):
     monkeypatch.setattr(GuardedBackend, "_resolve", staticmethod(FakeDNS(["93.184.216.34"])))
     assert asyncio.run(backend.connect_tcp("feeds.example", 80)) == "stream"
     assert connected == ["93.184.216.34"]  # pinned: a second DNS answer cannot change where we connect
+
+
+def test_each_answer_is_tried_in_turn_when_the_first_refuses(monkeypatch, server, routes):
+    """A name answering ::1 first and 127.0.0.1 second (dual-stack hosts, many /etc/hosts files)
+    reaches a server listening on 127.0.0.1 only: the refused first address is not the end."""
+    from aggregator.netguard import GuardedBackend
+
+    routes["/feed.xml"] = Response(200, b"<rss version='2.0'><channel><title>T</title></channel></rss>", {"Content-Type": "application/rss+xml"})
+    monkeypatch.setattr(GuardedBackend, "_resolve", staticmethod(FakeDNS(["::1", "127.0.0.1"])))
+    port = server.url("/").split(":")[2].split("/")[0]
+
+    async def go() -> int:
+        async with Fetcher(FetchSettings(), allow_hosts=["feeds.test"]) as fetcher:
+            return (await fetcher.fetch_feed(f"http://feeds.test:{port}/feed.xml")).status
+
+    assert asyncio.run(go()) == 200
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:8080", "http://127.0.0.1", "*.example.org", "feeds.example.org."])
+def test_allow_list_entries_in_other_forms_are_refused(entry):
+    with pytest.raises(ValueError, match="not a host name, an address or a network"):
+        NetGuard.from_allow_list([entry])

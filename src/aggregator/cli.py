@@ -71,8 +71,9 @@ def main(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, hel
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def _open(config: Path) -> Aggregator:
-    return Aggregator(load_config(config))
+def _open(config: Path, reader: bool = False) -> Aggregator:
+    """``reader``: a command that does not poll (it leaves the stored feeds' names and intervals alone)."""
+    return Aggregator(load_config(config), reader=reader)
 
 
 def _local(dt: datetime, agg: Aggregator) -> str:
@@ -142,7 +143,7 @@ def poll(
 
     agg = _open(config)
     try:
-        with storage_owned(agg.config.storage_dir, "a running aggregator daemon owns this storage and polls its feeds; stop it to poll by hand"):
+        with storage_owned(agg.config.lock_dir, "a running aggregator daemon owns this storage and polls its feeds; stop it to poll by hand"):
             reports = asyncio.run(agg.poll_round(due_only=not all_feeds))
     finally:
         agg.close()
@@ -155,6 +156,8 @@ def poll(
             state = "not modified" if r.not_modified else f"{r.new_articles} new"
             out.print(_flagged("✓", "green", f"{r.feed_url}: {state}"))
     out.print(f"{len(reports)} feed(s) polled, {sum(r.new_articles for r in reports)} new article(s), {failed} failed")
+    if reports and failed == len(reports):  # nothing reached: for cron and scripts, a failure (one failing feed of many is not)
+        raise typer.Exit(EXIT_ERROR)
 
 
 def _parse_since(value: str, now: datetime, tz: tzinfo) -> datetime:
@@ -183,7 +186,7 @@ def clusters(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List the day's stories: title, who reported first and when, how many sources, which."""
-    agg = _open(config)
+    agg = _open(config, reader=True)
     try:
         if since and day:
             raise typer.BadParameter("give --date or --since, not both")
@@ -221,7 +224,7 @@ def story(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one story: the canonical text and every variant with outlet, time, URL and similarity."""
-    agg = _open(config)
+    agg = _open(config, reader=True)
     try:
         found = agg.story(story_id)
         if found is None:
@@ -251,7 +254,7 @@ def digest(
     day: Annotated[str | None, typer.Option("--date", help="Local day YYYY-MM-DD (default: today).")] = None,
 ) -> None:
     """Write the daily digest (storage/digests/YYYY-MM-DD.md and .html)."""
-    agg = _open(config)
+    agg = _open(config, reader=True)
     try:
         files = agg.write_digest(_parse_day(day) if day else None)
     finally:
@@ -267,7 +270,7 @@ def feeds(
     enable: Annotated[str | None, typer.Option("--enable", metavar="URL", help="Re-enable a feed disabled after 410 Gone (or reset its backoff): polled at the next round.")] = None,
 ) -> None:
     """Each feed's health: last success, last error, next poll, backoff, disabled reason."""
-    agg = _open(config)
+    agg = _open(config, reader=True)
     try:
         if enable is not None:
             if enable not in {f.url for f in agg.config.feeds} or not agg.store.enable_feed(enable, agg.clock()):
@@ -381,7 +384,7 @@ def demo(
                   TimeElapsedColumn(), console=err, transient=True) as progress:
         task = progress.add_task("demo", total=None)
         result = run_demo(directory, progress=lambda done, total: progress.update(task, completed=done, total=total), hours=hours)
-    agg = _open(result.config_path)
+    agg = _open(result.config_path, reader=True)
     try:
         multi = [s for s in result.stories if len(s.sources) > 1]
         print_stories(multi, agg, f"{len(multi)} stories carried by several outlets (of {len(result.stories)} stories, "

@@ -152,6 +152,14 @@ class Settings(_Strict):
     digest: DigestSettings = DigestSettings()
     allow_hosts: tuple[str, ...] = ()
 
+    @field_validator("allow_hosts")
+    @classmethod
+    def _allow_forms(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        from .netguard import NetGuard
+
+        NetGuard.from_allow_list(entries)  # ValueError names the entry
+        return entries
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str | None) -> str | None:
@@ -194,6 +202,15 @@ class Config(_Strict):
         if self.settings.database_url:
             return self.settings.database_url
         return f"sqlite:///{self.storage_dir / 'aggregator.db'}"
+
+    @property
+    def lock_dir(self) -> Path:
+        """Where the one-writer lock lives: beside the SQLite database (two configs sharing one
+        database share its lock); the storage directory for other databases (one machine only)."""
+        url = self.database_url
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            return Path(url.removeprefix("sqlite:///")).parent
+        return self.storage_dir
 
     @property
     def digest_dir(self) -> Path:

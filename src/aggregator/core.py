@@ -118,7 +118,12 @@ def _fail(waiting: Sequence[tuple[Any, asyncio.Future[Any]]], exc: BaseException
 class Aggregator:
     """Everything a command needs, built from one config."""
 
-    def __init__(self, config: Config, clock: Clock = utcnow, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, config: Config, clock: Clock = utcnow, transport: httpx.AsyncBaseTransport | None = None, reader: bool = False,
+    ) -> None:
+        """``reader``: for commands that only read (listing, digest): feeds new to the config are
+        added, but the stored name and interval of known ones are left to the commands that poll
+        (a second config listing the same feed must not retune the daemon that polls it)."""
         self.config = config
         self.clock = clock
         self.transport = transport
@@ -129,7 +134,7 @@ class Aggregator:
         self._feed_updates: list[tuple[int, FeedUpdate, datetime, asyncio.Future[None]]] = []  # queued feed-state writes
         self._flusher: asyncio.Task[None] | None = None  # the task writing them
         self._recent: deque[tuple[str, bool]] = deque(maxlen=OUTAGE_SAMPLE)  # (host, reached) of recent polls
-        self.sync_feeds()
+        self.sync_feeds(refresh=not reader)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -150,10 +155,10 @@ class Aggregator:
 
     # -- setup --------------------------------------------------------------------
 
-    def sync_feeds(self) -> None:
+    def sync_feeds(self, refresh: bool = True) -> None:
         default = self.config.settings.schedule.default_interval
         self.store.sync_feeds(
-            [(f.url, f.name or host_of(f.url), int(f.interval or default)) for f in self.config.feeds]
+            [(f.url, f.name or host_of(f.url), int(f.interval or default)) for f in self.config.feeds], refresh=refresh
         )
 
     def feeds(self) -> list[FeedState]:

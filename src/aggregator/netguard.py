@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 import httpcore
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 
 
@@ -59,6 +61,7 @@ class NetGuard:
 
     @classmethod
     def from_allow_list(cls, entries: Iterable[str]) -> NetGuard:
+        """From ``settings.allow_hosts``; ValueError names an entry that is none of the three forms."""
         names: set[str] = set()
         networks = []
         for entry in entries:
@@ -66,6 +69,10 @@ class NetGuard:
             try:
                 networks.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
+                if not _HOSTNAME.fullmatch(entry):
+                    raise ValueError(
+                        f"{entry!r} is not a host name, an address or a network (no scheme, port, wildcard or trailing dot)"
+                    ) from None
                 names.add(entry)
         return cls(frozenset(names), tuple(networks))
 
@@ -93,7 +100,16 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         addresses = await self._resolve(host, port, timeout)
         for ip in addresses:
             self.guard.check(host, ip)  # every answer must pass, not just the first
-        return await self.inner.connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
+        # Then each in turn, as a plain client does: a name answering ::1 first and 127.0.0.1 second
+        # (dual-stack hosts, /etc/hosts on many systems) may only listen on the second.
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for ip in addresses:
+            try:
+                return await self.inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None  # _resolve returns at least one address
+        raise failure
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         raise BlockedAddress("blocked: unix sockets are never contacted")

@@ -69,7 +69,7 @@ class Daemon:
 
     async def run(self) -> None:
         """Run until SIGINT/SIGTERM (or ``stop()``); in-flight polls finish before returning."""
-        with storage_owned(self.agg.config.storage_dir, "another aggregator daemon is already running on this storage"):
+        with storage_owned(self.agg.config.lock_dir, "another aggregator daemon is already running on this storage"):
             await self._run()
 
     async def _run(self) -> None:
@@ -181,7 +181,10 @@ class Daemon:
 
     async def _digest(self) -> None:
         today = self.agg.today()
-        for day in (today - timedelta(days=1), today):
+        # The day before yesterday too: where the digest time falls in a daylight-saving gap (zones
+        # that skip from 00:00 to 01:00), the cron trigger skips that day, and yesterday would
+        # otherwise never be written once it had ended.
+        for day in (today - timedelta(days=2), today - timedelta(days=1), today):
             files = self.agg.write_digest(day)
             log.info("wrote digest %s (%d stories)", files.markdown, files.stories)
 

@@ -335,12 +335,14 @@ class Store:
 
     # -- feeds ------------------------------------------------------------------
 
-    def sync_feeds(self, configured: Sequence[tuple[str, str, int]]) -> None:
-        """Insert feeds new to the config and refresh name/interval of known ones.
+    def sync_feeds(self, configured: Sequence[tuple[str, str, int]], refresh: bool = True) -> None:
+        """Insert feeds new to the config and (``refresh``) bring name/interval of known ones up to it.
 
         ``configured`` holds (config_url, name, interval_s). Feeds no longer
         configured stay in the database (their articles are history) but are
         not returned by ``feeds(config_urls=...)`` for the current config.
+        A renamed feed's articles take the new name (unless an item named its
+        own outlet): one outlet is one source, before and after the rename.
         """
         with self.transaction() as conn:
             known = {r.config_url: r for r in conn.execute(select(feeds.c.id, feeds.c.config_url, feeds.c.name, feeds.c.interval_s))}
@@ -350,8 +352,10 @@ class Store:
                     conn.execute(
                         insert(feeds).values(config_url=config_url, url=config_url, name=name, interval_s=interval_s, error_count=0)
                     )
-                elif (row.name, row.interval_s) != (name, interval_s):
+                elif refresh and (row.name, row.interval_s) != (name, interval_s):
                     conn.execute(update(feeds).where(feeds.c.id == row.id).values(name=name, interval_s=interval_s))
+                    if row.name != name:
+                        conn.execute(update(articles).where(articles.c.feed_id == row.id, articles.c.source == row.name).values(source=name))
 
     def feeds(self, config_urls: Iterable[str] | None = None) -> list[FeedState]:
         query = select(feeds).order_by(feeds.c.id)
