@@ -84,7 +84,8 @@ class Ingest:
         if foreign:
             raise SchemaMismatch(
                 f"{self.store.url}: stored signatures use {sorted(foreign)[0]!r} but this configuration "
-                f"makes {self.dedup.scheme!r}; restore the old dedup settings or start a new storage directory"
+                f"makes {self.dedup.scheme!r} (settings.dedup num_perm, seed or shingle_size changed); "
+                "restore the old values or start a new storage directory"
             )
         since = self.clock() - self.window
         snapshot = self.store.latest_snapshot(self.dedup.scheme)
