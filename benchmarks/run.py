@@ -246,7 +246,8 @@ def bench_ingest(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                          "articles_per_s": base_rate, "ms_per_page": 1000 * base_s / len(pages), "runs_s": [base_a, base_b]},
             "goal": ">= 0.8 on one core; >= 1.6 with extraction in a process pool over 2 cores",
             "pass": ratio_1 >= 0.8 and ratio >= 1.6, "pass_one_core_goal": ratio_1 >= 0.8, "pass_two_core_goal": ratio >= 1.6,
-            "at_goal_scale": True,
+            # a few dozen pages do not amortise starting the process pool: the full size (600 pages) is the measurement
+            "at_goal_scale": len(pages) >= 500,
             "details": {"cores": len(cpus) or os.cpu_count(), "one_core_ratio": ratio_1, "one_core_articles_per_s": stored_1 / wall_1,
                         "one_core_wall_s": wall_1, "one_core_cpu_s": cpu_1,
                         "pipeline_articles_per_s": ours_rate, "pipeline_wall_s": wall, "pipeline_cpu_s": cpu,
@@ -770,7 +771,8 @@ def figures_dedup(d: dict[str, Any], lsh: dict[str, Any]) -> dict[str, Any]:
         "value": bpa, "unit": "bytes of resident memory per article in the window",
         "baseline": {"name": f"bare datasketch MinHashLSH (b={lsh['bands']}, r={lsh['rows']}) with as many entries",
                      "bytes_per_entry": lsh["bytes_per_entry"], "n": lsh["n"]},
-        "goal": "<= 2048 bytes (2 KB)", "pass": bpa <= 2048, "at_goal_scale": True,
+        # resident memory per article is only meaningful once the window's fixed costs are amortised (full size: 300k)
+        "goal": "<= 2048 bytes (2 KB)", "pass": bpa <= 2048, "at_goal_scale": d["window_articles"] >= 100_000,
         "details": {"window_articles": d["window_articles"], "rss_growth_mb": d["index_rss_growth_bytes"] / 2**20,
                     "fixed_tables_mb_not_counted": d["fixed_tables_bytes"] / 2**20,
                     "articles_streamed": sizes[-1]},

@@ -151,3 +151,10 @@ def test_listing_with_another_config_does_not_retune_feeds_and_a_rename_keeps_on
     assert aggregator("poll", "--all", "--config", str(renamed)).returncode == 0
     stories = json.loads(aggregator("clusters", "--since", "1d", "--json", "--config", str(renamed)).stdout)
     assert [s["sources"] for s in stories] == [["Outlet-Z"]], stories  # one outlet, before and after its rename
+
+
+def test_a_database_whose_driver_is_missing_is_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [], database_url="postgresql+psycopg://reader@127.0.0.1:1/news")
+    result = aggregator("clusters", "--config", str(config))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "postgresql+psycopg://reader@127.0.0.1:1/news" in result.stderr and len(result.stderr.strip().splitlines()) == 1

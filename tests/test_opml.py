@@ -24,12 +24,18 @@ def test_opml_feeds_append_to_a_valid_config(tmp_path):
         '<outline text="not http" xmlUrl="ftp://example.org/feed"/></outline></body></opml>',
         encoding="utf-8",
     )
-    result = run("opml", str(opml))
-    assert result.returncode == 0, result.stderr
     config = tmp_path / "feeds.yaml"
-    config.write_text("settings:\n  storage: .\nfeeds:\n  - url: https://example.org/rss\n" + result.stdout, encoding="utf-8")
+    config.write_text("settings:\n  storage: .\nfeeds:\n  - url: https://example.org/rss\n", encoding="utf-8")
+    result = run("opml", str(opml), "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    with config.open("a", encoding="utf-8") as fh:  # what `>> config/feeds.yaml` does
+        fh.write(result.stdout)
     loaded = config_from_dict(yaml.safe_load(config.read_text(encoding="utf-8")), config)
     assert [f.name for f in loaded.feeds] == [None, "BBC World", "Le Monde « Intl »"]
+
+    # Run again (or with feeds the config has already): nothing listed twice, so the config stays valid.
+    again = run("opml", str(opml), "--config", str(config))
+    assert again.returncode == 0 and again.stdout == "" and "2 already in" in again.stderr, again.stderr
 
 
 def test_opml_with_entities_is_refused_with_one_line(tmp_path):

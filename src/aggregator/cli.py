@@ -221,7 +221,7 @@ def _parse_day(value: str) -> date:
 def story(
     story_id: Annotated[int, typer.Argument(help="Story id, as listed by `clusters`.", min=1, max=2**63 - 1)],
     config: ConfigOption = DEFAULT_CONFIG_PATH,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show one story: the canonical text and every variant with outlet, time, URL and similarity."""
     agg = _open(config, reader=True)
@@ -266,15 +266,15 @@ def digest(
 @_friendly
 def feeds(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    enable: Annotated[str | None, typer.Option("--enable", metavar="URL", help="Re-enable a feed disabled after 410 Gone (or reset its backoff): polled at the next round.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    enable: Annotated[str | None, typer.Option("--enable", metavar="URL", help="Re-enable a feed disabled after 410 Gone, or reset its backoff: due now (a running daemon: after its restart).")] = None,
 ) -> None:
     """Each feed's health: last success, last error, next poll, backoff, disabled reason."""
     agg = _open(config, reader=True)
     try:
-        if enable is not None:
-            if enable not in {f.url for f in agg.config.feeds} or not agg.store.enable_feed(enable, agg.clock()):
-                raise AggregatorError(f"{enable}: not a feed of {config} (give its url as written there)")
+        if enable is not None:  # the address as configured, or where the feed moved
+            if enable not in {f.url for f in agg.feeds()} | {f.url for f in agg.config.feeds} or not agg.store.enable_feed(enable, agg.clock()):
+                raise AggregatorError(f"{enable}: not a feed of {config} (give its url as written there, or as `feeds` lists it)")
             err.print(f"{enable}: enabled and due now (a running daemon picks it up when restarted)")
         states = agg.feeds()
     finally:
@@ -300,16 +300,24 @@ def feeds(
 
 @app.command()
 @_friendly
-def opml(file: Annotated[Path, typer.Argument(help="OPML subscription list exported from another reader.")]) -> None:
-    """Print the feeds of an OPML file as YAML entries to append to the config's `feeds:` list."""
+def opml(
+    file: Annotated[Path, typer.Argument(help="OPML subscription list exported from another reader.")],
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+) -> None:
+    """Print the feeds of an OPML file as YAML entries to append to the config's `feeds:` list
+    (feeds the config lists already are left out: listed twice, they would make it invalid)."""
     from .config import feeds_from_opml
+    from .urls import normalize_url
 
     found = feeds_from_opml(file)
-    for feed in found:
+    listed = {normalize_url(f.url) for f in load_config(config).feeds} if config.exists() or config != DEFAULT_CONFIG_PATH else set()
+    new = [feed for feed in found if normalize_url(feed.url) not in listed]
+    for feed in new:
         out.print(f"  - url: {json.dumps(feed.url)}", soft_wrap=True)
         if feed.name:
             out.print(f"    name: {json.dumps(feed.name, ensure_ascii=False)}", soft_wrap=True)
-    err.print(f"{len(found)} feed(s); append with: aggregator opml {file} >> config/feeds.yaml")
+    known = f" ({len(found) - len(new)} already in {config}, left out)" if len(new) < len(found) else ""
+    err.print(f"{len(new)} feed(s){known}; append with: aggregator opml {file} >> {config}")
 
 
 @app.command("eval")
@@ -399,7 +407,7 @@ def demo(
               f"pairwise F1 {sc.pairwise_f1:.3f}; {sc.predicted_clusters} stories for {sc.gold_clusters} events")
     out.print(f"{result.rounds} polling rounds, {result.requests} HTTP requests, {_time.perf_counter() - started:.1f}s")
     out.print("digests: " + ", ".join(str(p) for p in result.digests))
-    out.print(f"explore: aggregator clusters --config {result.config_path}   (also: story ID, digest, feeds)")
+    out.print(f"explore: aggregator clusters --config {result.config_path} --since {hours // 24 + 1}d   (also: story ID, digest, feeds)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -98,7 +98,7 @@ def html_cleaner() -> nh3.Cleaner:
 _MARKDOWN = """\
 # News digest — {{ day }}
 
-{{ stories|length }} stories, ranked by how many independent sources carry them. Times in {{ tz }}.
+{{ stories|length }} stories, ranked by how many distinct outlets carry them (copies included). Times in {{ tz }}.
 
 {% for s in stories -%}
 ## {{ loop.index }}. {{ s.title|md }}
@@ -132,7 +132,7 @@ ul { padding-left: 1.2rem; } li { margin: .15rem 0; } .kind { color: #888; font-
 </head>
 <body>
 <h1>News digest — {{ day }}</h1>
-<p class="meta">{{ stories|length }} stories, ranked by how many independent sources carry them. Times in {{ tz }}.</p>
+<p class="meta">{{ stories|length }} stories, ranked by how many distinct outlets carry them (copies included). Times in {{ tz }}.</p>
 {% for s in stories %}
 <article id="story-{{ s.id }}">
 <h2 dir="auto">{{ loop.index }}. <bdi>{{ s.title }}</bdi></h2>

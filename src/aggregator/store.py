@@ -297,6 +297,8 @@ class Store:
                     time.sleep(0.2 * (attempt + 1))
         except SQLAlchemyError as exc:
             raise StorageError(f"{url}: cannot open database: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+        except ImportError as exc:  # a database URL whose driver is not installed
+            raise StorageError(f"{url}: the database driver is not installed ({exc.name or exc}): pip install it, e.g. psycopg") from None
 
     def close(self) -> None:
         self.engine.dispose()
