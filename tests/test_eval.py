@@ -20,7 +20,7 @@ from aggregator.wirecopies import copy_detection
 from conftest import SHARED
 
 DATA = SHARED / "data"
-# file: (B-cubed F1 floor, B-cubed precision floor); measured: basil 0.997/1.000, allsides 0.929/0.973, probe 0.800/0.899 (one undated batch)
+# file: (B-cubed F1 floor, B-cubed precision floor); measured: basil 0.997/1.000, allsides 0.929/0.973, probe 0.800/0.898 (one undated batch)
 FLOORS = {"basil": (0.98, 0.98), "allsides_neus": (0.91, 0.95), "allsides_neus_probe": (0.78, 0.87)}
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} not present: dev-set evaluation skipped")
 
@@ -108,12 +108,3 @@ def test_dev_quality_floor(name):
 def test_copy_detection_floor(name):
     s = copy_detection(read_labeled(DATA / name / "dev.jsonl"), DedupSettings())
     assert s.pairwise_f1 >= 0.99, (s.pairwise_precision, s.pairwise_recall)
-
-
-def test_an_independent_report_joins_a_story_however_many_reprints_it_has():
-    """Two stories, each an original, four wire reprints (new headline, trimmed, a changed
-    figure, a byline) and then an independent rewrite; plus two look-alikes (same city, other
-    events). Reprints once raised their story's crowding to ~1 and locked the rewrite out."""
-    records = read_labeled(Path(__file__).parent / "data" / "reprints_then_report.jsonl")
-    scores = evaluate(records, DedupSettings()).scores
-    assert (scores.bcubed_precision, scores.bcubed_recall) == (1.0, 1.0), scores

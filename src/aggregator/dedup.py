@@ -972,17 +972,9 @@ class Deduplicator:
             self._seen_shingles[slots] = seen + (seen < 255)
         if self._n % SHINGLE_HALVING == 0:
             self._seen_shingles >>= 1
-        crowd_row = scored.query_row
-        decision = scored.decision
-        if decision.kind == "copy" and decision.matched_article_id in self._row_of:
-            # A copy says nothing about how crowded its story's neighbourhood is: it neither raises
-            # the members' crowding (with similarities near 1, five reprints made an independent
-            # report unable to join) nor keeps its own (near 1 against its original): it takes
-            # its original's.
-            crowd_row = self._rows.crowd[self._row_of[decision.matched_article_id]].copy()
-        elif scored.member_crowd is not None:
+        if scored.member_crowd is not None:
             self._rows.crowd[scored.member_rows] = scored.member_crowd
-        self._index(article_id, story_id, sig, published, crowd_row, key, scored.band_keys)
+        self._index(article_id, story_id, sig, published, scored.query_row, key, scored.band_keys)
 
     def _index(
         self, article_id: int, story_id: int, sig: Signature, published: datetime, crowd_row: np.ndarray | None, source: int,
