@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .config import DEFAULT_CONFIG_PATH, DedupSettings, load_config, parse_duration
+from .config import DEFAULT_CONFIG_PATH, Config, DedupSettings, load_config, parse_duration
 from .core import Aggregator
 from .errors import AggregatorError, ConfigError, DaemonLocked
 from .models import Story
@@ -74,6 +74,12 @@ def main(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, hel
 def _open(config: Path, reader: bool = False) -> Aggregator:
     """``reader``: a command that does not poll (it leaves the stored feeds' names and intervals alone)."""
     return Aggregator(load_config(config), reader=reader)
+
+
+def _given_config(config: Path) -> Config | None:
+    """For commands that also work without a config: the config when it exists or was named
+    (a named one that is missing is an error); None for the default path when it is absent."""
+    return load_config(config) if config.exists() or config != DEFAULT_CONFIG_PATH else None
 
 
 def _local(dt: datetime, agg: Aggregator) -> str:
@@ -310,7 +316,8 @@ def opml(
     from .urls import normalize_url
 
     found = feeds_from_opml(file)
-    listed = {normalize_url(f.url) for f in load_config(config).feeds} if config.exists() or config != DEFAULT_CONFIG_PATH else set()
+    given = _given_config(config)
+    listed = {normalize_url(f.url) for f in given.feeds} if given else set()
     new = [feed for feed in found if normalize_url(feed.url) not in listed]
     for feed in new:
         out.print(f"  - url: {json.dumps(feed.url)}", soft_wrap=True)
@@ -333,7 +340,8 @@ def eval_(
     from .evaluate import evaluate, read_labeled
 
     # the daemon's settings when its config is there; the built-in defaults (the same values) otherwise
-    settings = load_config(config).settings.dedup if config.exists() or config != DEFAULT_CONFIG_PATH else DedupSettings()
+    given = _given_config(config)
+    settings = given.settings.dedup if given else DedupSettings()
     if out_path is not None and (out_path.is_dir() or not out_path.parent.is_dir()):
         raise typer.BadParameter(f"{out_path}: not a file in an existing directory", param_hint="--out")
     records = read_labeled(file)
