@@ -103,6 +103,22 @@ def test_trimmed_reprint_with_new_headline_is_a_copy(dedup: Deduplicator) -> Non
     assert decision.similarity >= dedup.settings.copy_jaccard
 
 
+def test_a_widely_syndicated_story_keeps_its_reprints_as_copies_and_still_takes_a_rewrite(dedup: Deduplicator) -> None:
+    """Twelve outlets reprint one wire story, each with its own headline suffix and credit line.
+    Every reprint is a copy (the shared text must not turn into "boilerplate" as reprints pile up),
+    and an independent rewrite still joins the story (the reprints must not crowd it out)."""
+    dedup.add(1, 100, dedup.sign(ORIGINAL_TITLE, text(ORIGINAL)), T0, "Wire")
+    for i in range(12):
+        when = T0 + timedelta(minutes=10 * (i + 1))
+        sig = dedup.sign(f"{ORIGINAL_TITLE} | Outlet {i}", text([*ORIGINAL, f"Distributed to subscriber number {i} by the wire."]))
+        decision = dedup.decide(sig, when, f"Outlet {i}")
+        assert (decision.kind, decision.story_id) == ("copy", 100), i
+        dedup.add(10 + i, 100, sig, when, f"Outlet {i}")
+    rewrite = dedup.sign(REWRITE_TITLE, text(REWRITE))
+    decision = dedup.decide(rewrite, T0 + timedelta(hours=3), "Independent")
+    assert (decision.kind, decision.story_id) == ("report", 100)
+
+
 def test_copy_relation_is_symmetric_enough(dedup: Deduplicator) -> None:
     s = sigs(dedup)
     kind_ab, sim_ab = dedup.relation(s["original"], s["copy"])

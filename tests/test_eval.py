@@ -108,3 +108,17 @@ def test_dev_quality_floor(name):
 def test_copy_detection_floor(name):
     s = copy_detection(read_labeled(DATA / name / "dev.jsonl"), DedupSettings())
     assert s.pairwise_f1 >= 0.99, (s.pairwise_precision, s.pairwise_recall)
+
+
+def test_wire_reprints_do_not_lock_an_independent_report_out_of_its_story() -> None:
+    """Two stories, each a wire original, four reprints (new headline, trimmed, a changed figure,
+    a byline) and one independent rewrite by another outlet; then two look-alikes in the same city
+    on later days. Each reprint used to raise the story's crowding towards 1, so the rewrite
+    started a story of its own."""
+    records = read_labeled(Path(__file__).parent / "data" / "reprints_en.jsonl")
+    result = evaluate(records, DedupSettings())
+    story = result.assignment
+    for event in ("en1", "en2"):
+        assert story[f"{event}-rewrite"] == story[f"{event}-orig"], event
+        assert {result.kinds[f"{event}-{k}"] for k in ("headline", "trim", "number", "byline")} == {"copy"}
+    assert len({story["en1-orig"], story["en2-orig"], story["enL1"], story["enL2"]}) == 4

@@ -71,8 +71,8 @@ MARGIN_WEIGHT = 1.0
 RUNNER_FLOOR = 0.0  # the runner-up score assumed when only one story is a candidate
 BATCH_PASSES = 3  # refine_batch: re-decisions of an undated batch (the second rarely moves anything)
 PRIOR_DOCS = 20.0  # see _idf
-SAME_SOURCE_PENALTY = 0.2  # subtracted from similarity to members by the same outlet
-BOILERPLATE_DOCS = 4  # a shingle seen in this many earlier articles is boilerplate
+SAME_SOURCE_PENALTY = 0.2  # subtracted from the score of a story that has a member by the same outlet
+BOILERPLATE_DOCS = 16  # a shingle seen in this many earlier articles is boilerplate
 COPY_MIN_SHINGLES = 6  # fewer distinctive body shingles: use title + body
 COPY_LSH_THRESHOLD = 0.3
 COPY_MIN_JACCARD = 0.3  # floor for the containment rule
@@ -813,10 +813,14 @@ class Deduplicator:
         new_crowd[r[improve], worst[improve]] = sims[improve]
         # time decay
         adjusted = adjusted - self.settings.decay_per_day * np.abs(t - rows.t[member_rows]) / 86400.0
-        if source:  # an outlet rarely writes a second independent report of one event: its own are weaker evidence
-            adjusted = adjusted - SAME_SOURCE_PENALTY * (rows.source[member_rows] == source)
         count = np.bincount(own_idx, minlength=len(names))
         score = np.bincount(own_idx, weights=adjusted, minlength=len(names)) / np.maximum(count, 1)
+        if source:
+            # An outlet rarely writes a second independent report of one event: a story it is in
+            # already (by a report or a copy) must match more strongly. Per story, not averaged
+            # over members, so a story's reprints do not dilute it.
+            same = np.bincount(own_idx, weights=rows.source[member_rows] == source, minlength=len(names)) > 0
+            score -= SAME_SOURCE_PENALTY * same
         score[count == 0] = -np.inf
         ranked = np.lexsort((np.arange(len(names)), -score))
         b = int(ranked[0])
@@ -972,9 +976,17 @@ class Deduplicator:
             self._seen_shingles[slots] = seen + (seen < 255)
         if self._n % SHINGLE_HALVING == 0:
             self._seen_shingles >>= 1
-        if scored.member_crowd is not None:
+        crowd_row = scored.query_row
+        decision = scored.decision
+        if decision.kind == "copy" and decision.matched_article_id in self._row_of:
+            # A copy says nothing about how crowded its story's neighbourhood is: it neither raises
+            # the members' crowding (with similarities near 1, four reprints locked every
+            # independent report out of their story) nor keeps its own (near 1 against its
+            # original): it takes its original's.
+            crowd_row = self._rows.crowd[self._row_of[decision.matched_article_id]].copy()
+        elif scored.member_crowd is not None:
             self._rows.crowd[scored.member_rows] = scored.member_crowd
-        self._index(article_id, story_id, sig, published, scored.query_row, key, scored.band_keys)
+        self._index(article_id, story_id, sig, published, crowd_row, key, scored.band_keys)
 
     def _index(
         self, article_id: int, story_id: int, sig: Signature, published: datetime, crowd_row: np.ndarray | None, source: int,
