@@ -91,6 +91,21 @@ def test_normalize_folds_case_and_accents() -> None:
     assert words("L'été à Port-Élouan!") == ["l", "ete", "a", "port", "elouan"]
 
 
+
+def test_digits_in_any_script_and_spaced_thousands_are_one_number() -> None:
+    # Arabic-Indic and Persian digits, fullwidth digits, and a French thousands group split by a
+    # (narrow) no-break space are the same terms as ASCII "12", "14", "2024" and "1400"
+    assert words("قتل ١٢ شخصا و ۱۴ آخرين") == ["قتل", "12", "شخصا", "و", "14", "اخرين"]
+    assert words("２０２４ : 1\u202f400 morts, 1\u00a0400 blessés") == ["2024", "1400", "morts", "1400", "blesses"]
+    # a plain space may separate two numbers: it stays
+    assert words("in 2019 3 400 votes") == ["in", "2019", "3", "400", "votes"]
+
+
+def test_an_arabic_reprint_with_arabic_indic_digits_is_the_same_text(dedup: Deduplicator) -> None:
+    body = "قالت وزارة الصحة إن 12 شخصا قتلوا وأصيب 40 آخرون في قصف على سوق مدينة إدلب صباح الثلاثاء، وإن فرق الإنقاذ ما زالت تبحث عن ناجين تحت الأنقاض. " * 3
+    indic = body.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert dedup.relation(dedup.sign("قصف على سوق إدلب", body), dedup.sign("قصف على سوق إدلب", indic)) == ("copy", 1.0)
+
 # -- decisions -------------------------------------------------------------------------------------
 
 

@@ -102,7 +102,10 @@ _DIGIT_GROUPS = re.compile(r"(?<=\d)[,.](?=\d)")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # scripts written without spaces: index character bigrams
 _NO_SPACES = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f]")
-_ARABIC_FORMS = str.maketrans({"\u0640": None, "\u0629": "\u0647", "\u0649": "\u064a"})  # tatweel, teh marbuta, alef maksura
+_ARABIC_FORMS = {0x0640: None, 0x0629: "\u0647", 0x0649: "\u064a"}  # tatweel, teh marbuta, alef maksura
+# a digit group split by a no-break or thin space (French and SI typography: "1 400"), before NFKC
+# turns those into plain spaces, where a split cannot be told from two numbers
+_SPACED_DIGIT_GROUPS = re.compile(r"(?<=\d)[\u00a0\u2009\u202f](?=\d{3}(?!\d))")
 _SUFFIXES = ("ings", "ing", "edly", "ed", "es", "s", "ly")
 
 
@@ -112,7 +115,14 @@ def _combining_marks() -> dict[int, None]:
     return {c: None for r in ranges for c in r if unicodedata.combining(chr(c))}
 
 
+def _decimal_digits() -> dict[int, str]:
+    """A str.translate table writing every non-ASCII decimal digit (Arabic-Indic, Persian,
+    Devanagari, fullwidth, ...) as its ASCII digit, so "١٢" and "12" are one term."""
+    return {c: str(unicodedata.decimal(chr(c))) for c in range(0x80, 0x20000) if unicodedata.category(chr(c)) == "Nd"}
+
+
 _COMBINING = _combining_marks()
+_FOLD_FORMS = str.maketrans({**_ARABIC_FORMS, **_decimal_digits()})
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
@@ -121,10 +131,13 @@ def _fold_run(match: re.Match[str]) -> str:
 
 
 def normalize(text: str) -> str:
-    """NFKC, case-folded, accents and Arabic vowel marks stripped, digit groups joined (1,400 -> 1400)."""
+    """NFKC, case-folded, accents and Arabic vowel marks stripped, digits in ASCII, digit groups
+    joined (1,400 and 1 400 -> 1400)."""
+    if not text.isascii():
+        text = _SPACED_DIGIT_GROUPS.sub("", text)
     text = unicodedata.normalize("NFKC", text).casefold()
     if not text.isascii():
-        text = unicodedata.normalize("NFC", _NON_ASCII.sub(_fold_run, text)).translate(_ARABIC_FORMS)
+        text = unicodedata.normalize("NFC", _NON_ASCII.sub(_fold_run, text)).translate(_FOLD_FORMS)
     text = _DIGIT_GROUPS.sub("", text)
     return _APOSTROPHES.sub(" ", text)
 
