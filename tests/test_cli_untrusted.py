@@ -118,7 +118,9 @@ def test_digest_files_are_readable_like_any_new_file(tmp_path: Path) -> None:
 def test_a_feed_disabled_by_gone_can_be_enabled_again(server, routes, tmp_path: Path) -> None:
     routes["/feed.xml"] = Response(410, b"gone", {"Content-Type": "text/plain"})
     config = write_config(tmp_path, [{"url": server.url("/feed.xml"), "name": "Wire"}])
-    assert aggregator("poll", "--all", "--config", str(config)).returncode == 1  # every feed polled failed
+    gone = aggregator("poll", "--all", "--config", str(config))
+    assert gone.returncode == 1  # every feed polled failed
+    assert gone.stderr.count("410") == 1, gone.stderr  # its ✗ line, not a log line repeating it
     state = json.loads(aggregator("feeds", "--json", "--config", str(config)).stdout)[0]
     assert "410" in (state["disabled_reason"] or "")
 

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .config import DEFAULT_CONFIG_PATH, Config, DedupSettings, load_config, parse_duration
-from .core import Aggregator
+from .core import FEED_LOG, Aggregator
 from .errors import AggregatorError, ConfigError, DaemonLocked
 from .models import Story
 
@@ -147,6 +147,8 @@ def poll(
     """Run one polling round (the feeds that are due) and exit: for cron and scripts."""
     from .schedule import storage_owned
 
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # each failure gets its ✗ line below: not a log line too
+        logging.getLogger(FEED_LOG).setLevel(logging.ERROR)
     agg = _open(config)
     try:
         with storage_owned(agg.config.lock_dir, "a running aggregator daemon owns this storage and polls its feeds; stop it to poll by hand"):

@@ -32,6 +32,8 @@ from .store import Store
 from .urls import host_of
 
 log = logging.getLogger(__name__)
+FEED_LOG = "aggregator.feeds"  # one line per failed poll: the daemon's record of them (`poll` prints its own)
+feed_log = logging.getLogger(FEED_LOG)
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -254,7 +256,7 @@ class Aggregator:
                     new = (await self._write(self.ingest.commit, [batch]))[0]
                 return PollReport(feed.url, result.status, new)
             except FeedError as exc:
-                log.warning("%s", exc)
+                feed_log.warning("%s", exc)
                 reached = not isinstance(exc, NetworkError)
                 self._recent.append((host_of(feed.url), reached))
                 rule = decide.after_failure if reached or not self.network_outage() else decide.during_outage
