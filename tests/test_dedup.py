@@ -134,6 +134,14 @@ def test_a_widely_syndicated_story_keeps_its_reprints_as_copies_and_still_takes_
     assert (decision.kind, decision.story_id) == ("report", 100)
 
 
+def test_a_text_less_item_does_not_join_a_story_on_one_shared_word(dedup: Deduplicator) -> None:
+    """A podcast episode with a title and no text, named after a person who shares a word with a
+    place in a story, is not a report of it; two shared words can be."""
+    seeded(dedup)
+    assert dedup.decide(dedup.sign("Elwyn", ""), T0 + timedelta(hours=2), "Podcast").kind == "new"
+    assert dedup.decide(dedup.sign("Port Elwyn", ""), T0 + timedelta(hours=2), "Podcast").story_id == 100
+
+
 def test_copy_relation_is_symmetric_enough(dedup: Deduplicator) -> None:
     s = sigs(dedup)
     kind_ab, sim_ab = dedup.relation(s["original"], s["copy"])

@@ -71,6 +71,7 @@ MARGIN_WEIGHT = 1.0
 RUNNER_FLOOR = 0.0  # the runner-up score assumed when only one story is a candidate
 BATCH_PASSES = 3  # refine_batch: re-decisions of an undated batch (the second rarely moves anything)
 PRIOR_DOCS = 20.0  # see _idf
+MIN_SHARED_TERMS = 2  # one shared word is not a story: a text-less item titled "Elwyn" joined a storm in Port Elwyn
 SAME_SOURCE_PENALTY = 0.2  # subtracted from the score of a story that has a member by the same outlet
 BOILERPLATE_DOCS = 16  # a shingle seen in this many earlier articles is boilerplate
 COPY_MIN_SHINGLES = 6  # fewer distinctive body shingles: use title + body
@@ -842,6 +843,8 @@ class Deduplicator:
         if s1 + MARGIN_WEIGHT * (s1 - max(s2, RUNNER_FLOOR)) < (self.settings.report_threshold if threshold is None else threshold):
             return None, query_row, member_rows, new_crowd
         mine = np.nonzero(own_idx == b)[0]
+        if int(np.count_nonzero(qvals[mine] > 0, axis=1).max()) < MIN_SHARED_TERMS:  # no member shares enough terms with it
+            return None, query_row, member_rows, new_crowd
         matched = int(rows.article[member_rows[mine[np.argmax(sims[mine])]]])
         raw = float(sims[mine].mean())
         return Decision(names[b], "report", round(min(max(raw, 0.0), 1.0), 6), matched), query_row, member_rows, new_crowd
