@@ -119,19 +119,36 @@ def test_trimmed_reprint_with_new_headline_is_a_copy(dedup: Deduplicator) -> Non
 
 
 def test_a_widely_syndicated_story_keeps_its_reprints_as_copies_and_still_takes_a_rewrite(dedup: Deduplicator) -> None:
-    """Twelve outlets reprint one wire story, each with its own headline suffix and credit line.
+    """Twenty outlets reprint one wire story, each with its own headline suffix and credit line.
     Every reprint is a copy (the shared text must not turn into "boilerplate" as reprints pile up),
-    and an independent rewrite still joins the story (the reprints must not crowd it out)."""
-    dedup.add(1, 100, dedup.sign(ORIGINAL_TITLE, text(ORIGINAL)), T0, "Wire")
-    for i in range(12):
+    and an independent rewrite a day later still joins the story (the reprints must neither crowd
+    it out nor make the story's own words so common that the rewrite's rarest terms miss it)."""
+    dedup.add(1, 100, dedup.sign(ORIGINAL_TITLE, text(ORIGINAL), "Wire"), T0, "Wire")
+    for i in range(20):
         when = T0 + timedelta(minutes=10 * (i + 1))
-        sig = dedup.sign(f"{ORIGINAL_TITLE} | Outlet {i}", text([*ORIGINAL, f"Distributed to subscriber number {i} by the wire."]))
+        sig = dedup.sign(f"{ORIGINAL_TITLE} | Outlet {i}", text([*ORIGINAL, f"Distributed to subscriber number {i} by the wire."]), f"Outlet {i}")
         decision = dedup.decide(sig, when, f"Outlet {i}")
         assert (decision.kind, decision.story_id) == ("copy", 100), i
         dedup.add(10 + i, 100, sig, when, f"Outlet {i}")
-    rewrite = dedup.sign(REWRITE_TITLE, text(REWRITE))
-    decision = dedup.decide(rewrite, T0 + timedelta(hours=3), "Independent")
+    rewrite = dedup.sign(REWRITE_TITLE, text(REWRITE), "Independent")
+    decision = dedup.decide(rewrite, T0 + timedelta(hours=30), "Independent")
     assert (decision.kind, decision.story_id) == ("report", 100)
+
+
+def test_an_outlets_footer_becomes_boilerplate_and_does_not_make_its_stories_copies(dedup: Deduplicator) -> None:
+    """Short, different articles from one outlet, each ending in the same long newsletter pitch:
+    after a few, the pitch is that outlet's boilerplate and none of them is a copy of another."""
+    footer = (
+        "Sign up for the Harbour Gazette morning briefing to get the day's top stories delivered to your inbox "
+        "before breakfast, and follow the Gazette on every social network for live updates from around the region."
+    )
+    bodies = [*ORIGINAL, *UNRELATED, *REWRITE]
+    for i, body in enumerate(bodies):
+        sig = dedup.sign(f"Gazette item {i}", f"{body}\n\n{footer}", "Gazette")
+        decision = dedup.decide(sig, T0 + timedelta(minutes=i), "Gazette")
+        if i >= 5:
+            assert decision.kind != "copy", (i, decision)
+        dedup.add(100 + i, 100 + i if decision.story_id is None else decision.story_id, sig, T0 + timedelta(minutes=i), "Gazette")
 
 
 def test_a_text_less_item_does_not_join_a_story_on_one_shared_word(dedup: Deduplicator) -> None:

@@ -122,3 +122,15 @@ def test_wire_reprints_do_not_lock_an_independent_report_out_of_its_story() -> N
         assert story[f"{event}-rewrite"] == story[f"{event}-orig"], event
         assert {result.kinds[f"{event}-{k}"] for k in ("headline", "trim", "number", "byline")} == {"copy"}
     assert len({story["en1-orig"], story["en2-orig"], story["enL1"], story["enL2"]}) == 4
+
+
+def test_a_story_reprinted_fifteen_times_still_takes_rewrites_a_day_later() -> None:
+    """A QA pass's file: a wire story, fifteen reprints by other outlets, three independent rewrites
+    9, 14 and 30 hours later, and unrelated background. Counting every reprint in the document
+    frequencies made the story's own words common, so the 30-hour rewrite's rarest terms no longer
+    found it."""
+    records = read_labeled(Path(__file__).parent / "data" / "syndicated_wire.jsonl")
+    result = evaluate(records, DedupSettings())
+    assert {result.assignment[i] for i in ("rw1", "rw2", "rw3")} == {result.assignment["wire-orig"]}
+    assert {result.kinds[f"r{i:02d}"] for i in range(1, 16)} == {"copy"}
+    assert result.scores.bcubed_precision == 1.0

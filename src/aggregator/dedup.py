@@ -72,8 +72,9 @@ RUNNER_FLOOR = 0.0  # the runner-up score assumed when only one story is a candi
 BATCH_PASSES = 3  # refine_batch: re-decisions of an undated batch (the second rarely moves anything)
 PRIOR_DOCS = 20.0  # see _idf
 MIN_SHARED_TERMS = 2  # one shared word is not a story: a text-less item titled "Elwyn" joined a storm in Port Elwyn
-SAME_SOURCE_PENALTY = 0.2  # subtracted from the score of a story that has a member by the same outlet
-BOILERPLATE_DOCS = 16  # a shingle seen in this many earlier articles is boilerplate
+SAME_SOURCE_PENALTY = 0.1  # subtracted from the score of a story that has a member by the same outlet
+BOILERPLATE_DOCS = 16  # a shingle seen in this many earlier articles is boilerplate (outlet unknown) ...
+BOILERPLATE_DOCS_PER_SOURCE = 4  # ... or in this many of the same outlet's
 COPY_MIN_SHINGLES = 6  # fewer distinctive body shingles: use title + body
 COPY_LSH_THRESHOLD = 0.3
 COPY_MIN_JACCARD = 0.3  # floor for the containment rule
@@ -438,6 +439,16 @@ def _source_key(source: str | None) -> int:
     return zlib.crc32(source.encode("utf-8")) | 1 if source else 0
 
 
+def _boilerplate_key(source: str | None) -> tuple[np.uint32, int]:
+    """Where an outlet's shingle counts live (its shingle hashes xor a salt) and how many earlier
+    articles make a shingle boilerplate. Boilerplate is an outlet's own template (bylines, footers,
+    newsletter pitches), so it is counted per outlet: a wire story reprinted by twenty outlets is
+    seen once by each, and stays text. Without an outlet, one shared count and a higher bar."""
+    if not source:
+        return np.uint32(0), BOILERPLATE_DOCS
+    return np.uint32((_source_key(source) * 0x9E3779B1) & 0xFFFFFFFF), BOILERPLATE_DOCS_PER_SOURCE
+
+
 def _containment(
     minhash: np.ndarray, shingles: int, others: np.ndarray, other_shingles: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -493,7 +504,7 @@ class Deduplicator:
         self._shingle_mask = (1 << SHINGLE_BITS) - 1
         self._df = np.zeros(1 << DF_BITS, dtype=np.float32)  # articles containing a term (by hash), ever
         self._seen_shingles = np.zeros(1 << SHINGLE_BITS, dtype=np.uint8)  # recent articles containing a shingle
-        self._n = 0  # articles ever counted in _df
+        self._n = 0  # articles ever counted in _df (copies are not)
         self._permutations = MinHash(num_perm=settings.num_perm, seed=settings.seed, hashfunc=_hash32, scheme="affine32").permutations
         lsh = MinHashLSH(threshold=COPY_LSH_THRESHOLD, num_perm=settings.num_perm)  # only to choose bands as datasketch would
         self._bands_shape = (lsh.b, lsh.r)
@@ -513,8 +524,9 @@ class Deduplicator:
 
     # -- signatures --------------------------------------------------------------
 
-    def sign(self, title: str, text: str) -> Signature:
-        """The article's signature, given what the index has seen so far (it filters boilerplate)."""
+    def sign(self, title: str, text: str, source: str | None = None) -> Signature:
+        """The article's signature, given what the index has seen so far (it filters the boilerplate
+        of its outlet, ``source``: pass the same one to ``add``)."""
         title_tokens, text_tokens = words(title), words(text)  # tokenised once, used for terms and shingles
         try:
             if not _EXACT_WEIGHTS:
@@ -530,12 +542,13 @@ class Deduplicator:
             terms = np.fromiter([zlib.crc32(t.encode("utf-8")) for t in top], dtype=np.uint32, count=len(top))
         tf_counts = np.fromiter(map(counts.__getitem__, top), dtype=np.float32, count=len(top))
         body_hashes = self._shingle_hashes(text_tokens)
-        seen = self._seen_shingles[body_hashes & self._shingle_mask]
-        # Counting this article itself, a shingle is boilerplate once more than BOILERPLATE_DOCS carry it.
-        keep = body_hashes[seen < BOILERPLATE_DOCS]
+        salt, limit = _boilerplate_key(source)
+        seen = self._seen_shingles[(body_hashes ^ salt) & self._shingle_mask]
+        # Counting this article itself, a shingle is boilerplate once more than ``limit`` carry it.
+        keep = body_hashes[seen < limit]
         if len(keep) < COPY_MIN_SHINGLES:
             both = self._shingle_hashes(title_tokens + text_tokens)
-            keep = both[self._seen_shingles[both & self._shingle_mask] <= BOILERPLATE_DOCS]
+            keep = both[self._seen_shingles[(both ^ salt) & self._shingle_mask] <= limit]
             keep = keep if len(keep) else both
         if not len(keep):
             keep = np.zeros(1, dtype=np.uint32)  # crc32 of the empty shingle
@@ -861,7 +874,7 @@ class Deduplicator:
             return list(range(len(items)))
         trial = Deduplicator(self.settings)
         for number, (title, text, published, source) in enumerate(items, start=1):
-            sig = trial.sign(title, text)
+            sig = trial.sign(title, text, source)
             decision = trial.decide(sig, published, source)
             trial.add(number, decision.story_id if decision.story_id is not None else number, sig, published, source)
         rows = [trial._row_of[number] for number in range(1, len(items) + 1)]
@@ -883,7 +896,7 @@ class Deduplicator:
         crowding = 0.0
         for i in order:
             title, text, published, source = items[i]
-            sig = self.sign(title, text)
+            sig = self.sign(title, text, source)
             decision = self.decide(sig, published, source)
             article_id = index(i, sig)
             self.add(article_id, decision.story_id if decision.story_id is not None else -article_id, sig, published, source)
@@ -982,16 +995,20 @@ class Deduplicator:
         key = _source_key(source)
         scored = pending[2] if pending is not None and pending[0] is sig and pending[1] == published else self._score(sig, published, key)
         self._pending = None
-        # document frequencies and boilerplate counts learn from every article, in order
-        # (a slot named twice is still counted once: fancy-index writes are not cumulative)
-        self._df[sig.terms & self._mask] += 1.0
-        self._n += 1
+        # Document frequencies learn from every article but copies, in order: a reprint is not
+        # new evidence that its words are common (twenty reprints made a story's own words so
+        # common that a rewrite's rarest terms no longer found it). Boilerplate counts learn from
+        # every article, per outlet (``_boilerplate_key``). A slot named twice is still counted
+        # once: fancy-index writes are not cumulative.
+        if scored.decision.kind != "copy":
+            self._df[sig.terms & self._mask] += 1.0
+            self._n += 1
+            if self._n % SHINGLE_HALVING == 0:
+                self._seen_shingles >>= 1
         if len(sig.shingle_hashes):
-            slots = sig.shingle_hashes & self._shingle_mask
+            slots = (sig.shingle_hashes ^ _boilerplate_key(source)[0]) & self._shingle_mask
             seen = self._seen_shingles[slots]
             self._seen_shingles[slots] = seen + (seen < 255)
-        if self._n % SHINGLE_HALVING == 0:
-            self._seen_shingles >>= 1
         crowd_row = scored.query_row
         decision = scored.decision
         if decision.kind == "copy" and decision.matched_article_id in self._row_of:

@@ -123,7 +123,7 @@ def replay(records: list[LabeledArticle], settings: DedupSettings) -> Iterator[t
         yield from _replay_batch(dedup, records, dates)
         return
     for number, (record, published) in enumerate(zip(records, dates, strict=True), start=1):
-        sig = dedup.sign(record.title, record.text)
+        sig = dedup.sign(record.title, record.text, record.source)
         decision = dedup.decide(sig, published, record.source)
         story_id = decision.story_id if decision.story_id is not None else number
         dedup.add(number, story_id, sig, published, record.source)

@@ -185,7 +185,7 @@ class Ingest:
     def _store_article(self, conn: Connection, batch: FeedBatch, cand: Candidate) -> None:
         """Sign, decide, insert and index one new article."""
         article = self._article(batch, cand)
-        sig = self.dedup.sign(article.title, article.text)
+        sig = self.dedup.sign(article.title, article.text, article.source)
         decision = self.dedup.decide(sig, article.published_at, article.source)
         article_id = self._insert(conn, article, sig)
         story_id = self._place(conn, article, article_id, sig, decision, batch.now)
