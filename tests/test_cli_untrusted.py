@@ -120,7 +120,7 @@ def test_a_feed_disabled_by_gone_can_be_enabled_again(server, routes, tmp_path: 
     config = write_config(tmp_path, [{"url": server.url("/feed.xml"), "name": "Wire"}])
     gone = aggregator("poll", "--all", "--config", str(config))
     assert gone.returncode == 1  # every feed polled failed
-    assert gone.stderr.count("410") == 1, gone.stderr  # its ✗ line, not a log line repeating it
+    assert gone.stderr.count("HTTP 410") == 1, gone.stderr  # its ✗ line, not a log line repeating it
     state = json.loads(aggregator("feeds", "--json", "--config", str(config)).stdout)[0]
     assert "410" in (state["disabled_reason"] or "")
 
@@ -160,3 +160,15 @@ def test_a_database_whose_driver_is_missing_is_one_line(tmp_path: Path) -> None:
     result = aggregator("clusters", "--config", str(config))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "postgresql+psycopg://reader@127.0.0.1:1/news" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_poll_says_when_a_feed_was_read_but_is_broken(server, routes, tmp_path: Path) -> None:
+    """A feed cut off mid-item still gives its complete entries, but its owner has something to
+    fix: poll says so on its line (not "✓"), and still succeeds."""
+    whole = rss("Wire", [("Harbour reopens after storm", "The harbour reopened on Monday after repairs.")])
+    routes["/feed.xml"] = Response(200, whole.replace(b"</channel></rss>", b"<item><title>Cut off"), {"Content-Type": "application/rss+xml"})
+    config = write_config(tmp_path, [{"url": server.url("/feed.xml"), "name": "Wire"}])
+    polled = aggregator("poll", "--all", "--config", str(config))
+    assert polled.returncode == 0, polled.stderr
+    assert "1 new, but the feed is broken" in polled.stderr and polled.stderr.count("broken") == 1, polled.stderr
+    assert "✓" not in polled.stdout

@@ -25,9 +25,10 @@ def test_opml_feeds_append_to_a_valid_config(tmp_path):
         encoding="utf-8",
     )
     config = tmp_path / "feeds.yaml"
-    config.write_text("settings:\n  storage: .\nfeeds:\n  - url: https://example.org/rss\n", encoding="utf-8")
+    config.write_text("settings:\n  storage: .\nfeeds:\n  - url: https://example.org/rss", encoding="utf-8")  # no final newline
     result = run("opml", str(opml), "--config", str(config))
     assert result.returncode == 0, result.stderr
+    assert "left out: feed url must start with http:// or https://, got 'ftp://example.org/feed'" in result.stderr
     with config.open("a", encoding="utf-8") as fh:  # what `>> config/feeds.yaml` does
         fh.write(result.stdout)
     loaded = config_from_dict(yaml.safe_load(config.read_text(encoding="utf-8")), config)

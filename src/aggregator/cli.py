@@ -129,8 +129,9 @@ def run(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
 
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
-    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # APScheduler logs every job it runs at INFO: -vv shows it
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # APScheduler (every job) and httpx (every request) log at INFO: -vv shows them
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     agg = _open(config)
     try:
         asyncio.run(Daemon(agg).run())
@@ -147,7 +148,7 @@ def poll(
     """Run one polling round (the feeds that are due) and exit: for cron and scripts."""
     from .schedule import storage_owned
 
-    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # each failure gets its ✗ line below: not a log line too
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # each failure or broken feed gets its line below: not a log line too
         logging.getLogger(FEED_LOG).setLevel(logging.ERROR)
     agg = _open(config)
     try:
@@ -160,6 +161,8 @@ def poll(
         if r.error:
             failed += 1
             err.print(_flagged("✗", "red", f"{r.feed_url}: {r.error}"))
+        elif r.warning:
+            err.print(_flagged("!", "yellow", f"{r.feed_url}: {r.new_articles} new, but the feed is broken: {r.warning}"))
         else:
             state = "not modified" if r.not_modified else f"{r.new_articles} new"
             out.print(_flagged("✓", "green", f"{r.feed_url}: {state}"))
@@ -317,14 +320,18 @@ def opml(
     from .config import feeds_from_opml
     from .urls import normalize_url
 
-    found = feeds_from_opml(file)
+    found, refused = feeds_from_opml(file)
     given = _given_config(config)
     listed = {normalize_url(f.url) for f in given.feeds} if given else set()
     new = [feed for feed in found if normalize_url(feed.url) not in listed]
+    if new:  # a blank line first: appended to a config whose last line has no newline, the entries stay entries
+        out.print("")
     for feed in new:
         out.print(f"  - url: {json.dumps(feed.url)}", soft_wrap=True)
         if feed.name:
             out.print(f"    name: {json.dumps(feed.name, ensure_ascii=False)}", soft_wrap=True)
+    for problem in refused:
+        err.print(_flagged("left out:", "yellow", problem))
     known = f" ({len(found) - len(new)} already in {config}, left out)" if len(new) < len(found) else ""
     err.print(f"{len(new)} feed(s){known}; append with: aggregator opml {file} >> {config}")
 

@@ -278,8 +278,9 @@ def config_from_dict(raw: Any, path: Path) -> Config:
     return config.model_copy(update={"settings": settings.model_copy(update={"storage": storage, "fetch": fetch})})
 
 
-def feeds_from_opml(path: Path) -> list[FeedConfig]:
-    """The feeds listed in an OPML subscription file (parsed with defusedxml: no entity tricks)."""
+def feeds_from_opml(path: Path) -> tuple[list[FeedConfig], list[str]]:
+    """The feeds listed in an OPML subscription file (parsed with defusedxml: no entity tricks), and
+    why each subscription that cannot be polled (not http or https, a bad port) is left out."""
     from defusedxml import ElementTree as SafeET
     from defusedxml.common import DefusedXmlException
 
@@ -294,6 +295,7 @@ def feeds_from_opml(path: Path) -> list[FeedConfig]:
     except SafeET.ParseError as exc:
         raise ConfigError(f"{path}: not valid OPML/XML: {exc}") from None
     feeds: dict[str, FeedConfig] = {}
+    refused: list[str] = []
     for outline in root.iter("outline"):
         url = (outline.get("xmlUrl") or "").strip()
         if not url:
@@ -301,6 +303,6 @@ def feeds_from_opml(path: Path) -> list[FeedConfig]:
         name = (outline.get("title") or outline.get("text") or "").strip() or None
         try:
             feeds.setdefault(normalize_url(url), FeedConfig(url=url, name=name))
-        except ValidationError:
-            continue  # a non-http(s) subscription cannot be polled; skip it
-    return list(feeds.values())
+        except ValidationError as exc:
+            refused.append(exc.errors()[0]["msg"].removeprefix("Value error, "))
+    return list(feeds.values()), refused

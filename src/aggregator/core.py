@@ -247,14 +247,14 @@ class Aggregator:
                 else:
                     parsed = parse_feed(result.final_url, result.content, result.headers)
                 if parsed.warning:
-                    log.info("%s: recoverable feed problem: %s", feed.url, parsed.warning)
+                    feed_log.warning("%s: read, but the feed is broken: %s", feed.url, parsed.warning)
                 candidates = await self._prepare(fetcher, feed, parsed, now)
                 batch = FeedBatch(feed, parsed, candidates, decide.after_success(feed, result, parsed, now, sched), now)
                 if hold is not None:
                     new = await hold(batch)
                 else:
                     new = (await self._write(self.ingest.commit, [batch]))[0]
-                return PollReport(feed.url, result.status, new)
+                return PollReport(feed.url, result.status, new, warning=parsed.warning)
             except FeedError as exc:
                 feed_log.warning("%s", exc)
                 reached = not isinstance(exc, NetworkError)

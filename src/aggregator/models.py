@@ -175,6 +175,7 @@ class PollReport:
     new_articles: int
     error: str | None = None
     not_modified: bool = False
+    warning: str | None = None  # the feed was read, but is broken in a way its readers should fix (malformed XML, ...)
 
 
 @dataclass(frozen=True)

@@ -298,7 +298,7 @@ class Store:
         except SQLAlchemyError as exc:
             raise StorageError(f"{url}: cannot open database: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
         except ImportError as exc:  # a database URL whose driver is not installed
-            raise StorageError(f"{url}: the database driver is not installed ({exc.name or exc}): pip install it, e.g. psycopg") from None
+            raise StorageError(f"{url}: the database driver is not installed ({exc.name or exc}): pip install the driver your database_url names (e.g. psycopg for postgresql+psycopg)") from None
 
     def close(self) -> None:
         self.engine.dispose()
