@@ -37,7 +37,10 @@ def rss(title: str, items: list[tuple[str, str]]) -> bytes:
 
 
 def test_feed_text_that_looks_like_markup_is_printed_as_it_is(server, routes, tmp_path: Path) -> None:
-    texts = [f"{t}. [updated 14:00] Officials said the figures were revised twice during the day." for t in TITLES]
+    # (each its own story: three short items of one outlet sharing a sentence could be one, in an index this young)
+    details = ["Traders sold bank shares before the central bank meeting.", "Delegations met at a palace on the Bosphorus.",
+               "Firefighters worked through the night at the warehouse."]
+    texts = [f"{t}. [updated 14:00] {d}" for t, d in zip(TITLES, details, strict=True)]
     routes["/feed.xml"] = Response(200, rss("Wire", list(zip(TITLES, texts, strict=True))), {"Content-Type": "application/rss+xml"})
     # A redirect to a port that cannot exist is that feed's error, not the round's.
     routes["/moved.xml"] = Response(302, b"", {"Location": "http://127.0.0.1:99999/[/]feed.xml"})
@@ -128,6 +131,7 @@ def test_a_feed_disabled_by_gone_can_be_enabled_again(server, routes, tmp_path: 
     routes["/feed.xml"] = Response(200, rss("Wire", [("Back online", "The feed answers again.")]), {"Content-Type": "application/rss+xml"})
     enabled = aggregator("feeds", "--enable", server.url("/feed.xml"), "--config", str(config))
     assert enabled.returncode == 0 and "enabled" in enabled.stderr, enabled.stderr
+    assert json.loads(aggregator("feeds", "--json", "--config", str(config)).stdout)[0]["health"] == "never read"  # it was polled
     polled = aggregator("poll", "--config", str(config))  # due now, not only with --all
     assert "1 new" in polled.stdout, polled.stdout + polled.stderr
 
@@ -172,3 +176,15 @@ def test_poll_says_when_a_feed_was_read_but_is_broken(server, routes, tmp_path: 
     assert polled.returncode == 0, polled.stderr
     assert "1 new, but the feed is broken" in polled.stderr and polled.stderr.count("broken") == 1, polled.stderr
     assert "✓" not in polled.stdout
+
+
+def test_polling_a_config_without_feeds_is_a_config_error_that_creates_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.yaml"
+    config.write_text("settings:\n  storage: ./store\n", encoding="utf-8")
+    for command in ("poll", "run"):
+        result = aggregator(command, "--config", str(config))
+        assert result.returncode == 2 and "no feeds to poll" in result.stderr, result.stderr
+    assert not (tmp_path / "store").exists()
+    config.write_text("feeds: 3\n", encoding="utf-8")
+    listed = aggregator("feeds", "--config", str(config))
+    assert listed.returncode == 2 and "feeds: Input should be a list" in listed.stderr, listed.stderr

@@ -76,6 +76,14 @@ def _open(config: Path, reader: bool = False) -> Aggregator:
     return Aggregator(load_config(config), reader=reader)
 
 
+def _open_to_poll(config: Path) -> Aggregator:
+    """For the commands that poll: a config without feeds is a mistake, said before any file is made."""
+    loaded = load_config(config)
+    if not loaded.feeds:
+        raise ConfigError(f"{config}: no feeds to poll: list them under `feeds:` (see config/feeds.yaml)")
+    return Aggregator(loaded)
+
+
 def _given_config(config: Path) -> Config | None:
     """For commands that also work without a config: the config when it exists or was named
     (a named one that is missing is an error); None for the default path when it is absent."""
@@ -132,7 +140,7 @@ def run(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
     if not logging.getLogger().isEnabledFor(logging.DEBUG):  # APScheduler (every job) and httpx (every request) log at INFO: -vv shows them
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    agg = _open(config)
+    agg = _open_to_poll(config)
     try:
         asyncio.run(Daemon(agg).run())
     finally:
@@ -150,7 +158,7 @@ def poll(
 
     if logging.getLogger().getEffectiveLevel() > logging.INFO:  # each failure or broken feed gets its line below: not a log line too
         logging.getLogger(FEED_LOG).setLevel(logging.ERROR)
-    agg = _open(config)
+    agg = _open_to_poll(config)
     try:
         with storage_owned(agg.config.lock_dir, "a running aggregator daemon owns this storage and polls its feeds; stop it to poll by hand"):
             reports = asyncio.run(agg.poll_round(due_only=not all_feeds))
@@ -286,7 +294,7 @@ def feeds(
         if enable is not None:  # the address as configured, or where the feed moved
             if enable not in {f.url for f in agg.feeds()} | {f.url for f in agg.config.feeds} or not agg.store.enable_feed(enable, agg.clock()):
                 raise AggregatorError(f"{enable}: not a feed of {config} (give its url as written there, or as `feeds` lists it)")
-            err.print(f"{enable}: enabled and due now (a running daemon picks it up when restarted)")
+            err.print(f"{enable}: enabled and due now (if a daemon is running, it picks this up when restarted)")
         states = agg.feeds()
     finally:
         agg.close()

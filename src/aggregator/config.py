@@ -256,7 +256,8 @@ def config_from_dict(raw: Any, path: Path) -> Config:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{path}: {key}: {first['msg']}{more}") from None
+        message = "Input should be a list" if first["type"] in ("tuple_type", "list_type") else first["msg"]  # our tuples are YAML lists
+        raise ConfigError(f"{path}: {key}: {message}{more}") from None
     seen: dict[str, str] = {}
     for feed in config.feeds:
         key = normalize_url(feed.url)

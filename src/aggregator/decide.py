@@ -167,13 +167,13 @@ def parse_retry_after(value: str, now: datetime) -> float | None:
 
 
 def health(feed: FeedState) -> str:
-    """One word (and a count) for a feed's state: ok, never polled, backing off, disabled."""
+    """One word (and a count) for a feed's state: ok, never polled, never read, backing off, disabled."""
     if feed.disabled_reason:
         return "disabled"
     if feed.error_count:
         return f"backing off ({feed.error_count} failure{'s' if feed.error_count != 1 else ''} in a row)"
     if feed.last_error and feed.last_success_at is None:
         return "retrying (network outage)"
-    if feed.last_success_at is None:
-        return "never polled"
+    if feed.last_success_at is None:  # polled and failed before, then re-enabled: it has a past
+        return "never polled" if feed.last_error_at is None else "never read"
     return "ok"
