@@ -841,7 +841,13 @@ class Deduplicator:
         # time decay
         adjusted = adjusted - self.settings.decay_per_day * np.abs(t - rows.t[member_rows]) / 86400.0
         count = np.bincount(own_idx, minlength=len(names))
-        score = np.bincount(own_idx, weights=adjusted, minlength=len(names)) / np.maximum(count, 1)
+        # The story's score: its members' mean, each weighted by how much text it has (its share of
+        # a full term vector): a title-only entry or a one-line teaser says little about what
+        # belongs to a story, and two of them pushed an independent rewrite out of its story.
+        evidence = np.count_nonzero(tf, axis=1) / MAX_TERMS
+        score = np.bincount(own_idx, weights=adjusted * evidence, minlength=len(names)) / np.maximum(
+            np.bincount(own_idx, weights=evidence, minlength=len(names)), 1e-9
+        )
         if source:
             # An outlet rarely writes a second independent report of one event: a story it is in
             # already (by a report or a copy) must match more strongly. Per story, not averaged
