@@ -86,6 +86,7 @@ def test_out_of_range_dates_and_ids_are_usage_errors(tmp_path: Path) -> None:
                  ["story", "99999999999999999999"]):
         result = aggregator(*args, "--config", str(config))
         assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert args[0] == "story" or f"for {args[-2]}" in result.stderr or "not both" in result.stderr, result.stderr  # names the option
     # A time without an offset is the configured zone's, like every time the CLI prints.
     local = aggregator("clusters", "--since", "2026-11-26T00:00", "--config", str(config))
     assert "stories since 2026-11-26 00:00" in local.stdout, local.stdout

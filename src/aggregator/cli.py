@@ -187,12 +187,12 @@ def _parse_since(value: str, now: datetime, tz: tzinfo) -> datetime:
         try:
             when = datetime.fromisoformat(value)
         except ValueError:
-            raise typer.BadParameter(f"expected a duration (6h, 2d; at most 366d) or an ISO date-time, got {value!r}") from None
+            raise typer.BadParameter(f"expected a duration (6h, 2d; at most 366d) or an ISO date-time, got {value!r}", param_hint="--since") from None
         when = when if when.tzinfo else when.replace(tzinfo=tz)
     else:
         when = now - timedelta(seconds=seconds)
     if not EARLIEST <= when <= now + timedelta(days=1):
-        raise typer.BadParameter(f"expected a time between 1970 and now, got {value!r}")
+        raise typer.BadParameter(f"expected a time between 1970 and now, got {value!r}", param_hint="--since")
     return when
 
 
@@ -229,9 +229,9 @@ def _parse_day(value: str) -> date:
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
+        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}", param_hint="--date") from None
     if not EARLIEST.date() <= day <= LATEST_DAY:
-        raise typer.BadParameter(f"expected a date between {EARLIEST.date()} and {LATEST_DAY}, got {value!r}")
+        raise typer.BadParameter(f"expected a date between {EARLIEST.date()} and {LATEST_DAY}, got {value!r}", param_hint="--date")
     return day
 
 
