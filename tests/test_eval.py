@@ -145,3 +145,15 @@ def test_title_only_entries_and_teasers_do_not_push_reports_out_of_their_story()
     result = evaluate(records, DedupSettings())
     assert {result.assignment[i] for i in ("t-derail-title", "t-derail-teaser", "rw1", "rw2", "rw3")} == {result.assignment["wire-orig"]}
     assert result.scores.bcubed_precision == 1.0
+
+
+@pytest.mark.parametrize("name", ["section_reposts", "reprints_no_source"])
+def test_an_outlets_reposts_and_sourceless_reprints_stay_copies(name: str) -> None:
+    """QA files: one outlet posts one article in six of its section feeds; or 24 reprints arrive with
+    no outlet named. Reposts of one's own article (or, outlets unknown, any reprint) used to count as
+    the outlet repeating itself, so from the fifth (or seventeenth) the story's own text was
+    "boilerplate": a repost became a report and the independent rewrites started stories of their own."""
+    records = read_labeled(Path(__file__).parent / "data" / f"{name}.jsonl")
+    result = evaluate(records, DedupSettings())
+    assert (result.scores.bcubed_precision, result.scores.bcubed_recall) == (1.0, 1.0)
+    assert {result.kinds[r.id] for r in records if r.id.startswith(("sf-", "a-r0", "a-r1", "a-x")) and r.id != "sf-followup"} == {"copy"}

@@ -982,6 +982,11 @@ class Deduplicator:
             members.sort(key=lambda r: int(self._rows.article[r]))
         self._rows.story[row] = story_id
 
+    def _same_outlet(self, source: int, article_id: int | None) -> bool:
+        """Whether an indexed article is by this outlet (an unknown outlet counts as the same)."""
+        row = self._row_of.get(article_id) if article_id is not None else None
+        return row is None or not source or int(self._rows.source[row]) == source
+
     def rename_story(self, old: int, new: int) -> None:
         """A story's id changes (a batch's provisional id becomes the stored one)."""
         members = self._stories.pop(old)
@@ -1011,12 +1016,15 @@ class Deduplicator:
             self._n += 1
             if self._n % SHINGLE_HALVING == 0:
                 self._seen_shingles >>= 1
-        if len(sig.shingle_hashes):
+        # Boilerplate is what an outlet repeats across its stories: a copy of its own article (the
+        # same text in several section feeds) or, with outlets unknown, of any article, is that
+        # article again, not a repetition; counted, the fifth repost found its own text boilerplate.
+        decision = scored.decision
+        if len(sig.shingle_hashes) and not (decision.kind == "copy" and self._same_outlet(key, decision.matched_article_id)):
             slots = (sig.shingle_hashes ^ _boilerplate_key(source)[0]) & self._shingle_mask
             seen = self._seen_shingles[slots]
             self._seen_shingles[slots] = seen + (seen < 255)
         crowd_row = scored.query_row
-        decision = scored.decision
         if decision.kind == "copy" and decision.matched_article_id in self._row_of:
             # A copy says nothing about how crowded its story's neighbourhood is: it neither raises
             # the members' crowding (with similarities near 1, four reprints locked every
