@@ -120,8 +120,16 @@ def test_atom_language_and_html_content() -> None:
 
 def test_truncated_feed_keeps_its_recoverable_entries_and_warns() -> None:
     feed = _parse_golden("rss_truncated")
-    assert feed.warning  # recoverable problems are reported, not hidden
+    assert feed.warning and feed.broken  # recoverable problems are reported, not hidden: its owner has XML to fix
     assert [e.guid for e in feed.entries][:2] == ["wire-1", "wire-2"]
+
+
+def test_a_feed_served_as_html_is_read_and_not_called_broken() -> None:
+    """A wrong Content-Type is common and harmless: a warning, but not a broken feed (poll would mark it "!")."""
+    body = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><title>A</title><guid>1</guid></item></channel></rss>'
+    feed = parse_feed("https://site.example/rss", body, {"content-type": "text/html"})
+    assert [e.guid for e in feed.entries] == ["1"]
+    assert feed.warning and not feed.broken
     assert feed.entries[1].title == "Second story survives & too"
 
 

@@ -32,7 +32,7 @@ from .store import Store
 from .urls import host_of
 
 log = logging.getLogger(__name__)
-FEED_LOG = "aggregator.feeds"  # one line per failed poll: the daemon's record of them (`poll` prints its own)
+FEED_LOG = "aggregator.feeds"  # one line per failed poll or broken feed: the daemon's record of them (`poll` prints its own)
 feed_log = logging.getLogger(FEED_LOG)
 
 Clock = Callable[[], datetime]
@@ -246,15 +246,17 @@ class Aggregator:
                     parsed = await self._offload(parse_feed, result.final_url, result.content, result.headers)
                 else:
                     parsed = parse_feed(result.final_url, result.content, result.headers)
-                if parsed.warning:
+                if parsed.broken:
                     feed_log.warning("%s: read, but the feed is broken: %s", feed.url, parsed.warning)
+                elif parsed.warning:
+                    log.info("%s: minor feed problem: %s", feed.url, parsed.warning)
                 candidates = await self._prepare(fetcher, feed, parsed, now)
                 batch = FeedBatch(feed, parsed, candidates, decide.after_success(feed, result, parsed, now, sched), now)
                 if hold is not None:
                     new = await hold(batch)
                 else:
                     new = (await self._write(self.ingest.commit, [batch]))[0]
-                return PollReport(feed.url, result.status, new, warning=parsed.warning)
+                return PollReport(feed.url, result.status, new, warning=parsed.warning if parsed.broken else None)
             except FeedError as exc:
                 feed_log.warning("%s", exc)
                 reached = not isinstance(exc, NetworkError)

@@ -79,6 +79,7 @@ class ParsedFeed:
     entries: tuple[Entry, ...]
     warning: str | None = None  # a recoverable parse problem (feedparser's bozo)
     ttl_minutes: int | None = None
+    broken: bool = False  # the warning is one the feed's owner must fix (malformed XML), not a mislabelled type or charset
 
 
 @dataclass(frozen=True)

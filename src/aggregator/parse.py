@@ -45,9 +45,11 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
     feed = parsed.get("feed", {})
     entries_raw = parsed.get("entries", [])
     warning = None
+    broken = False
     if parsed.get("bozo"):
         problem = parsed.get("bozo_exception")
         warning = f"{type(problem).__name__}: {problem}" if problem else "malformed feed"
+        broken = not isinstance(problem, feedparser.exceptions.ThingsNobodyCaresAboutButMe)  # its name for a wrong content type or charset
     if not parsed.get("version") and not entries_raw:
         start = content.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip()[:200].lower()
         if start.startswith((b"<!doctype html", b"<html")):
@@ -70,6 +72,7 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
         entries=tuple(entries.values()),
         warning=warning,
         ttl_minutes=_int_or_none(feed.get("ttl")),
+        broken=broken,
     )
 
 
