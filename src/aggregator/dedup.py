@@ -439,14 +439,15 @@ def _source_key(source: str | None) -> int:
     return zlib.crc32(source.encode("utf-8")) | 1 if source else 0
 
 
-def _boilerplate_key(source: str | None) -> tuple[np.uint32, int]:
+def _boilerplate_key(source: int) -> tuple[np.uint32, int]:
     """Where an outlet's shingle counts live (its shingle hashes xor a salt) and how many earlier
-    articles make a shingle boilerplate. Boilerplate is an outlet's own template (bylines, footers,
-    newsletter pitches), so it is counted per outlet: a wire story reprinted by twenty outlets is
-    seen once by each, and stays text. Without an outlet, one shared count and a higher bar."""
+    articles make a shingle boilerplate; ``source`` is its ``_source_key``. Boilerplate is an
+    outlet's own template (bylines, footers, newsletter pitches), so it is counted per outlet: a
+    wire story reprinted by twenty outlets is seen once by each, and stays text. Without an outlet,
+    one shared count and a higher bar."""
     if not source:
         return np.uint32(0), BOILERPLATE_DOCS
-    return np.uint32((_source_key(source) * 0x9E3779B1) & 0xFFFFFFFF), BOILERPLATE_DOCS_PER_SOURCE
+    return np.uint32((source * 0x9E3779B1) & 0xFFFFFFFF), BOILERPLATE_DOCS_PER_SOURCE
 
 
 def _containment(
@@ -542,7 +543,7 @@ class Deduplicator:
             terms = np.fromiter([zlib.crc32(t.encode("utf-8")) for t in top], dtype=np.uint32, count=len(top))
         tf_counts = np.fromiter(map(counts.__getitem__, top), dtype=np.float32, count=len(top))
         body_hashes = self._shingle_hashes(text_tokens)
-        salt, limit = _boilerplate_key(source)
+        salt, limit = _boilerplate_key(_source_key(source))
         seen = self._seen_shingles[(body_hashes ^ salt) & self._shingle_mask]
         # Counting this article itself, a shingle is boilerplate once more than ``limit`` carry it.
         keep = body_hashes[seen < limit]
@@ -1008,20 +1009,20 @@ class Deduplicator:
         self._pending = None
         # Document frequencies learn from every article but copies, in order: a reprint is not
         # new evidence that its words are common (twenty reprints made a story's own words so
-        # common that a rewrite's rarest terms no longer found it). Boilerplate counts learn from
-        # every article, per outlet (``_boilerplate_key``). A slot named twice is still counted
-        # once: fancy-index writes are not cumulative.
-        if scored.decision.kind != "copy":
+        # common that a rewrite's rarest terms no longer found it). A slot named twice is still
+        # counted once: fancy-index writes are not cumulative.
+        decision = scored.decision
+        if decision.kind != "copy":
             self._df[sig.terms & self._mask] += 1.0
             self._n += 1
             if self._n % SHINGLE_HALVING == 0:
                 self._seen_shingles >>= 1
-        # Boilerplate is what an outlet repeats across its stories: a copy of its own article (the
-        # same text in several section feeds) or, with outlets unknown, of any article, is that
-        # article again, not a repetition; counted, the fifth repost found its own text boilerplate.
-        decision = scored.decision
+        # Boilerplate counts, per outlet (``_boilerplate_key``): what an outlet repeats across its
+        # stories. A copy of its own article (the same text in several section feeds) or, with
+        # outlets unknown, of any article, is that article again, not a repetition; counted, the
+        # fifth repost found its own text boilerplate.
         if len(sig.shingle_hashes) and not (decision.kind == "copy" and self._same_outlet(key, decision.matched_article_id)):
-            slots = (sig.shingle_hashes ^ _boilerplate_key(source)[0]) & self._shingle_mask
+            slots = (sig.shingle_hashes ^ _boilerplate_key(key)[0]) & self._shingle_mask
             seen = self._seen_shingles[slots]
             self._seen_shingles[slots] = seen + (seen < 255)
         crowd_row = scored.query_row
