@@ -76,6 +76,18 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def process_cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes (ended ones count 0)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def label(n: int) -> str:
     return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
@@ -119,6 +131,7 @@ class RemoteSites:
             [sys.executable, "-m", "benchmarks.serve", str(n), str(delay_s)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True, cwd=Path(__file__).resolve().parents[1],
         )
+        self.pid = self._proc.pid
         self.ports: list[int] = json.loads(self._readline())
         self.base_urls = [f"http://127.0.0.1:{port}" for port in self.ports]
         self._started = False
@@ -455,17 +468,29 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                 reader.add_feed(u)
             agg.ensure_index()
 
-            def ours() -> tuple[float, list[Any]]:
-                remote.reset_counters()
-                t0 = time.perf_counter()
-                reports = asyncio.run(agg.poll_round(due_only=False))
-                return time.perf_counter() - t0, reports
+            cpu: dict[str, dict[str, float]] = {}
 
-            def theirs() -> float:
+            def workers_of_ours() -> list[int]:  # the extraction pool's processes (parsing big feeds too)
+                pool = agg._pool
+                return list(getattr(pool, "_processes", None) or {}) if pool is not None else []
+
+            def ours(name: str) -> tuple[float, list[Any]]:
                 remote.reset_counters()
-                t0 = time.perf_counter()
+                pool_before = {pid: process_cpu_s([pid]) for pid in workers_of_ours()}
+                c0, s0, t0 = cpu_s(), process_cpu_s([remote.pid]), time.perf_counter()
+                reports = asyncio.run(agg.poll_round(due_only=False))
+                wall = time.perf_counter() - t0
+                pool = sum(process_cpu_s([pid]) - pool_before.get(pid, 0.0) for pid in workers_of_ours())
+                cpu[name] = {"main_process": cpu_s() - c0, "worker_processes": pool, "server": process_cpu_s([remote.pid]) - s0}
+                return wall, reports
+
+            def theirs(name: str) -> float:
+                remote.reset_counters()
+                c0, s0, t0 = cpu_s(), process_cpu_s([remote.pid]), time.perf_counter()
                 reader.update_feeds(scheduled=False, workers=workers)
-                return time.perf_counter() - t0
+                wall = time.perf_counter() - t0
+                cpu[name] = {"main_process": cpu_s() - c0, "worker_processes": 0.0, "server": process_cpu_s([remote.pid]) - s0}
+                return wall
 
             def observed() -> dict[str, Any]:
                 stats = remote.stats()
@@ -475,9 +500,9 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                         hits[status] = hits.get(status, 0) + n
                 return {"max_in_flight_per_host": max(s["max_in_flight"] for s in stats), "statuses": hits}
 
-            first_ours, reports = ours()
+            first_ours, reports = ours("ours_first_round")
             first_ours_obs = observed()
-            first_reader = theirs()
+            first_reader = theirs("reader_first_round")
             first_reader_obs = observed()
             errors = [r.error for r in reports if r.error]
             if errors:
@@ -490,9 +515,9 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                 new = Item(outlet, f"a{f}-new", f, "original", now - timedelta(minutes=5), texts[f * (k + 1) + k])
                 tables[host][path] = (render_feed(outlet, [new, *items[:-1]], remote.base_urls[host], full=True), "application/rss+xml; charset=utf-8")
             remote.serve(tables)
-            ours_s, reports = ours()
+            ours_s, reports = ours("ours")
             ours_obs = observed()
-            reader_s = theirs()
+            reader_s = theirs("reader")
             reader_obs = observed()
             stored_new = sum(new_of(r) for r in reports)
             not_modified = sum(1 for r in reports if r.not_modified)
@@ -509,6 +534,12 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         raise RuntimeError(f"round 2: {not_modified} not modified (expected {n_feeds - len(changed)}), {stored_new} new (expected {len(changed)})")
     limit = config.settings.fetch.per_host_concurrency
     ratio = reader_s / ours_s
+    # Wall time can never be below the round's CPU work (ours + the server's) spread over every
+    # core, so this is the most the ratio could reach without doing less work per round.
+    cores = len(os.sched_getaffinity(0))
+    ours_cpu, reader_cpu = cpu["ours"], cpu["reader"]
+    ours_work = ours_cpu["main_process"] + ours_cpu["worker_processes"]
+    ceiling = reader_s / ((ours_work + ours_cpu["server"]) / cores)
     respected = ours_obs["max_in_flight_per_host"] <= limit and first_ours_obs["max_in_flight_per_host"] <= limit
     return {
         "poll_round_vs_reader": {
@@ -521,7 +552,9 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
             "details": {"ours_round_s": ours_s, "ours_first_round_s": first_ours, "first_round_ratio": first_reader / first_ours,
                         "feeds": n_feeds, "hosts": n_hosts, "answers_200": len(changed), "answers_304": n_feeds - len(changed),
                         "observed": ours_obs, "first_round_observed": first_ours_obs, "per_host_limit": limit,
-                        "per_host_limit_respected": respected, "server_delay_s": p["delay_s"], "items_per_feed": k},
+                        "per_host_limit_respected": respected, "server_delay_s": p["delay_s"], "items_per_feed": k,
+                        "cpu_s": cpu, "cpu_ratio": reader_cpu["main_process"] / ours_work, "cores": cores,
+                        "ratio_ceiling_at_this_cpu": ceiling},
         }
     }
 
