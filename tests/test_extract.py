@@ -78,3 +78,41 @@ def test_a_dated_entry_keeps_the_feeds_date_and_gets_the_pages_text(server, rout
     published, text = _poll_one(server, routes, make_config, dated=True)
     assert published == NOW - timedelta(hours=5)
     assert text.startswith("The harbour authority said") and "first Monday" in text
+
+
+FOOTER = (
+    "Harbour Gazette is an independent, reader-funded newsroom covering the bay, its towns and its "
+    "people since 1887. Our journalism is free to read because thousands of readers chip in every "
+    "month. If you value local reporting, please consider a monthly contribution or subscribe to our "
+    "morning newsletter for the day's headlines, weather and ferry times, delivered before seven. "
+    "Follow us on social media, send us your tips in confidence, and tell us what we should investigate next."
+)
+SHORT_NEWS = [
+    ("Council approves harbour wall", "Councillors voted nine to two for a new harbour wall on Tuesday."),
+    ("Ferry runs aground off north pier", "All forty passengers of the morning ferry were brought ashore safely."),
+    ("Library to open on Sundays", "The town library will open on Sundays from March, the mayor said."),
+    ("Fishermen protest cod quotas", "Dozens of fishermen blocked the port road over new quotas for cod."),
+    ("Storm warning for the coast", "Gusts of up to 110 km/h are expected overnight, forecasters warned."),
+]
+
+
+def test_a_footer_in_every_feed_item_neither_merges_its_stories_nor_is_stored(server, routes, make_config) -> None:
+    """Short items whose feed text is mostly the outlet's footer: the footer is the feed's template,
+    not news, so the five unrelated items stay five stories and their stored texts are the news."""
+    items = "".join(
+        f"<item><title>{title}</title><guid>n{i}</guid><pubDate>{format_datetime(NOW - timedelta(hours=i), usegmt=True)}</pubDate>"
+        f"<description><![CDATA[<p>{text}</p><p>{FOOTER}</p>]]></description></item>"
+        for i, (title, text) in enumerate(SHORT_NEWS)
+    )
+    routes["/feed.xml"] = Response(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>Gazette</title>{items}</channel></rss>'.encode(),
+                                   {"Content-Type": "application/rss+xml"})
+    agg = Aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}]), clock=lambda: NOW)
+    try:
+        [report] = asyncio.run(agg.poll_round(due_only=False))
+        assert report.error is None and report.new_articles == len(SHORT_NEWS)
+        with agg.store.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT a.title, a.text, m.story_id FROM articles a JOIN story_members m ON m.article_id = a.id").all()
+    finally:
+        agg.close()
+    assert len({story for _t, _x, story in rows}) == len(SHORT_NEWS)
+    assert sorted((title, text) for title, text, _s in rows) == sorted(SHORT_NEWS)

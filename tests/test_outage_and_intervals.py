@@ -47,7 +47,7 @@ def test_when_every_feed_is_unreachable_the_errors_are_not_counted(make_config):
 
 
 def entries(hours_apart: float, count: int) -> tuple[Entry, ...]:
-    return tuple(Entry(guid=str(i), url=None, title="t", content_html="", published=NOW - timedelta(hours=hours_apart * i))
+    return tuple(Entry(guid=str(i), url=None, title="t", text="", published=NOW - timedelta(hours=hours_apart * i))
                  for i in range(count))
 
 

@@ -20,7 +20,6 @@ import pytest
 from aggregator.errors import FeedError, ParseError
 from aggregator.models import ParsedFeed
 from aggregator.parse import parse_feed
-from aggregator.text import html_to_text
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 FEEDS = sorted(GOLDEN.glob("*.xml"))
@@ -47,7 +46,7 @@ def _as_json(parsed: ParsedFeed) -> dict[str, Any]:
                 "published": e.published.isoformat() if e.published else None,
                 "author": e.author,
                 "lang": e.lang,
-                "text": html_to_text(e.content_html),
+                "text": e.text,
                 "summary_html": e.summary_html,
             }
             for e in parsed.entries
@@ -94,7 +93,7 @@ def test_rss2_guid_is_identity_and_link_loses_tracking() -> None:
     assert first.published is not None and first.published.isoformat() == "2024-03-05T07:30:00+00:00"
     assert feed.ttl_minutes == 30
     assert feed.title == "Harbour Gazette & Times"
-    assert "alert" not in html_to_text(feed.entries[1].content_html)
+    assert "alert" not in feed.entries[1].text
 
 
 def test_rss_without_guid_falls_back_to_normalized_link() -> None:
@@ -112,8 +111,8 @@ def test_atom_language_and_html_content() -> None:
     assert feed.lang == "fr"
     assert (fr.lang, en.lang) == ("fr", "en")
     assert fr.title == "Fête du lac : record d'affluence"
-    assert html_to_text(fr.content_html).startswith("Plus de 20 000 visiteurs")  # &nbsp; became a space
-    assert "color" not in html_to_text(fr.content_html)
+    assert fr.text.startswith("Plus de 20 000 visiteurs")  # &nbsp; became a space
+    assert "color" not in fr.text
     # published wins over updated, and both are in UTC
     assert fr.published is not None and fr.published.isoformat() == "2024-04-01T19:45:00+00:00"
 
@@ -258,7 +257,7 @@ def test_nul_bytes_do_not_crash_and_entries_survive() -> None:
     assert feed.title == "Harbour Gazette & Times"
     assert len(feed.entries) >= 1
     for entry in feed.entries:
-        assert "\x00" not in entry.title and "\x00" not in html_to_text(entry.content_html)
+        assert "\x00" not in entry.title and "\x00" not in entry.text
 
 
 def test_latin1_bytes_declared_as_utf8() -> None:
@@ -287,3 +286,61 @@ def test_undecodable_bytes_in_a_feed_do_not_crash() -> None:
     except ParseError:
         return
     assert all(isinstance(e.title, str) for e in feed.entries)
+
+
+# -- a feed's template (footers repeated in every item) ---------------------------------------
+
+_BODIES = [
+    "The council approved a new harbour wall after a nine to two vote on Tuesday evening.",
+    "A ferry ran aground near the north pier; all forty passengers were taken ashore safely.",
+    "The town library will open on Sundays from March, the mayor announced at a press briefing.",
+    "Fishermen protested outside the port authority over new quotas for cod and haddock.",
+    "A storm is expected to bring gusts of up to 110 km/h to the coast overnight, forecasters said.",
+]
+_BACKGROUND = "The harbour has been closed to large ships since the 2019 storm damaged its entrance."
+
+
+def _item(i: int, title: str, paragraphs: list[str], source: str = "", summary: str | None = None) -> str:
+    content = "".join(f"<p>{p}</p>" for p in paragraphs)
+    origin = f"<source url='https://{source.lower()}.example/rss'>{source}</source>" if source else ""
+    described = f"<description><![CDATA[{summary}]]></description>" if summary is not None else ""
+    return (f"<item><title>{title}</title><link>https://gazette.example.org/{i}</link><guid>g{i}</guid>{origin}{described}"
+            f"<content:encoded><![CDATA[{content}]]></content:encoded></item>")
+
+
+def _rss(items: list[str]) -> bytes:
+    return ('<?xml version="1.0"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
+            f"<channel><title>Harbour Gazette</title>{''.join(items)}</channel></rss>").encode()
+
+
+def test_a_footer_every_item_repeats_is_dropped_and_the_news_kept() -> None:
+    """WordPress's "The post <title> appeared first on <site>." names each item's own title; a
+    comment count differs in its number. Neither is news; a paragraph two items share is."""
+    items = []
+    for i, body in enumerate(_BODIES):
+        title = f"Harbour news item {i}"
+        footer = f"The post {title} appeared first on Harbour Gazette."
+        extra = [_BACKGROUND] if i < 2 else []
+        items.append(_item(i, title, [body, *extra, f"{i + 3} comments", footer], summary=f"<p>{body}</p><p>{footer}</p>"))
+    feed = parse_feed("https://gazette.example.org/rss", _rss(items))
+    for i, entry in enumerate(feed.entries):
+        expected = [_BODIES[i], _BACKGROUND] if i < 2 else [_BODIES[i]]
+        assert entry.text.split("\n\n") == expected
+        assert entry.summary_html == ""  # it carried the footer: the digest quotes the clean text
+
+
+def test_an_aggregators_items_from_different_outlets_keep_their_shared_wire_text() -> None:
+    wire = ["Rescuers pulled 12 survivors from the rubble of the collapsed market hall, officials said.",
+            "The cause of the collapse is not yet known."]
+    outlets = ["Wire", "Post", "Herald", "Star"]
+    items = [_item(i, f"Market hall collapse ({o})", [*wire, f"Additional reporting by the {o} desk."], source=o) for i, o in enumerate(outlets)]
+    feed = parse_feed("https://news.example/aggregated", _rss(items))
+    assert [e.text.split("\n\n")[:2] for e in feed.entries] == [wire] * 4
+
+
+def test_one_article_reposted_in_most_items_is_not_a_template() -> None:
+    repost = [_BODIES[0], _BACKGROUND]
+    items = [_item(i, "Harbour wall approved", repost) for i in range(4)]
+    items += [_item(4 + i, f"Other news {i}", [body]) for i, body in enumerate(_BODIES[1:3])]
+    feed = parse_feed("https://gazette.example.org/rss", _rss(items))
+    assert [e.text for e in feed.entries[:4]] == ["\n\n".join(repost)] * 4

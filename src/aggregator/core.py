@@ -23,7 +23,7 @@ from .config import Config
 from .dedup import Deduplicator
 from .digest import DigestFiles, render_digest, write_atomically
 from .errors import FeedError, FetchError, NetworkError, StorageError
-from .extract import choose_text, extract_page, feed_text, needs_page
+from .extract import choose_text, extract_page, needs_page
 from .fetch import Fetcher
 from .ingest import Candidate, FeedBatch, Ingest
 from .models import Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport, Story
@@ -280,14 +280,13 @@ class Aggregator:
             known_urls = self.store.known_urls(conn, [e.url for e in fresh if e.url])
         fresh = [e for e in fresh if not e.url or e.url not in known_urls]
         ext = self.config.settings.extract
-        own_texts = [feed_text(e) for e in fresh]
         pages = await asyncio.gather(*(
-            self._page(fetcher, e) if ext.fetch_pages and needs_page(e, own, ext.min_feed_text_chars) else _none()
-            for e, own in zip(fresh, own_texts, strict=True)
+            self._page(fetcher, e) if ext.fetch_pages and needs_page(e, ext.min_feed_text_chars) else _none()
+            for e in fresh
         ))
         candidates = []
-        for entry, own, page in zip(fresh, own_texts, pages, strict=True):
-            text, from_page = choose_text(own, page)
+        for entry, page in zip(fresh, pages, strict=True):
+            text, from_page = choose_text(entry.text, page)
             title = entry.title or (page.title if page else "") or ""
             if not text and not title:
                 continue

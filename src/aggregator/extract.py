@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import trafilatura
 
 from .models import Entry, PageText
-from .text import clean_text, html_to_text
+from .text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,9 @@ def extract_page(content: bytes, url: str, fast: bool = False, known_title: str 
     )
 
 
-def feed_text(entry: Entry) -> str:
-    """The entry's own content as plain text."""
-    return html_to_text(entry.content_html)
-
-
-def needs_page(entry: Entry, own: str, min_chars: int) -> bool:
-    """True when the feed's content (``own``: ``feed_text(entry)``) is too short to stand for the article."""
-    return bool(entry.url) and len(own) < min_chars
+def needs_page(entry: Entry, min_chars: int) -> bool:
+    """True when the feed's own text is too short to stand for the article."""
+    return bool(entry.url) and len(entry.text) < min_chars
 
 
 def choose_text(own: str, page: PageText | None) -> tuple[str, bool]:

@@ -56,12 +56,12 @@ class FetchResult:
 
 @dataclass(frozen=True)
 class Entry:
-    """One feed item as the feed describes it (HTML still inside)."""
+    """One feed item as the feed describes it."""
 
     guid: str
     url: str | None
     title: str
-    content_html: str
+    text: str  # its content as plain text, without the paragraphs every item of its feed repeats
     published: datetime | None
     author: str | None = None
     lang: str | None = None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import hashlib
 import logging
+import math
 import re
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urljoin
@@ -25,6 +28,13 @@ log = logging.getLogger(__name__)
 _DTD_SUBSET = re.compile(rb"<!DOCTYPE[^>\[]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
 _DOCTYPE_SCAN = 65536
 MAX_SUMMARY_HTML = 4000  # longer summaries are whole articles: the digest shows a text excerpt instead
+
+# A paragraph that this many of a feed's items repeat, and at least this share of them, is the
+# feed's template (a footer such as "The post <title> appeared first on <site>.", a newsletter
+# pitch, a copyright line), not news: it is dropped from each item's text.
+TEMPLATE_MIN_ITEMS = 3
+TEMPLATE_SHARE = 0.5
+_DIGITS = re.compile(r"\d+")
 
 # feedparser's headers of interest; anything else is noise to it.
 _PASSED_HEADERS = ("content-type", "content-location", "content-language")
@@ -69,7 +79,7 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
         title=html_to_text(feed.get("title", "")) or None,
         site_url=feed.get("link") or None,
         lang=feed_lang,
-        entries=tuple(entries.values()),
+        entries=tuple(without_template(list(entries.values()))),
         warning=warning,
         ttl_minutes=_int_or_none(feed.get("ttl")),
         broken=broken,
@@ -114,12 +124,58 @@ def _entry(raw: Any, feed_lang: str | None, base: str) -> Entry | None:
         guid=guid,
         url=url,
         title=title,
-        content_html=content_html,
+        text=html_to_text(content_html),
         published=published,
         author=raw.get("author") or None,
         lang=lang or feed_lang,
         summary_html=_summary(raw),
     )
+
+
+def without_template(entries: Sequence[Entry]) -> list[Entry]:
+    """The entries, each without the paragraphs that most items of its outlet in this feed repeat.
+
+    A template paragraph is matched with the item's own title blanked out and digits ignored, so
+    "The post <title> appeared first on <site>." and "3 comments" are found. Items are grouped by
+    the outlet they name (an aggregator's feed mixes outlets: their shared wire text is news), and
+    items with the same text count once (reposts of one article are not a template)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, entry in enumerate(entries):
+        if entry.text:
+            groups[entry.source or ""].append(i)
+    out = list(entries)
+    for members in groups.values():
+        if len(members) < TEMPLATE_MIN_ITEMS:
+            continue
+        keyed = {i: [(_template_key(p, entries[i].title), p) for p in entries[i].text.split("\n\n")] for i in members}
+        bodies = {i: "\n".join(k for k, _ in keyed[i]) for i in members}
+        holders: dict[str, set[str]] = defaultdict(set)  # paragraph key -> the distinct bodies holding it
+        for i in members:
+            for key, _ in keyed[i]:
+                holders[key].add(bodies[i])
+        need = max(TEMPLATE_MIN_ITEMS, math.ceil(TEMPLATE_SHARE * len(set(bodies.values()))))
+        template = {key for key, held in holders.items() if len(held) >= need}
+        if not template:
+            continue
+        log.debug("%d template paragraph(s) dropped from the items of %s", len(template), entries[members[0]].source or "a feed")
+        for i in members:
+            entry = entries[i]
+            kept = [p for key, p in keyed[i] if key not in template]
+            if len(kept) == len(keyed[i]):
+                continue
+            # A summary carrying the template is not shown: the digest quotes the cleaned text instead.
+            summary = entry.summary_html
+            if summary and any(_template_key(p, entry.title) in template for p in html_to_text(summary).split("\n\n")):
+                summary = ""
+            out[i] = dataclasses.replace(entry, text="\n\n".join(kept), summary_html=summary)
+    return out
+
+
+def _template_key(paragraph: str, title: str) -> str:
+    key = paragraph.casefold()
+    if title:
+        key = key.replace(title.casefold(), "\x00")
+    return _DIGITS.sub("0", key)
 
 
 def _summary(raw: Any) -> str:
