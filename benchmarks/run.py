@@ -47,7 +47,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 MODES: dict[str, dict[str, Any]] = {
     "quick": {
         "ingest": {"outlets": 5, "per_outlet": 8},
-        "dedup": {"sizes": [1_000, 5_000], "per_day": 1_500, "sample": 60},
+        "dedup": {"sizes": [1_000, 5_000], "per_day": 1_500, "sample": 60, "baseline_entries": 1_000},
         "poll": {"feeds": 60, "hosts": 4, "items": 4, "changed": 0.3, "delay_s": 0.005},
         "restart": {"articles": 10_000, "per_day": 5_000},
         "day": {"per_day": 5_000, "page_rounds": 2, "page_items": 12},
@@ -389,6 +389,7 @@ def bench_dedup(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
             timings.append((min(sign_t), min(decide_t), add_t))
             kinds[decision.kind] += 1
         dedup.evict(now + timedelta(seconds=1) - timedelta(hours=dedup.settings.window_hours))  # the sample stays; it is small
+        baseline_ms = minhash_only_ms(sample, settings, p.get("baseline_entries", 10_000), repeats)
         total = [sum(x) * 1000 for x in timings]
         results[size] = {
             "ms_per_article": statistics.fmean(total), "median_ms": statistics.median(total),
@@ -397,6 +398,7 @@ def bench_dedup(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
             "add_ms": 1000 * statistics.fmean(x[2] for x in timings), "window_articles": window_docs,
             "decisions": kinds, "expected": {"new": len(fresh_texts), "copy": len(copies), "report": n_reports},
             "stream_s": stream_s, "rss_mb": rss_window / 2**20, "skipped_by_fast_forward": skipped,
+            "minhash_only_ms": baseline_ms,
         }
     gc.collect()
     growth_bytes = rss_bytes() - rss0
@@ -404,6 +406,37 @@ def bench_dedup(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         "dedup": results, "index_rss_growth_bytes": growth_bytes, "window_articles": len(dedup), "fixed_tables_bytes": fixed_tables,
         "per_day": p["per_day"], "window_hours": settings.window_hours, "sample": m,
     }
+
+
+def minhash_only_ms(texts: list[Any], settings: Any, entries: int, repeats: int) -> float:
+    """Mean ms per text of the copy-only pipeline the issue's 0.5 ms budget was measured on:
+    datasketch MinHash (its default hashing) over word 3-shingles, then MinHashLSH query + insert,
+    in an LSH already holding ``entries`` articles (its cost is flat in that number)."""
+    from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+    from aggregator.dedup import COPY_LSH_THRESHOLD, words
+
+    rng = np.random.default_rng(4)
+    lsh = MinHashLSH(threshold=COPY_LSH_THRESHOLD, num_perm=settings.num_perm)
+    for i in range(entries):
+        lsh.insert(f"pre{i}", LeanMinHash(seed=settings.seed, hashvalues=rng.integers(0, 2**32 - 1, size=settings.num_perm, dtype=np.uint64), scheme="affine32"),
+                   check_duplication=False)
+    k = settings.shingle_size
+    spent = []
+    for j, t in enumerate(texts):
+        body = "\n\n".join(t.paragraphs)
+        best = math.inf
+        for _ in range(repeats):  # best of ``repeats``, as for ours; the insert (it changes the index) once
+            t0 = time.perf_counter()
+            tokens = words(body)
+            mh = MinHash(num_perm=settings.num_perm, seed=settings.seed)
+            mh.update_batch([" ".join(tokens[i : i + k]).encode("utf-8") for i in range(max(1, len(tokens) - k + 1))])
+            lsh.query(mh)
+            best = min(best, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        lsh.insert(f"s{j}", mh, check_duplication=False)
+        spent.append(best + time.perf_counter() - t0)
+    return 1000 * statistics.fmean(spent)
 
 
 def bench_lsh_baseline(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
@@ -786,7 +819,9 @@ def figures_dedup(d: dict[str, Any], lsh: dict[str, Any]) -> dict[str, Any]:
         r = per[s]
         out[f"dedup_ms_per_article@{label(s)}"] = {
             "value": r["ms_per_article"], "unit": "ms per article (sign + decide + add; mean over the fixed sample of each step's best of 3)",
-            "baseline": {"name": "sign alone (MinHash + terms) on the same sample", "ms": r["sign_ms"]},
+            "baseline": {"name": "copy tier only, as the 0.5 ms goal was measured: datasketch MinHash (default hashing) "
+                                 "over word 3-shingles + MinHashLSH query and insert, same sample", "ms": r["minhash_only_ms"],
+                         "ratio_ours_to_baseline": r["ms_per_article"] / r["minhash_only_ms"]},
             "goal": "<= 0.5 ms", "pass": r["ms_per_article"] <= 0.5, "at_goal_scale": s in (10_000, 100_000, 1_000_000),
             "details": {"articles_stored": s, **{k: v for k, v in r.items() if k != "ms_per_article"}},
         }
