@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import unicodedata
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from aggregator.config import DedupSettings
-from aggregator.dedup import Deduplicator, Signature, choose_canonical, normalize, words
+from aggregator.dedup import GAP_HOURS, Decision, Deduplicator, Signature, choose_canonical, normalize, words
 
 T0 = datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc)
 
@@ -415,6 +417,7 @@ def test_snapshot_and_batched_restore_decide_exactly_like_the_live_index() -> No
                        [r[2] for r in part], [r[4] for r in part])
         for part in (window[i : i + 7] for i in range(0, len(window), 7))
     ]
+    assert rebuilt.decay_per_day == live.decay_per_day
     assert rebuilt.restore(chunks, crowd) == len(live) > 7
     assert rebuilt.restore(chunks[:2], crowd) == 0  # already indexed: nothing twice
     for number, *_ in window:  # decoded in bulk exactly as they were signed
@@ -537,3 +540,69 @@ def test_an_undated_batch_is_refined_by_moves_only_and_copies_follow_their_origi
             assert decision.story_id == after[first.matched_article_id]
     d.rename_story(after[1], 777)
     assert 777 in d._stories and after[1] not in d._stories
+
+
+# -- the time decay learns how long the stream's stories last ---------------------------------------
+
+_LETTERS, _VOWELS = "bcdfgklmnprtvz", "aeiou"
+_FILLER = "the council said on monday that officials would meet again after the weekend to review what happened".split()
+
+
+def _made_up_word(rng: random.Random) -> str:
+    return "".join(rng.choice(_LETTERS) + rng.choice(_VOWELS) for _ in range(3))
+
+
+def _report(rng: random.Random, core: list[str], shared: int, own: int) -> tuple[str, str]:
+    """A report of an event: ``shared`` of its words, ``own`` words of its own, common filler."""
+    ws = rng.sample(core, shared) + [_made_up_word(rng) for _ in range(own)] + _FILLER
+    rng.shuffle(ws)
+    return " ".join(ws[:6]).capitalize(), " ".join(ws) + "."
+
+
+def _stream_then_follow_up(hours_between_reports: float, seed: int) -> tuple[Deduplicator, Decision, int]:
+    """40 events, each reported twice, ``hours_between_reports`` apart; then a third report of
+    the last event, 36 hours after its first. Returns the index, the follow-up's decision and the
+    story the last event's first report started."""
+    rng = random.Random(seed)
+    d = Deduplicator(DedupSettings())
+    n, story = 0, 0
+    for e in range(40):
+        core = [_made_up_word(rng) for _ in range(40)]
+        start = T0 + timedelta(hours=2 * e)
+        for k, when in enumerate((start, start + timedelta(hours=hours_between_reports))):
+            title, body = _report(rng, core, 30, 15)
+            sig = d.sign(title, body, f"outlet{k}")
+            n += 1
+            joined = d.decide(sig, when, f"outlet{k}").story_id or n
+            d.add(n, joined, sig, when, f"outlet{k}")
+            story = joined if k == 0 else story
+    title, body = _report(rng, core, 20, 8)
+    sig = d.sign(title, body, "outlet9")
+    return d, d.decide(sig, start + timedelta(hours=36), "outlet9"), story
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_report_a_day_and_a_half_later_is_a_new_event_where_stories_last_hours_and_a_follow_up_where_they_last_days(seed: int) -> None:
+    """Wire-paced news runs for days; some streams (a daily briefing, a site covering one-day
+    events) never have two reports of one story a day apart. The decay learns which from the
+    stream itself: the same resemblance 36 hours on is a follow-up in the first, a look-alike
+    event in the second."""
+    settings = DedupSettings()
+    hourly, hourly_follow_up, _ = _stream_then_follow_up(1, seed)
+    daily, daily_follow_up, story = _stream_then_follow_up(30, seed)
+    assert daily.decay_per_day == settings.decay_per_day
+    assert hourly.decay_per_day == 6 * settings.decay_per_day  # the most it learns
+    assert daily_follow_up.kind == "report" and daily_follow_up.story_id == story
+    assert hourly_follow_up.kind == "new"
+
+
+def test_the_learned_decay_survives_a_restart_and_an_older_snapshot_relearns_it() -> None:
+    hourly, _, _ = _stream_then_follow_up(1, seed=1)
+    snapshot = hourly.snapshot()
+    rebuilt = Deduplicator(DedupSettings())
+    rebuilt.load_snapshot(snapshot)
+    assert rebuilt.decay_per_day == hourly.decay_per_day > DedupSettings().decay_per_day
+    older = zlib.compress(zlib.decompress(snapshot)[: -8 * GAP_HOURS])  # as written before the decay was learned
+    rebuilt = Deduplicator(DedupSettings())
+    rebuilt.load_snapshot(older)
+    assert rebuilt.decay_per_day == DedupSettings().decay_per_day
