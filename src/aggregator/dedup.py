@@ -24,10 +24,10 @@ Two tiers of sameness:
   score), else starts a story. No single weak link can chain two stories.
 
 State that outlives one article (document frequencies, boilerplate shingle
-counts, crowding scores, the time gaps the decay is learned from) lives in fixed-size arrays indexed by a 32-bit hash,
-so memory is bounded however long the daemon runs; ``snapshot``/``load_snapshot``
-persist it, and replaying the articles stored after a snapshot reproduces the
-index exactly. The index itself covers a sliding window, held in column arrays
+counts and crowding scores, in fixed-size arrays indexed by a 32-bit hash; the
+hourly histogram the time decay is learned from) is bounded however long the
+daemon runs; ``snapshot``/``load_snapshot`` persist it, and replaying the
+articles stored after a snapshot reproduces the index exactly. The index itself covers a sliding window, held in column arrays
 (one row per article) and two ``postings.MultiMap`` (LSH band keys, rare-term
 keys -> rows); older stories live on in the database only.
 """
@@ -1065,8 +1065,8 @@ class Deduplicator:
 
         Wire-paced news runs for days (basil: 30% of very similar pairs are a day or more apart);
         a stream of one-day stories never joins across days (allsides: 97% the same day). A decay
-        fitted to the first splits the second's stories' near-topic neighbours too weakly, one fitted
-        to the second cuts the first's multi-day stories. The very similar pairs are observed
+        fitted to the first keeps the second's near-topic stories of other days as competitors; one
+        fitted to the second cuts the first's multi-day stories. The very similar pairs are observed
         whatever the decision (the similarity before any decay), so a strong decay does not feed
         on itself."""
         self._gaps[min(int(seconds // 3600), GAP_HOURS - 1)] += 1.0
