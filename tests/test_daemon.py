@@ -145,3 +145,32 @@ def test_second_daemon_or_a_manual_poll_on_same_storage_refuses(demo_feeds, tmp_
         assert manual.returncode == 3 and "daemon owns this storage" in manual.stderr and "Traceback" not in manual.stderr
     finally:
         stop(daemon)
+
+
+def test_housekeeping_logs_what_left_the_window_and_the_decay_it_learned(server, routes, make_config, caplog) -> None:
+    import asyncio
+    import logging
+    from email.utils import format_datetime
+
+    from aggregator.core import Aggregator
+    from aggregator.feedserver import Response
+    from aggregator.schedule import Daemon
+
+    now = [datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)]
+    items = "".join(
+        f"<item><title>{title}</title><guid>h{i}</guid><pubDate>{format_datetime(now[0] - timedelta(hours=i + 1), usegmt=True)}</pubDate>"
+        f"<description>{title}: the full report of the day, told in a few plain sentences.</description></item>"
+        for i, title in enumerate(["Harbour wall approved", "Ferry runs aground", "Library opens on Sundays"])
+    )
+    routes["/feed.xml"] = Response(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>G</title>{items}</channel></rss>'.encode(),
+                                   {"Content-Type": "application/rss+xml"})
+    agg = Aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}], extract={"fetch_pages": False}), clock=lambda: now[0])
+    try:
+        [report] = asyncio.run(agg.poll_round(due_only=False))
+        assert report.new_articles == 3
+        now[0] += timedelta(days=4)
+        with caplog.at_level(logging.INFO, logger="aggregator"):
+            asyncio.run(Daemon(agg)._housekeeping())
+    finally:
+        agg.close()
+    assert "forgot 3 old article(s) (still in the database); time decay 0.04 per day" in caplog.text

@@ -191,4 +191,5 @@ class Daemon:
     async def _housekeeping(self) -> None:
         evicted = await asyncio.to_thread(self.agg.housekeeping, self.agg.clock())
         if evicted:
-            log.info("dedup window: forgot %d old article(s) (still in the database)", evicted)
+            log.info("dedup window: forgot %d old article(s) (still in the database); time decay %.2f per day, learned from the stream",
+                     evicted, self.agg.dedup.decay_per_day)
