@@ -102,7 +102,7 @@ class ExtractSettings(_Strict):
 
 class DedupSettings(_Strict):
     window_hours: float = Field(WINDOW_HOURS, gt=0)
-    decay_per_day: float = Field(0.04, ge=0, le=1)  # the least: up to 12x when the stream's stories last less than a day
+    decay_per_day: float = Field(0.04, ge=0, le=1)  # the least: up to 6x when the stream's stories last hours (see Deduplicator._learn_gap)
     report_threshold: float = Field(0.22, gt=0, le=2)
     copy_jaccard: float = Field(0.5, gt=0, le=1)
     copy_containment: float = Field(0.7, gt=0, le=1)
