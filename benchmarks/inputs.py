@@ -33,7 +33,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from aggregator.dedup import _STOPWORDS, Deduplicator, Signature
-from aggregator.feedserver import Request, Response, conditional
+from aggregator.tools.feedserver import Request, Response, conditional
 
 FUNCTION_WORDS = (
     "the the the the of of of and and and to to to a a in in is was for on that with as by at from "

@@ -110,7 +110,7 @@ def make_config(storage: Path, feed_urls: list[str], **settings: Any) -> Any:
 @contextmanager
 def servers(n: int, delay_s: float = 0.0) -> Iterator[list[tuple[Any, Any]]]:
     """n loopback servers (distinct host:port, so distinct per-host limits), each with its own Site."""
-    from aggregator.feedserver import LoopbackServer
+    from aggregator.tools.feedserver import LoopbackServer
 
     from .inputs import Site
 

@@ -16,7 +16,7 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from aggregator.feedserver import LoopbackServer
+from aggregator.tools.feedserver import LoopbackServer
 
 from .inputs import Site
 

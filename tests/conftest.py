@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from aggregator.config import Config, load_config
-from aggregator.feedserver import LoopbackServer, Request, Response
+from aggregator.tools.feedserver import LoopbackServer, Request, Response
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

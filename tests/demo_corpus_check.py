@@ -1,6 +1,6 @@
 """Sanity checker for the bundled demo corpus (demo_corpus.json).
 
-Stdlib only. Run:  python src/aggregator/_check_demo_corpus.py [path/to/demo_corpus.json]
+Stdlib only. Run:  python tests/demo_corpus_check.py [path/to/demo_corpus.json]
 Exits non-zero (AssertionError) on the first schema or content violation,
 otherwise prints summary counts.
 """
@@ -10,7 +10,7 @@ import pathlib
 import re
 import sys
 
-DEFAULT_PATH = pathlib.Path(__file__).resolve().parents[1] / "src" / "aggregator" / "demo_corpus.json"
+DEFAULT_PATH = pathlib.Path(__file__).resolve().parents[1] / "src" / "aggregator" / "tools" / "demo_corpus.json"
 
 OUTLET_KEYS = {"slug", "name", "format", "feed_content", "boilerplate", "lang"}
 ARTICLE_KEYS = {"key", "event", "outlet", "hour", "title", "byline", "paragraphs", "place"}

@@ -12,8 +12,8 @@ import pytest
 
 from aggregator.config import FetchSettings
 from aggregator.errors import BodyTooLarge
-from aggregator.feedserver import Response
 from aggregator.fetch import Fetcher
+from aggregator.tools.feedserver import Response
 
 CAP = 2_000_000
 BOMB = b"\0" * (100 * 1024 * 1024)  # 100 MiB of zeros: ~100 KB gzipped, a few hundred bytes as brotli

@@ -15,7 +15,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from aggregator.digest import write_atomically
-from aggregator.feedserver import Response
+from aggregator.tools.feedserver import Response
 from conftest import write_config
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.demo import DemoSite, article_path, load_corpus
-from aggregator.feedserver import LoopbackServer, Request, Response
+from aggregator.tools.demo import DemoSite, article_path, load_corpus
+from aggregator.tools.feedserver import LoopbackServer, Request, Response
 from conftest import write_config
 from test_daemon import aggregator, count, wait_for
 

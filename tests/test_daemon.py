@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.demo import DemoSite, article_path, load_corpus
-from aggregator.feedserver import LoopbackServer
+from aggregator.tools.demo import DemoSite, article_path, load_corpus
+from aggregator.tools.feedserver import LoopbackServer
 from conftest import write_config
 
 OUTLETS = ["globalwire", "meridian", "dailyherald", "northstar", "citizen"]
@@ -153,8 +153,8 @@ def test_housekeeping_logs_what_left_the_window_and_the_decay_it_learned(server,
     from email.utils import format_datetime
 
     from aggregator.core import Aggregator
-    from aggregator.feedserver import Response
     from aggregator.schedule import Daemon
+    from aggregator.tools.feedserver import Response
 
     now = [datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)]
     items = "".join(

@@ -393,8 +393,8 @@ def test_canonical_half_length_counts_as_full() -> None:
 def test_snapshot_and_batched_restore_decide_exactly_like_the_live_index() -> None:
     """The demo corpus through a live index (with evictions, so rows are recycled), then a second index
     rebuilt from the snapshot and the encoded signatures in small chunks: every later decision agrees."""
-    from aggregator.demo import load_corpus
     from aggregator.models import SignatureChunk
+    from aggregator.tools.demo import load_corpus
 
     articles = sorted(load_corpus().articles, key=lambda a: (a.hour, a.key))
     half = len(articles) // 2
@@ -512,7 +512,7 @@ def test_signatures_do_not_depend_on_the_token_cache(monkeypatch) -> None:
 
 def test_an_undated_batch_is_refined_by_moves_only_and_copies_follow_their_original() -> None:
     """The demo corpus with its dates dropped, through batch_order / decide / add / refine_batch."""
-    from aggregator.demo import load_corpus
+    from aggregator.tools.demo import load_corpus
 
     articles = load_corpus().articles
     d = Deduplicator(DedupSettings())

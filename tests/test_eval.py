@@ -15,8 +15,8 @@ import pytest
 
 from aggregator.config import DedupSettings
 from aggregator.errors import EvalError
-from aggregator.evaluate import evaluate, read_labeled
-from aggregator.wirecopies import copy_detection
+from aggregator.tools.evaluate import evaluate, read_labeled
+from aggregator.tools.wirecopies import copy_detection
 from conftest import SHARED
 
 DATA = SHARED / "data"

@@ -14,9 +14,9 @@ from xml.sax.saxutils import escape
 import pytest
 
 from aggregator.core import Aggregator
-from aggregator.demo import load_corpus
-from aggregator.evaluate import LabeledArticle, evaluate, read_labeled
-from aggregator.feedserver import Response
+from aggregator.tools.demo import load_corpus
+from aggregator.tools.evaluate import LabeledArticle, evaluate, read_labeled
+from aggregator.tools.feedserver import Response
 from conftest import SHARED
 
 START = datetime(2026, 11, 2, tzinfo=timezone.utc)
@@ -182,8 +182,8 @@ def test_a_rounds_stories_do_not_depend_on_the_order_of_its_feeds(tmp_path):
     """A first round over five outlets' three-day backlogs: the same stories whichever feed is
     listed (or answers) last. Stored feed by feed, the seed story split when meridian came last."""
     from aggregator.config import load_config
-    from aggregator.demo import DemoSite
-    from aggregator.feedserver import LoopbackServer
+    from aggregator.tools.demo import DemoSite
+    from aggregator.tools.feedserver import LoopbackServer
     from conftest import write_config
 
     outlets = ["globalwire", "meridian", "dailyherald", "northstar", "citizen"]

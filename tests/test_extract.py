@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 from aggregator.core import Aggregator
-from aggregator.demo import load_corpus, render_page
 from aggregator.extract import extract_page
-from aggregator.feedserver import Response
+from aggregator.tools.demo import load_corpus, render_page
+from aggregator.tools.feedserver import Response
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 

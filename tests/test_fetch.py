@@ -17,10 +17,10 @@ import pytest
 
 from aggregator.config import FetchSettings
 from aggregator.errors import BodyTooLarge, FetchError, HTTPStatusError
-from aggregator.feedserver import LoopbackServer, Request, Response, conditional
 from aggregator.fetch import Fetcher, HostPools, tls_context
 from aggregator.models import FetchResult
 from aggregator.netguard import NetGuard
+from aggregator.tools.feedserver import LoopbackServer, Request, Response, conditional
 from conftest import Routes
 
 # One loopback server for the whole module: LoopbackServer.stop() waits out serve_forever's 0.5 s poll, which

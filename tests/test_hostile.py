@@ -12,7 +12,7 @@ from email.utils import format_datetime
 import pytest
 
 from aggregator.core import Aggregator
-from aggregator.feedserver import Response
+from aggregator.tools.feedserver import Response
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 RSS = "application/rss+xml; charset=utf-8"

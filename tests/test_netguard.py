@@ -9,9 +9,9 @@ import pytest
 
 from aggregator.config import FetchSettings
 from aggregator.errors import FetchError
-from aggregator.feedserver import Response
 from aggregator.fetch import Fetcher
 from aggregator.netguard import NetGuard, why_blocked
+from aggregator.tools.feedserver import Response
 
 
 @pytest.mark.parametrize(

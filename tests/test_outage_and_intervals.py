@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 from aggregator.config import ScheduleSettings
 from aggregator.core import Aggregator
 from aggregator.decide import after_success, cache_hint, posting_interval
-from aggregator.feedserver import conditional
 from aggregator.models import Entry, FeedState, FetchResult, ParsedFeed
+from aggregator.tools.feedserver import conditional
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 SCHED = ScheduleSettings(default_interval=900, min_interval=60, max_interval=86400, jitter=0, max_backoff=21600)

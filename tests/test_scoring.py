@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from aggregator.scoring import Scores, score
+from aggregator.tools.scoring import Scores, score
 
 GOLD = {"a": "g1", "b": "g1", "c": "g2", "d": "g2", "e": "g2"}  # gold pairs: ab | cd ce de  → 4
 

@@ -1,4 +1,4 @@
-from aggregator.feedserver import Response
+from aggregator.tools.feedserver import Response
 
 
 def test_loopback_server_logs_requests(server, routes):

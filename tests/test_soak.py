@@ -19,7 +19,7 @@ import time_machine
 
 from aggregator.config import load_config
 from aggregator.core import Aggregator
-from aggregator.feedserver import LoopbackServer, Request, Response, conditional
+from aggregator.tools.feedserver import LoopbackServer, Request, Response, conditional
 from conftest import write_config
 
 FEEDS = 500

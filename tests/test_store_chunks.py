@@ -10,8 +10,8 @@ from email.utils import format_datetime
 import numpy as np
 
 from aggregator.core import Aggregator
-from aggregator.feedserver import Response
 from aggregator.store import _epoch_seconds
+from aggregator.tools.feedserver import Response
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 

@@ -66,7 +66,7 @@ def test_changed_dedup_settings_are_refused_not_mixed(tmp_path: Path, server, ro
     from aggregator.config import load_config
     from aggregator.core import Aggregator
     from aggregator.errors import SchemaMismatch
-    from aggregator.feedserver import Response
+    from aggregator.tools.feedserver import Response
     from conftest import write_config
 
     routes["/feed.xml"] = Response(200, (

@@ -16,7 +16,7 @@ import trustme
 from aggregator.config import load_config
 from aggregator.core import Aggregator
 from aggregator.errors import ConfigError
-from aggregator.feedserver import LoopbackServer, Response
+from aggregator.tools.feedserver import LoopbackServer, Response
 from conftest import Routes, write_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

@@ -354,7 +354,7 @@ def eval_(
     copies: Annotated[bool, typer.Option("--copies", help="Also derive seeded wire copies and score copy detection.")] = False,
 ) -> None:
     """Replay a labeled file through the dedup stage (daemon settings) and print P/R/F1."""
-    from .evaluate import evaluate, read_labeled
+    from .tools.evaluate import evaluate, read_labeled
 
     # the daemon's settings when its config is there; the built-in defaults (the same values) otherwise
     given = _given_config(config)
@@ -366,7 +366,7 @@ def eval_(
         result = evaluate(records, settings)
     copy_scores = None
     if copies:
-        from .wirecopies import copy_detection
+        from .tools.wirecopies import copy_detection
 
         with err.status("deriving wire copies and detecting them"):
             copy_scores = copy_detection(records, settings)
@@ -410,7 +410,7 @@ def demo(
     hours: Annotated[int, typer.Option(help="Simulated hours to replay.", min=6, max=72)] = 72,
 ) -> None:
     """Replay a bundled news corpus through the real pipeline on 127.0.0.1 (no internet needed)."""
-    from .demo import run_demo
+    from .tools.demo import run_demo
 
     started = _time.perf_counter()
     with Progress(TextColumn("simulating feeds"), BarColumn(), TextColumn("{task.completed}/{task.total} rounds"),

@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .config import DedupSettings
-from .dedup import Decision, Deduplicator
-from .errors import EvalError
+from ..config import DedupSettings
+from ..dedup import Decision, Deduplicator
+from ..errors import EvalError
 from .scoring import Scores, score
 
 BATCH_DATE = datetime(2000, 1, 1, tzinfo=timezone.utc)

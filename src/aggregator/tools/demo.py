@@ -27,13 +27,13 @@ from xml.sax.saxutils import escape
 
 import yaml
 
-from .config import load_config
-from .core import Aggregator
-from .errors import StorageError
+from ..config import load_config
+from ..core import Aggregator
+from ..errors import StorageError
+from ..fetch import Fetcher
+from ..models import Story
+from ..schedule import storage_owned
 from .feedserver import LoopbackServer, Request, Response, conditional
-from .fetch import Fetcher
-from .models import Story
-from .schedule import storage_owned
 from .scoring import Scores, score
 
 DEMO_HOURS = 72
@@ -74,7 +74,7 @@ class Corpus:
 
 
 def load_corpus() -> Corpus:
-    raw: dict[str, Any] = json.loads(resources.files("aggregator").joinpath("demo_corpus.json").read_text(encoding="utf-8"))
+    raw: dict[str, Any] = json.loads(resources.files("aggregator.tools").joinpath("demo_corpus.json").read_text(encoding="utf-8"))
     outlets = tuple(
         Outlet(o["slug"], o["name"], o["format"], o["feed_content"], tuple(o.get("boilerplate", ())), o.get("lang", "en"))
         for o in raw["outlets"]

@@ -13,7 +13,7 @@ import re
 from dataclasses import replace
 from datetime import timedelta
 
-from .config import DedupSettings
+from ..config import DedupSettings
 from .evaluate import LabeledArticle, replay
 from .scoring import Scores, score
 
