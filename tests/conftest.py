@@ -1,4 +1,4 @@
-"""Shared fixtures: a real HTTP server on 127.0.0.1 with scripted routes and a request log."""
+"""Shared fixtures: a real HTTP server on 127.0.0.1 with scripted routes and a request log (plain helpers: helpers.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from aggregator.config import Config, load_config
 from aggregator.tools.feedserver import LoopbackServer, Request, Response
-
-DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from helpers import DATA, SHARED, write_config  # noqa: F401  (plain helpers live in helpers.py; some test files still import them from here)
 
 
 class Routes:
@@ -40,14 +37,6 @@ def routes() -> Routes:
 def server(routes: Routes) -> Iterator[LoopbackServer]:
     with LoopbackServer(routes) as srv:
         yield srv
-
-
-def write_config(directory: Path, feeds: list[dict[str, object]], **settings: object) -> Path:
-    """A config file in ``directory`` keeping its storage there too."""
-    body = {"settings": {"storage": ".", "allow_hosts": ["127.0.0.1"], **settings}, "feeds": feeds}
-    path = directory / "feeds.yaml"
-    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
-    return path
 
 
 @pytest.fixture

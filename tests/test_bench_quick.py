@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the quick benchmark takes minutes: `pytest -m slow` (CI runs it)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 FIGURES = (
@@ -22,6 +24,8 @@ FIGURES = (
     "poll_round_vs_reader",
     "restart_ready_s",
     "peak_rss_day_mb",
+    "help_vs_import_typer",
+    "clusters_json_vs_bare_imports",
 )
 
 

@@ -8,23 +8,16 @@ import json
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
 from aggregator.digest import write_atomically
 from aggregator.tools.feedserver import Response
-from conftest import write_config
+from helpers import aggregator, cli, write_config
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 TITLES = ["Stocks [/] slump in Asia as rates rise", "Peace talks resume in Istanbul [video]", "Harbour :fire: crews fight blaze"]
-
-
-def aggregator(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}  # wide enough that no title is cut or wrapped
-    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def rss(title: str, items: list[tuple[str, str]]) -> bytes:
@@ -46,22 +39,22 @@ def test_feed_text_that_looks_like_markup_is_printed_as_it_is(server, routes, tm
     routes["/moved.xml"] = Response(302, b"", {"Location": "http://127.0.0.1:99999/[/]feed.xml"})
     config = write_config(tmp_path, [{"url": server.url("/feed.xml"), "name": "Tech :fire: News [/]"},
                                      {"url": server.url("/moved.xml"), "name": "Moved"}])
-    polled = aggregator("poll", "--all", "--config", str(config))
+    polled = cli("poll", "--all", "--config", str(config))
     assert polled.returncode == 0 and "Traceback" not in polled.stderr, polled.stderr
     assert "invalid port" in polled.stderr and "[/]feed.xml" in polled.stderr  # the error line, verbatim
     assert "3 new" in polled.stdout
 
-    listed = aggregator("clusters", "--since", "1d", "--config", str(config))
+    listed = cli("clusters", "--since", "1d", "--config", str(config))
     assert listed.returncode == 0, listed.stderr
     for title in TITLES:
         assert title in listed.stdout
     assert "Tech :fire: News [/]" in listed.stdout and "🔥" not in listed.stdout
 
-    story = aggregator("story", "1", "--config", str(config))  # the oldest item: the last of the feed
+    story = cli("story", "1", "--config", str(config))  # the oldest item: the last of the feed
     assert story.returncode == 0, story.stderr
     assert "[updated 14:00]" in story.stdout and f"{TITLES[2]}  (story 1)" in story.stdout
 
-    health = aggregator("feeds", "--config", str(config))
+    health = cli("feeds", "--config", str(config))
     assert health.returncode == 0 and "Tech :fire: News [/]" in health.stdout and "invalid port" in health.stdout, health.stderr
 
 
@@ -73,10 +66,10 @@ def test_opml_names_that_look_like_markup_are_written_whole(tmp_path: Path) -> N
         '<outline text="Tech :fire: News" xmlUrl="https://b.example.com/rss"/></body></opml>',
         encoding="utf-8",
     )
-    result = aggregator("opml", str(opml))
+    result = cli("opml", str(opml))
     assert result.returncode == 0, result.stderr
     assert 'name: "[/] markup"' in result.stdout and 'name: "Tech :fire: News"' in result.stdout
-    assert aggregator("opml", str(tmp_path)).returncode == 2  # a directory: one config error line
+    assert cli("opml", str(tmp_path)).returncode == 2  # a directory: one config error line
 
 
 def test_out_of_range_dates_and_ids_are_usage_errors(tmp_path: Path) -> None:
@@ -84,11 +77,11 @@ def test_out_of_range_dates_and_ids_are_usage_errors(tmp_path: Path) -> None:
     for args in (["clusters", "--date", "9999-12-31"], ["clusters", "--since", "0001-01-01T00:00"],
                  ["clusters", "--since", "99999999d"], ["clusters", "--date", "2026-11-26", "--since", "6h"],
                  ["story", "99999999999999999999"]):
-        result = aggregator(*args, "--config", str(config))
+        result = cli(*args, "--config", str(config))
         assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
         assert args[0] == "story" or f"for {args[-2]}" in result.stderr or "not both" in result.stderr, result.stderr  # names the option
     # A time without an offset is the configured zone's, like every time the CLI prints.
-    local = aggregator("clusters", "--since", "2026-11-26T00:00", "--config", str(config))
+    local = cli("clusters", "--since", "2026-11-26T00:00", "--config", str(config))
     assert "stories since 2026-11-26 00:00" in local.stdout, local.stdout
 
 
@@ -96,7 +89,7 @@ def test_eval_refuses_an_unwritable_out_path_before_it_works(tmp_path: Path) -> 
     labeled = tmp_path / "tiny.jsonl"
     labeled.write_text('{"id": "a", "title": "t", "text": "x", "published": null, "source": "s", "url": null, "cluster": "c", "lang": "en"}\n')
     for out in (tmp_path / "missing" / "a.jsonl", tmp_path):
-        result = aggregator("eval", str(labeled), "--out", str(out))
+        result = cli("eval", str(labeled), "--out", str(out))
         assert result.returncode == 2 and "--out" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
@@ -104,7 +97,7 @@ def test_demo_refuses_a_directory_it_did_not_write(tmp_path: Path) -> None:
     db = tmp_path / "aggregator.db"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE precious (x)")
-    result = aggregator("demo", "--dir", str(tmp_path))
+    result = cli("demo", "--dir", str(tmp_path))
     assert result.returncode == 1 and "did not write" in result.stderr and "Traceback" not in result.stderr, result.stderr
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("precious",)]
@@ -122,18 +115,18 @@ def test_digest_files_are_readable_like_any_new_file(tmp_path: Path) -> None:
 def test_a_feed_disabled_by_gone_can_be_enabled_again(server, routes, tmp_path: Path) -> None:
     routes["/feed.xml"] = Response(410, b"gone", {"Content-Type": "text/plain"})
     config = write_config(tmp_path, [{"url": server.url("/feed.xml"), "name": "Wire"}])
-    gone = aggregator("poll", "--all", "--config", str(config))
+    gone = cli("poll", "--all", "--config", str(config))
     assert gone.returncode == 1  # every feed polled failed
     assert gone.stderr.count("HTTP 410") == 1, gone.stderr  # its ✗ line, not a log line repeating it
-    state = json.loads(aggregator("feeds", "--json", "--config", str(config)).stdout)[0]
+    state = json.loads(cli("feeds", "--json", "--config", str(config)).stdout)[0]
     assert "410" in (state["disabled_reason"] or "")
 
-    assert aggregator("feeds", "--enable", "http://127.0.0.1:1/other.xml", "--config", str(config)).returncode == 1
+    assert cli("feeds", "--enable", "http://127.0.0.1:1/other.xml", "--config", str(config)).returncode == 1
     routes["/feed.xml"] = Response(200, rss("Wire", [("Back online", "The feed answers again.")]), {"Content-Type": "application/rss+xml"})
-    enabled = aggregator("feeds", "--enable", server.url("/feed.xml"), "--config", str(config))
+    enabled = cli("feeds", "--enable", server.url("/feed.xml"), "--config", str(config))
     assert enabled.returncode == 0 and "enabled" in enabled.stderr, enabled.stderr
-    assert json.loads(aggregator("feeds", "--json", "--config", str(config)).stdout)[0]["health"] == "never read"  # it was polled
-    polled = aggregator("poll", "--config", str(config))  # due now, not only with --all
+    assert json.loads(cli("feeds", "--json", "--config", str(config)).stdout)[0]["health"] == "never read"  # it was polled
+    polled = cli("poll", "--config", str(config))  # due now, not only with --all
     assert "1 new" in polled.stdout, polled.stdout + polled.stderr
 
 
@@ -145,24 +138,24 @@ def test_listing_with_another_config_does_not_retune_feeds_and_a_rename_keeps_on
     other = tmp_path / "other"
     other.mkdir()
     second = write_config(other, [{"url": url, "name": "Outlet-Y", "interval": "1d"}], storage=str(tmp_path))
-    assert aggregator("poll", "--all", "--config", str(config)).returncode == 0
+    assert cli("poll", "--all", "--config", str(config)).returncode == 0
 
-    assert aggregator("feeds", "--config", str(second)).returncode == 0  # a reading command, another config
-    state = json.loads(aggregator("feeds", "--json", "--config", str(config)).stdout)[0]
+    assert cli("feeds", "--config", str(second)).returncode == 0  # a reading command, another config
+    state = json.loads(cli("feeds", "--json", "--config", str(config)).stdout)[0]
     assert (state["name"], state["interval_s"]) == ("Outlet-X", 300)
 
     renamed = write_config(tmp_path, [{"url": url, "name": "Outlet-Z", "interval": "5m"}])  # the same file, edited
     routes["/feed.xml"] = Response(200, rss("Wire", [("Harbour reopens after storm", "The harbour reopened on Monday after repairs."),
                                                      ("Harbour reopens after the storm", "The harbour reopened on Monday after repairs.")]),
                                    {"Content-Type": "application/rss+xml"})
-    assert aggregator("poll", "--all", "--config", str(renamed)).returncode == 0
-    stories = json.loads(aggregator("clusters", "--since", "1d", "--json", "--config", str(renamed)).stdout)
+    assert cli("poll", "--all", "--config", str(renamed)).returncode == 0
+    stories = json.loads(cli("clusters", "--since", "1d", "--json", "--config", str(renamed)).stdout)
     assert [s["sources"] for s in stories] == [["Outlet-Z"]], stories  # one outlet, before and after its rename
 
 
 def test_a_database_whose_driver_is_missing_is_one_line(tmp_path: Path) -> None:
     config = write_config(tmp_path, [], database_url="postgresql+psycopg://reader@127.0.0.1:1/news")
-    result = aggregator("clusters", "--config", str(config))
+    result = cli("clusters", "--config", str(config))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "postgresql+psycopg://reader@127.0.0.1:1/news" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
@@ -173,7 +166,7 @@ def test_poll_says_when_a_feed_was_read_but_is_broken(server, routes, tmp_path: 
     whole = rss("Wire", [("Harbour reopens after storm", "The harbour reopened on Monday after repairs.")])
     routes["/feed.xml"] = Response(200, whole.replace(b"</channel></rss>", b"<item><title>Cut off"), {"Content-Type": "application/rss+xml"})
     config = write_config(tmp_path, [{"url": server.url("/feed.xml"), "name": "Wire"}])
-    polled = aggregator("poll", "--all", "--config", str(config))
+    polled = cli("poll", "--all", "--config", str(config))
     assert polled.returncode == 0, polled.stderr
     assert "1 new, but the feed is broken" in polled.stderr and polled.stderr.count("broken") == 1, polled.stderr
     assert "✓" not in polled.stdout
@@ -182,10 +175,10 @@ def test_poll_says_when_a_feed_was_read_but_is_broken(server, routes, tmp_path: 
 def test_polling_a_config_without_feeds_is_a_config_error_that_creates_nothing(tmp_path: Path) -> None:
     config = tmp_path / "feeds.yaml"
     config.write_text("settings:\n  storage: ./store\n", encoding="utf-8")
-    for command in ("poll", "run"):
-        result = aggregator(command, "--config", str(config))
+    # (`run` as a process: were it to start anyway, the daemon would not return)
+    for result in (cli("poll", "--config", str(config)), aggregator("run", "--config", str(config))):
         assert result.returncode == 2 and "no feeds to poll" in result.stderr, result.stderr
     assert not (tmp_path / "store").exists()
     config.write_text("feeds: 3\n", encoding="utf-8")
-    listed = aggregator("feeds", "--config", str(config))
+    listed = cli("feeds", "--config", str(config))
     assert listed.returncode == 2 and "feeds: Input should be a list" in listed.stderr, listed.stderr

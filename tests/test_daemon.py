@@ -1,4 +1,4 @@
-"""End to end: the real daemon as a subprocess against feeds on 127.0.0.1."""
+"""End to end: the real daemon as a subprocess against feeds on 127.0.0.1 (the other commands run in this process)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,10 @@ import pytest
 
 from aggregator.tools.demo import DemoSite, article_path, load_corpus
 from aggregator.tools.feedserver import LoopbackServer
-from conftest import write_config
+from helpers import aggregator, cli, write_config
 
 OUTLETS = ["globalwire", "meridian", "dailyherald", "northstar", "citizen"]
 DEADLINE_S = 60
-
-
-def aggregator(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def start_daemon(config: Path) -> subprocess.Popen[str]:
@@ -84,7 +80,7 @@ def test_daemon_polls_clusters_and_restarts_without_duplicates(demo_feeds, tmp_p
     assert code == 0, stderr
     assert "daemon stopped" in stderr
 
-    listed = aggregator("clusters", "--config", str(config), "--since", "4d", "--json")
+    listed = cli("clusters", "--config", str(config), "--since", "4d", "--json")
     assert listed.returncode == 0, listed.stderr
     stories = json.loads(listed.stdout)
     story_of = {v["url"]: s["id"] for s in stories for v in s["variants"]}
@@ -115,13 +111,13 @@ def test_daemon_polls_clusters_and_restarts_without_duplicates(demo_feeds, tmp_p
 def test_poll_round_uses_conditional_get_and_stores_nothing_twice(demo_feeds, tmp_path):
     server, config, expected = demo_feeds
     db = tmp_path / "aggregator.db"
-    first = aggregator("poll", "--config", str(config))
+    first = cli("poll", "--config", str(config))
     assert first.returncode == 0, first.stderr
     assert count(db, "articles") == len(expected)
     stories_before = count(db, "stories")
 
     feed_requests_before = sum(1 for r in server.requests if r.path.startswith("/feeds/"))
-    second = aggregator("poll", "--all", "--config", str(config))
+    second = cli("poll", "--all", "--config", str(config))
     assert second.returncode == 0, second.stderr
     assert "not modified" in second.stdout
     again = [r for r in server.requests if r.path.startswith("/feeds/")][feed_requests_before:]
@@ -129,7 +125,7 @@ def test_poll_round_uses_conditional_get_and_stores_nothing_twice(demo_feeds, tm
     assert count(db, "articles") == len(expected) and count(db, "stories") == stories_before
 
     # a plain `poll` right after respects the schedule: nothing is due
-    assert "0 feed(s) polled" in aggregator("poll", "--config", str(config)).stdout
+    assert "0 feed(s) polled" in cli("poll", "--config", str(config)).stdout
 
 
 def test_second_daemon_or_a_manual_poll_on_same_storage_refuses(demo_feeds, tmp_path):
@@ -141,7 +137,7 @@ def test_second_daemon_or_a_manual_poll_on_same_storage_refuses(demo_feeds, tmp_
         assert second.returncode == 3
         assert "already running" in second.stderr and "Traceback" not in second.stderr
         # A manual poll would store articles the daemon's in-memory index never sees (and split stories).
-        manual = aggregator("poll", "--all", "--config", str(config), timeout=30)
+        manual = cli("poll", "--all", "--config", str(config))  # (in this process: the lock is the daemon process's)
         assert manual.returncode == 3 and "daemon owns this storage" in manual.stderr and "Traceback" not in manual.stderr
     finally:
         stop(daemon)
@@ -152,7 +148,7 @@ def test_housekeeping_logs_what_left_the_window_and_the_decay_it_learned(server,
     import logging
     from email.utils import format_datetime
 
-    from aggregator.core import Aggregator
+    from aggregator.factory import make_aggregator
     from aggregator.schedule import Daemon
     from aggregator.tools.feedserver import Response
 
@@ -164,7 +160,7 @@ def test_housekeeping_logs_what_left_the_window_and_the_decay_it_learned(server,
     )
     routes["/feed.xml"] = Response(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>G</title>{items}</channel></rss>'.encode(),
                                    {"Content-Type": "application/rss+xml"})
-    agg = Aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}], extract={"fetch_pages": False}), clock=lambda: now[0])
+    agg = make_aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}], extract={"fetch_pages": False}), clock=lambda: now[0])
     try:
         [report] = asyncio.run(agg.poll_round(due_only=False))
         assert report.new_articles == 3

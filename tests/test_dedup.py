@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from aggregator.config import DedupSettings
-from aggregator.dedup import GAP_HOURS, Decision, Deduplicator, Signature, choose_canonical, normalize, words
+from aggregator.dedup import Decision, Deduplicator, Signature, choose_canonical, normalize, words
+from aggregator.dedup.batch import refine_batch
+from aggregator.dedup.hashing import shingle_hashes
+from aggregator.dedup.statistics import GAP_HOURS
 
 T0 = datetime(2024, 3, 5, 22, 0, tzinfo=timezone.utc)
 
@@ -80,8 +83,8 @@ def seeded(d: Deduplicator) -> dict[str, Signature]:
 
     Signatures depend on what the index has seen (boilerplate, rare terms), so the others are
     signed after seeding, as the pipeline signs each article just before deciding it."""
-    d.add(1, 100, d.sign(ORIGINAL_TITLE, text(ORIGINAL)), T0)
-    d.add(2, 200, d.sign(UNRELATED_TITLE, text(UNRELATED)), T0 - timedelta(hours=3))
+    d.learn(1, 100, d.sign(ORIGINAL_TITLE, text(ORIGINAL)), T0)
+    d.learn(2, 200, d.sign(UNRELATED_TITLE, text(UNRELATED)), T0 - timedelta(hours=3))
     return sigs(d)
 
 
@@ -125,13 +128,13 @@ def test_a_widely_syndicated_story_keeps_its_reprints_as_copies_and_still_takes_
     Every reprint is a copy (the shared text must not turn into "boilerplate" as reprints pile up),
     and an independent rewrite a day later still joins the story (the reprints must neither crowd
     it out nor make the story's own words so common that the rewrite's rarest terms miss it)."""
-    dedup.add(1, 100, dedup.sign(ORIGINAL_TITLE, text(ORIGINAL), "Wire"), T0, "Wire")
+    dedup.learn(1, 100, dedup.sign(ORIGINAL_TITLE, text(ORIGINAL), "Wire"), T0, "Wire")
     for i in range(20):
         when = T0 + timedelta(minutes=10 * (i + 1))
         sig = dedup.sign(f"{ORIGINAL_TITLE} | Outlet {i}", text([*ORIGINAL, f"Distributed to subscriber number {i} by the wire."]), f"Outlet {i}")
         decision = dedup.decide(sig, when, f"Outlet {i}")
         assert (decision.kind, decision.story_id) == ("copy", 100), i
-        dedup.add(10 + i, 100, sig, when, f"Outlet {i}")
+        dedup.learn(10 + i, 100, sig, when, f"Outlet {i}")
     rewrite = dedup.sign(REWRITE_TITLE, text(REWRITE), "Independent")
     decision = dedup.decide(rewrite, T0 + timedelta(hours=30), "Independent")
     assert (decision.kind, decision.story_id) == ("report", 100)
@@ -150,7 +153,7 @@ def test_an_outlets_footer_becomes_boilerplate_and_does_not_make_its_stories_cop
         decision = dedup.decide(sig, T0 + timedelta(minutes=i), "Gazette")
         if i >= 5:
             assert decision.kind != "copy", (i, decision)
-        dedup.add(100 + i, 100 + i if decision.story_id is None else decision.story_id, sig, T0 + timedelta(minutes=i), "Gazette")
+        dedup.learn(100 + i, 100 + i if decision.story_id is None else decision.story_id, sig, T0 + timedelta(minutes=i), "Gazette")
 
 
 def test_a_text_less_item_does_not_join_a_story_on_one_shared_word(dedup: Deduplicator) -> None:
@@ -182,7 +185,7 @@ def test_independent_rewrite_is_a_report_of_the_same_story(dedup: Deduplicator) 
 
 
 def test_unrelated_article_starts_a_new_story(dedup: Deduplicator) -> None:
-    dedup.add(1, 100, dedup.sign(ORIGINAL_TITLE, text(ORIGINAL)), T0)
+    dedup.learn(1, 100, dedup.sign(ORIGINAL_TITLE, text(ORIGINAL)), T0)
     s = sigs(dedup)
     decision = dedup.decide(s["unrelated"], T0 + timedelta(hours=1))
     assert decision.kind == "new"
@@ -219,12 +222,12 @@ def test_decide_does_not_change_the_index(dedup: Deduplicator) -> None:
     for _ in range(3):
         dedup.decide(s["copy"], T0)
     assert len(dedup) == 2
-    assert dedup.decide(s["rewrite"], T0) == before
+    assert dedup.decide(s["rewrite"], T0).decision == before.decision
 
 
 def test_story_grows_and_copies_of_a_member_find_it(dedup: Deduplicator) -> None:
     s = seeded(dedup)
-    dedup.add(3, 100, s["rewrite"], T0 + timedelta(hours=1))
+    dedup.learn(3, 100, s["rewrite"], T0 + timedelta(hours=1))
     reprint = dedup.sign("Wire: " + REWRITE_TITLE, text(REWRITE[:3]))
     decision = dedup.decide(reprint, T0 + timedelta(hours=2))
     assert (decision.kind, decision.story_id, decision.matched_article_id) == ("copy", 100, 3)
@@ -246,7 +249,7 @@ def run_sequence() -> list[tuple[str, int | None, float]]:
         story = decision.story_id
         if story is None:
             story, next_story = next_story, next_story + 1
-        d.add(article_id, story, s[name], when)
+        d.learn(article_id, story, s[name], when)
     return decisions
 
 
@@ -290,9 +293,9 @@ def test_index_rebuilt_from_encoded_signatures_decides_the_same() -> None:
     stored = {1: (100, live.encode(s["original"]), T0), 2: (200, live.encode(s["unrelated"]), T0 - timedelta(hours=3))}
     rebuilt = Deduplicator(DedupSettings())
     for article_id, (story_id, blob, when) in stored.items():
-        rebuilt.add(article_id, story_id, rebuilt.decode(blob), when)
+        rebuilt.learn(article_id, story_id, rebuilt.decode(blob), when)
     for name in ("copy", "rewrite", "french"):
-        assert rebuilt.decide(s[name], T0 + timedelta(hours=1)) == live.decide(s[name], T0 + timedelta(hours=1))
+        assert rebuilt.decide(s[name], T0 + timedelta(hours=1)).decision == live.decide(s[name], T0 + timedelta(hours=1)).decision
 
 
 def test_french_text_survives_encoding(dedup: Deduplicator) -> None:
@@ -317,7 +320,7 @@ def test_evict_forgets_old_docs(dedup: Deduplicator) -> None:
 def test_evicted_article_can_be_added_again(dedup: Deduplicator) -> None:
     s = seeded(dedup)
     dedup.evict(T0 + timedelta(hours=1))
-    dedup.add(1, 100, s["original"], T0)
+    dedup.learn(1, 100, s["original"], T0)
     assert dedup.decide(s["copy"], T0).story_id == 100
 
 
@@ -336,7 +339,7 @@ def test_evicted_article_can_be_added_again(dedup: Deduplicator) -> None:
 )
 def test_french_text_with_stripped_accents_or_other_case_is_a_copy(dedup: Deduplicator, variant) -> None:
     s = sigs(dedup)
-    dedup.add(7, 700, s["french"], T0)
+    dedup.learn(7, 700, s["french"], T0)
     copy = dedup.sign(variant(FR_TITLE), variant(text(FR)))
     decision = dedup.decide(copy, T0 + timedelta(minutes=30))
     assert (decision.kind, decision.story_id) == ("copy", 700)
@@ -405,7 +408,7 @@ def test_snapshot_and_batched_restore_decide_exactly_like_the_live_index() -> No
         when = T0 + timedelta(hours=a.hour)
         sig = live.sign(a.title, "\n\n".join(a.paragraphs))
         story = live.decide(sig, when, a.outlet).story_id or number
-        live.add(number, story, sig, when, a.outlet)
+        live.learn(number, story, sig, when, a.outlet)
         live.evict(when - timedelta(hours=48))
         stored.append((number, story, live.encode(sig), when, a.outlet))
     last_when = stored[-1][3]
@@ -414,7 +417,8 @@ def test_snapshot_and_batched_restore_decide_exactly_like_the_live_index() -> No
     window = [row for row in stored if row[3] >= last_when - timedelta(hours=48)]
     chunks = [  # as Store.signature_chunks reads them, 7 at a time
         SignatureChunk(np.array([r[0] for r in part]), np.array([r[1] for r in part]), np.array([r[3].timestamp() for r in part]),
-                       [r[2] for r in part], [r[4] for r in part])
+                       [r[2] for r in part], [r[4] for r in part], np.array([r[3].timestamp() for r in part]),
+                       np.zeros(len(part), dtype=np.int32))
         for part in (window[i : i + 7] for i in range(0, len(window), 7))
     ]
     assert rebuilt.decay_per_day == live.decay_per_day
@@ -427,11 +431,11 @@ def test_snapshot_and_batched_restore_decide_exactly_like_the_live_index() -> No
         assert (a.counts == b.counts).all()
     with pytest.raises(ValueError, match="not a v"):  # a damaged signature is refused, not read into its neighbour's bytes
         bad = chunks[0]
-        Deduplicator(settings).restore([SignatureChunk(bad.article_ids, bad.story_ids, bad.published, [bad.data[0][:-3], *bad.data[1:]], bad.sources)], crowd)
+        Deduplicator(settings).restore([SignatureChunk(bad.article_ids, bad.story_ids, bad.published, [bad.data[0][:-3], *bad.data[1:]], bad.sources, bad.first_seen, bad.text_lengths)], crowd)
     joined = 0
     for a in articles[half:]:  # decided against the index as it was at the restart
         when = max(T0 + timedelta(hours=a.hour), last_when)
-        decisions = [index.decide(index.sign(a.title, "\n\n".join(a.paragraphs)), when, a.outlet) for index in (live, rebuilt)]
+        decisions = [index.decide(index.sign(a.title, "\n\n".join(a.paragraphs)), when, a.outlet).decision for index in (live, rebuilt)]
         assert decisions[0] == decisions[1], a.key
         joined += decisions[0].kind != "new"
     assert joined >= 5  # the check is not vacuous: many later articles join stories from before the restart
@@ -459,7 +463,7 @@ def test_shingle_hashes_match_the_plain_definition(k: int) -> None:
     dedup = Deduplicator(DedupSettings(shingle_size=k))
     for _ in range(300):
         tokens = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 3))) for _ in range(rnd.randint(0, 40))]
-        assert dedup._shingle_hashes(tokens).tolist() == _plain_shingle_hashes(tokens, k)
+        assert shingle_hashes(tokens, dedup.settings.shingle_size, dedup._tokens).tolist() == _plain_shingle_hashes(tokens, k)
 
 
 def test_shingle_hashes_keep_both_shingles_of_a_crc_collision() -> None:
@@ -470,7 +474,7 @@ def test_shingle_hashes_keep_both_shingles_of_a_crc_collision() -> None:
     assert zlib.crc32(" ".join(a).encode()) == zlib.crc32(" ".join(b).encode())
     dedup = Deduplicator(DedupSettings(shingle_size=3))
     for tokens in ([*a, *b], [*a, *b, *a], [*b, "x", *a, *a, *b]):
-        assert dedup._shingle_hashes(tokens).tolist() == _plain_shingle_hashes(tokens, 3)
+        assert shingle_hashes(tokens, dedup.settings.shingle_size, dedup._tokens).tolist() == _plain_shingle_hashes(tokens, 3)
 
 
 def test_words_ascii_shortcut_matches_the_unicode_tokeniser() -> None:
@@ -494,9 +498,26 @@ def test_minhash_matches_datasketch() -> None:
     assert sig.minhash.tolist() == reference.hashvalues.astype("uint32").tolist()
 
 
+@pytest.mark.parametrize("num_perm", [16, 64, 100, 128, 256])
+def test_permutations_and_bands_are_datasketchs(num_perm: int) -> None:
+    """datasketch (and scipy) stay off the import path; its parameters are pinned here: the same
+    affine32 permutations for any seed, and the same LSH bands for the copy tier's threshold."""
+    from datasketch import MinHash, MinHashLSH
+
+    from aggregator.dedup.hashing import lsh_bands, permutations
+    from aggregator.dedup.rule import COPY_LSH_THRESHOLD
+
+    for seed in (1, 7, 2**31 + 5):
+        expected = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+        assert permutations(num_perm, seed).dtype == expected.dtype and (permutations(num_perm, seed) == expected).all()
+    for threshold in (COPY_LSH_THRESHOLD, 0.5, 0.8):
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        assert lsh_bands(threshold, num_perm) == (lsh.b, lsh.r)
+
+
 def test_signatures_do_not_depend_on_the_token_cache(monkeypatch) -> None:
     """A token cache emptied every few tokens (or a word it never saw) gives the same signatures."""
-    from aggregator.dedup import _TokenCache
+    from aggregator.dedup.tokens import TokenCache as _TokenCache
 
     texts = [(ORIGINAL_TITLE, text(ORIGINAL)), ("Séisme: 1,400 morts à Alep", "Le séisme a tué au moins 1 400 personnes à Alep, selon l'OSDH.")]
     plain = Deduplicator(DedupSettings())
@@ -516,30 +537,30 @@ def test_an_undated_batch_is_refined_by_moves_only_and_copies_follow_their_origi
 
     articles = load_corpus().articles
     d = Deduplicator(DedupSettings())
-    items = [(a.title, text(list(a.paragraphs)), T0, a.outlet) for a in articles]
+    items = [(a.title, text(list(a.paragraphs)), T0, a.outlet, T0) for a in articles]
     order = d.batch_order(items)
     assert sorted(order) == list(range(len(items)))
     placed, at_add = [], []
     for key, i in enumerate(order, start=1):
-        title, body, when, source = items[i]
+        title, body, when, source, _seen = items[i]
         sig = d.sign(title, body)
-        decision = d.decide(sig, when, source)
-        d.add(key, decision.story_id if decision.story_id is not None else -key, sig, when, source)
+        decision = d.decide(sig, when, source).decision
+        d.learn(key, decision.story_id if decision.story_id is not None else -key, sig, when, source)
         placed.append((key, sig, when, source, decision))
         at_add.append(d.crowding_of([key]))
-    before = {key: d._rows.story[d._row_of[key]] for key, *_ in placed}
-    final = d.refine_batch(placed, sum(at_add) / len(at_add))
+    before = {key: d.window.rows.story[d.window.row_of[key]] for key, *_ in placed}
+    final = refine_batch(d, placed, sum(at_add) / len(at_add))
 
     after = {key: decision.story_id for (key, *_), decision in zip(placed, final, strict=True)}
     assert len(set(after.values())) <= len(set(before.values()))  # nothing split off
-    for story, rows in d._stories.items():  # the index agrees with the decisions
-        assert rows and all(d._rows.story[r] == story for r in rows)
-    assert all(d._rows.story[d._row_of[key]] == story for key, story in after.items())
+    for story, rows in d.window.stories.items():  # the index agrees with the decisions
+        assert rows and all(d.window.rows.story[r] == story for r in rows)
+    assert all(d.window.rows.story[d.window.row_of[key]] == story for key, story in after.items())
     for (_key, *_rest, first), decision in zip(placed, final, strict=True):
         if first.kind == "copy" and first.matched_article_id in after:
             assert decision.story_id == after[first.matched_article_id]
     d.rename_story(after[1], 777)
-    assert 777 in d._stories and after[1] not in d._stories
+    assert 777 in d.window.stories and after[1] not in d.window.stories
 
 
 # -- the time decay learns how long the stream's stories last ---------------------------------------
@@ -574,7 +595,7 @@ def _stream_then_follow_up(hours_between_reports: float, seed: int) -> tuple[Ded
             sig = d.sign(title, body, f"outlet{k}")
             n += 1
             joined = d.decide(sig, when, f"outlet{k}").story_id or n
-            d.add(n, joined, sig, when, f"outlet{k}")
+            d.learn(n, joined, sig, when, f"outlet{k}")
             story = joined if k == 0 else story
     title, body = _report(rng, core, 20, 8)
     sig = d.sign(title, body, "outlet9")

@@ -386,11 +386,11 @@ def test_the_daily_digest_job_also_rewrites_the_day_before_yesterday(make_config
     next run still writes the day that had ended meanwhile."""
     import asyncio
 
-    from aggregator.core import Aggregator
+    from aggregator.factory import make_aggregator
     from aggregator.schedule import Daemon
 
     now = datetime(2026, 9, 7, 0, 30, tzinfo=timezone.utc)
-    agg = Aggregator(make_config([]), clock=lambda: now)
+    agg = make_aggregator(make_config([]), clock=lambda: now)
     try:
         asyncio.run(Daemon(agg)._digest())
         written = sorted(p.name for p in agg.config.digest_dir.glob("*.md"))

@@ -1,14 +1,13 @@
 """`aggregator eval`: the labeled-file format, its errors, and quality floors on the shared dev data.
 
-The dev data lives in ../shared/data (research-only, never copied here); the floor tests skip
-with a clear message when it is absent. Floors sit a little under what the current rule reaches.
+The dev data lives in ../shared/data (research-only, never copied here); the floor tests are slow
+(`pytest -m slow`) and skip with a clear message when it is absent. Floors sit a little under what
+the current rule reaches.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,12 @@ from aggregator.config import DedupSettings
 from aggregator.errors import EvalError
 from aggregator.tools.evaluate import evaluate, read_labeled
 from aggregator.tools.wirecopies import copy_detection
-from conftest import SHARED
+from helpers import SHARED, cli
 
 DATA = SHARED / "data"
 # file: (B-cubed F1 floor, B-cubed precision floor); measured: basil 1.000/1.000, allsides 0.954/0.976, probe 0.803/0.864 (one undated batch)
 FLOORS = {"basil": (0.98, 0.98), "allsides_neus": (0.93, 0.95), "allsides_neus_probe": (0.78, 0.85)}
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} not present: dev-set evaluation skipped")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True, timeout=300)
 
 
 def write(path: Path, rows: list[object]) -> Path:
@@ -92,6 +87,7 @@ def test_null_dates_make_one_batch(tmp_path):
     assert evaluate(read_labeled(write(tmp_path / "batch.jsonl", rows)), DedupSettings()).scores.bcubed_f1 == 1.0
 
 
+@pytest.mark.slow
 @needs_data
 @pytest.mark.parametrize("name", sorted(FLOORS))
 def test_dev_quality_floor(name):
@@ -103,8 +99,9 @@ def test_dev_quality_floor(name):
     assert s.bcubed_f1 >= f1_floor and s.bcubed_precision >= precision_floor
 
 
+@pytest.mark.slow
 @needs_data
-@pytest.mark.parametrize("name", ["basil", "allsides_neus", pytest.param("allsides_neus_probe", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("name", ["basil", "allsides_neus", "allsides_neus_probe"])
 def test_copy_detection_floor(name):
     s = copy_detection(read_labeled(DATA / name / "dev.jsonl"), DedupSettings())
     assert s.pairwise_f1 >= 0.99, (s.pairwise_precision, s.pairwise_recall)

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from aggregator.core import Aggregator
+from aggregator.factory import make_aggregator
 from aggregator.tools.demo import load_corpus
 from aggregator.tools.evaluate import LabeledArticle, evaluate, read_labeled
 from aggregator.tools.feedserver import Response
@@ -56,12 +56,12 @@ def feed_assignment(records: list[LabeledArticle], server, routes, make_config) 
                          fetch={"max_body_bytes": 50_000_000})
     dated = [r.published for r in records if r.published]
     now = max(dated) + timedelta(hours=1) if dated else datetime.now(timezone.utc)
-    agg = Aggregator(config, clock=lambda: now)
+    agg = make_aggregator(config, clock=lambda: now)
     try:
         reports = asyncio.run(agg.poll_round(now))
         assert reports[0].error is None and reports[0].new_articles == len(records)
         guid_story = {}
-        with agg.store.connect() as conn:
+        with agg.store.engine.connect() as conn:
             from sqlalchemy import text
 
             for guid, story in conn.execute(text("select a.guid, m.story_id from articles a join story_members m on m.article_id = a.id")):
@@ -125,7 +125,7 @@ def test_restart_mid_stream_gives_the_same_stories(tmp_path, server, routes, mon
         directory.mkdir()
         config = load_config(write_config(directory, [{"url": server.url("/labeled.xml"), "name": "labeled"}],
                                           extract={"fetch_pages": False}))
-        agg = Aggregator(config, clock=lambda: now)
+        agg = make_aggregator(config, clock=lambda: now)
         for stage, size in enumerate(stages):
             current["body"] = as_feed(records[:size])
             asyncio.run(agg.poll_round(now, due_only=False))
@@ -133,8 +133,8 @@ def test_restart_mid_stream_gives_the_same_stories(tmp_path, server, routes, mon
                 snapshot = agg.store.latest_snapshot(agg.dedup.scheme)
                 assert snapshot is not None and snapshot[0] == stages[0]  # the restart must replay a tail
                 agg.close()
-                agg = Aggregator(config, clock=lambda: now)
-        with agg.store.connect() as conn:
+                agg = make_aggregator(config, clock=lambda: now)
+        with agg.store.engine.connect() as conn:
             from sqlalchemy import text
 
             rows = conn.execute(text("select a.guid, m.story_id from articles a join story_members m on m.article_id = a.id")).all()
@@ -167,10 +167,10 @@ def test_a_round_stores_articles_in_publication_order_whatever_answers_first(ser
     routes["/slow.xml"] = feed("slow", 0.4, [2])
     routes["/fast.xml"] = feed("fast", 0.0, [3, 1])
     config = make_config([{"url": server.url("/fast.xml"), "name": "fast"}, {"url": server.url("/slow.xml"), "name": "slow"}])
-    agg = Aggregator(config, clock=lambda: START + timedelta(hours=4))
+    agg = make_aggregator(config, clock=lambda: START + timedelta(hours=4))
     try:
         reports = asyncio.run(agg.poll_round(due_only=False))
-        with agg.store.connect() as conn:
+        with agg.store.engine.connect() as conn:
             order = [row[0] for row in conn.exec_driver_sql("SELECT guid FROM articles ORDER BY id")]
     finally:
         agg.close()
@@ -198,11 +198,11 @@ def test_a_rounds_stories_do_not_depend_on_the_order_of_its_feeds(tmp_path):
             directory = tmp_path / str(k)
             directory.mkdir()
             feeds = [{"url": server.url(f"/feeds/{slug}.xml"), "name": corpus.outlet(slug).name} for slug in order]
-            agg = Aggregator(load_config(write_config(directory, feeds, extract={"fetch_pages": False})), clock=lambda: site.now)
+            agg = make_aggregator(load_config(write_config(directory, feeds, extract={"fetch_pages": False})), clock=lambda: site.now)
             try:
                 reports = asyncio.run(agg.poll_round(due_only=False))
                 assert all(r.error is None for r in reports)
-                with agg.store.connect() as conn:
+                with agg.store.engine.connect() as conn:
                     rows = conn.exec_driver_sql("select a.guid, m.story_id from articles a join story_members m on m.article_id = a.id").all()
             finally:
                 agg.close()

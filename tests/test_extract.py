@@ -8,8 +8,8 @@ import html
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
-from aggregator.core import Aggregator
 from aggregator.extract import extract_page
+from aggregator.factory import make_aggregator
 from aggregator.tools.demo import load_corpus, render_page
 from aggregator.tools.feedserver import Response
 
@@ -56,11 +56,11 @@ def _poll_one(server, routes, make_config, dated: bool) -> tuple[datetime, str]:
     page_date = NOW - timedelta(days=2, hours=3)
     routes["/feed.xml"] = Response(200, _feed(server.url(""), dated), {"Content-Type": "application/rss+xml"})
     routes["/story"] = Response(200, _page(page_date), {"Content-Type": "text/html; charset=utf-8"})
-    agg = Aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}]), clock=lambda: NOW)
+    agg = make_aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}]), clock=lambda: NOW)
     try:
         [report] = asyncio.run(agg.poll_round(due_only=False))
         assert report.error is None and report.new_articles == 1
-        with agg.store.connect() as conn:
+        with agg.store.engine.connect() as conn:
             published, text = conn.exec_driver_sql("SELECT published_at, text FROM articles").one()
     finally:
         agg.close()
@@ -106,11 +106,11 @@ def test_a_footer_in_every_feed_item_neither_merges_its_stories_nor_is_stored(se
     )
     routes["/feed.xml"] = Response(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>Gazette</title>{items}</channel></rss>'.encode(),
                                    {"Content-Type": "application/rss+xml"})
-    agg = Aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}]), clock=lambda: NOW)
+    agg = make_aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}]), clock=lambda: NOW)
     try:
         [report] = asyncio.run(agg.poll_round(due_only=False))
         assert report.error is None and report.new_articles == len(SHORT_NEWS)
-        with agg.store.connect() as conn:
+        with agg.store.engine.connect() as conn:
             rows = conn.exec_driver_sql("SELECT a.title, a.text, m.story_id FROM articles a JOIN story_members m ON m.article_id = a.id").all()
     finally:
         agg.close()

@@ -11,7 +11,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from aggregator.core import Aggregator
+from aggregator.factory import make_aggregator
 from aggregator.tools.feedserver import Response
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -76,7 +76,7 @@ def hostile(server, routes, make_config):
         extract={"fetch_pages": False},
         schedule={"jitter": 0, "max_backoff": "6h"},
     )
-    agg = Aggregator(config, clock=lambda: NOW)
+    agg = make_aggregator(config, clock=lambda: NOW)
     yield agg, server
     agg.close()
 
@@ -152,7 +152,7 @@ def test_hostile_summary_html_reaches_the_digest_sanitized(server, routes, make_
         f"<channel><title>Gazette</title>{item}</channel></rss>"
     ).encode(), {"Content-Type": RSS})
     config = make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}], extract={"fetch_pages": False})
-    agg = Aggregator(config, clock=lambda: NOW)
+    agg = make_aggregator(config, clock=lambda: NOW)
     try:
         asyncio.run(agg.poll_round(NOW))
         html = agg.write_digest(NOW.date()).html.read_text(encoding="utf-8")

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import yaml
 
 from aggregator.config import config_from_dict
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True, timeout=60)
+from helpers import cli
 
 
 def test_opml_feeds_append_to_a_valid_config(tmp_path):
@@ -26,7 +20,7 @@ def test_opml_feeds_append_to_a_valid_config(tmp_path):
     )
     config = tmp_path / "feeds.yaml"
     config.write_text("settings:\n  storage: .\nfeeds:\n  - url: https://example.org/rss", encoding="utf-8")  # no final newline
-    result = run("opml", str(opml), "--config", str(config))
+    result = cli("opml", str(opml), "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "left out: feed url must start with http:// or https://, got 'ftp://example.org/feed'" in result.stderr
     with config.open("a", encoding="utf-8") as fh:  # what `>> config/feeds.yaml` does
@@ -35,7 +29,7 @@ def test_opml_feeds_append_to_a_valid_config(tmp_path):
     assert [f.name for f in loaded.feeds] == [None, "BBC World", "Le Monde « Intl »"]
 
     # Run again (or with feeds the config has already): nothing listed twice, so the config stays valid.
-    again = run("opml", str(opml), "--config", str(config))
+    again = cli("opml", str(opml), "--config", str(config))
     assert again.returncode == 0 and again.stdout == "" and "2 already in" in again.stderr, again.stderr
 
 
@@ -43,6 +37,6 @@ def test_opml_with_entities_is_refused_with_one_line(tmp_path):
     opml = tmp_path / "evil.opml"
     opml.write_text('<?xml version="1.0"?><!DOCTYPE o [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
                     '<opml><body><outline xmlUrl="http://a/&x;"/></body></opml>', encoding="utf-8")
-    result = run("opml", str(opml))
+    result = cli("opml", str(opml))
     assert result.returncode == 2
     assert "evil.opml: refused" in result.stderr and "Traceback" not in result.stderr

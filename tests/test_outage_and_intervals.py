@@ -7,8 +7,8 @@ import socket
 from datetime import datetime, timedelta, timezone
 
 from aggregator.config import ScheduleSettings
-from aggregator.core import Aggregator
 from aggregator.decide import after_success, cache_hint, posting_interval
+from aggregator.factory import make_aggregator
 from aggregator.models import Entry, FeedState, FetchResult, ParsedFeed
 from aggregator.tools.feedserver import conditional
 
@@ -31,7 +31,7 @@ def test_when_every_feed_is_unreachable_the_errors_are_not_counted(make_config):
     feeds = [{"url": f"http://127.0.0.1:{p}/feed.xml", "name": f"f{i}", "interval": "15m"} for i, p in enumerate(closed_ports(12))]
     config = make_config(feeds, schedule={"jitter": 0})
     clock = [NOW]
-    agg = Aggregator(config, clock=lambda: clock[0])
+    agg = make_aggregator(config, clock=lambda: clock[0])
     try:
         for _ in range(3):
             asyncio.run(agg.poll_round(clock[0], due_only=False))
@@ -86,7 +86,7 @@ def test_a_round_of_unchanged_feeds_records_every_feed(make_config, server, rout
         routes[f"/feed{i}.xml"] = lambda request: conditional(request, body, "application/rss+xml")
     feeds = [{"url": server.url(f"/feed{i}.xml"), "name": f"f{i}", "interval": "15m"} for i in range(8)]
     clock = [NOW]
-    agg = Aggregator(make_config(feeds, schedule={"jitter": 0}), clock=lambda: clock[0])
+    agg = make_aggregator(make_config(feeds, schedule={"jitter": 0}), clock=lambda: clock[0])
     try:
         first = asyncio.run(agg.poll_round(clock[0], due_only=False))
         clock[0] += timedelta(minutes=20)

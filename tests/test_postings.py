@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aggregator import postings
-from aggregator.postings import MultiMap
+from aggregator.dedup import postings
+from aggregator.dedup.postings import MultiMap
 
 
 def model_lookup(model: dict[int, list[int]], keys: list[int], cap: int | None) -> list[tuple[int, int]]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -18,9 +16,9 @@ import pytest
 import time_machine
 
 from aggregator.config import load_config
-from aggregator.core import Aggregator
+from aggregator.factory import make_aggregator
 from aggregator.tools.feedserver import LoopbackServer, Request, Response, conditional
-from conftest import write_config
+from helpers import cli, write_config
 
 FEEDS = 500
 BAD_EVERY = 10  # every 10th feed misbehaves
@@ -84,7 +82,7 @@ def test_a_day_of_500_feeds_with_misbehaving_ones(tmp_path, quiet_logs):
         feeds = [{"url": server.url(f"/{i}.xml"), "name": f"feed {i}", "interval": "1h"} for i in range(FEEDS)]
         path = write_config(tmp_path, feeds, fetch={"total_deadline": "3s", "per_host_concurrency": 16, "max_concurrency": 32},
                             extract={"fetch_pages": False}, schedule={"max_backoff": "2h"})
-        agg = Aggregator(load_config(path))
+        agg = make_aggregator(load_config(path))
         memory: dict[int, int] = {}
         now = START
         try:
@@ -118,8 +116,7 @@ def test_a_day_of_500_feeds_with_misbehaving_ones(tmp_path, quiet_logs):
     bad = [f for i, f in enumerate(states) if i % BAD_EVERY == 0]
     assert all(f.last_error for f in bad if f.error_count)
     assert sum(1 for f in bad if f.error_count) >= len(bad) // 2
-    listed = subprocess.run([sys.executable, "-m", "aggregator", "feeds", "--json", "--config", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    listed = cli("feeds", "--json", "--config", str(path))
     view = {row["name"]: row for row in json.loads(listed.stdout)}
     for f in bad:
         assert view[f.name]["last_error"] == f.last_error

@@ -9,8 +9,8 @@ from email.utils import format_datetime
 
 import numpy as np
 
-from aggregator.core import Aggregator
-from aggregator.store import _epoch_seconds
+from aggregator.factory import make_aggregator
+from aggregator.store.articles import _epoch_seconds
 from aggregator.tools.feedserver import Response
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -25,7 +25,7 @@ def test_signature_chunks_match_the_row_by_row_read(server, routes, make_config)
     )
     body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>Gazette</title>{items}</channel></rss>'.encode()
     routes["/feed.xml"] = Response(200, body, {"Content-Type": "application/rss+xml"})
-    agg = Aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}]), clock=lambda: NOW)
+    agg = make_aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}]), clock=lambda: NOW)
     try:
         asyncio.run(agg.poll_round(due_only=False))
         since = NOW - timedelta(hours=20)
@@ -63,8 +63,8 @@ def test_grouped_feed_updates_apply_in_order(tmp_path) -> None:
         ok = FeedUpdate(NOW + timedelta(minutes=10), 0, None, '"v1"', None, success=True)
         failed = FeedUpdate(NOW + timedelta(minutes=30), 1, "HTTP 503", None, None, success=False)
         gone = FeedUpdate(NOW + timedelta(days=1), 2, "HTTP 410", None, None, success=False, disabled_reason="gone (HTTP 410)")
-        with store.transaction() as conn:
-            store.apply_feed_updates(conn, [
+        with store.transaction() as tx:
+            tx.apply_feed_updates([
                 (ids[1], ok, NOW, None, None),
                 (ids[0], failed, NOW, None, None),
                 (ids[0], ok, NOW + timedelta(minutes=1), None, None),  # the same feed again: this one is its state

@@ -64,8 +64,8 @@ def test_changed_dedup_settings_are_refused_not_mixed(tmp_path: Path, server, ro
     from datetime import datetime, timezone
 
     from aggregator.config import load_config
-    from aggregator.core import Aggregator
     from aggregator.errors import SchemaMismatch
+    from aggregator.factory import make_aggregator
     from aggregator.tools.feedserver import Response
     from conftest import write_config
 
@@ -77,11 +77,11 @@ def test_changed_dedup_settings_are_refused_not_mixed(tmp_path: Path, server, ro
     ), {"Content-Type": "application/rss+xml"})
     feeds = [{"url": server.url("/feed.xml"), "name": "F"}]
     now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
-    agg = Aggregator(load_config(write_config(tmp_path, feeds, extract={"fetch_pages": False})), clock=lambda: now)
+    agg = make_aggregator(load_config(write_config(tmp_path, feeds, extract={"fetch_pages": False})), clock=lambda: now)
     asyncio.run(agg.poll_round(now))
     assert agg.store.counts()["articles"] == 2
     agg.close()
-    other = Aggregator(load_config(write_config(tmp_path, feeds, dedup={"num_perm": 32})), clock=lambda: now)
+    other = make_aggregator(load_config(write_config(tmp_path, feeds, dedup={"num_perm": 32})), clock=lambda: now)
     try:
         with pytest.raises(SchemaMismatch, match="stored signatures use .*p64.* but this configuration makes .*p32"):
             other.ensure_index()

@@ -16,6 +16,7 @@ import trustme
 from aggregator.config import load_config
 from aggregator.core import Aggregator
 from aggregator.errors import ConfigError
+from aggregator.factory import make_aggregator
 from aggregator.tools.feedserver import LoopbackServer, Response
 from conftest import Routes, write_config
 
@@ -48,7 +49,7 @@ def tls_server(ca: trustme.CA) -> Iterator[tuple[LoopbackServer, Routes]]:
 
 def poll(tmp_path: Path, url: str, **fetch: object) -> tuple[Aggregator, str | None]:
     config = load_config(write_config(tmp_path, [{"url": url, "name": "Secure"}], fetch=fetch, extract={"fetch_pages": False}))
-    agg = Aggregator(config, clock=lambda: NOW)
+    agg = make_aggregator(config, clock=lambda: NOW)
     (report,) = asyncio.run(agg.poll_round(NOW))
     return agg, report.error
 

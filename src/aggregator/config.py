@@ -17,26 +17,27 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .defaults import (  # noqa: F401  (re-exported: the defaults are part of the config)
+    CONNECT_TIMEOUT_S,
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_INTERVAL_S,
+    DEFAULT_JITTER,
+    MAX_BACKOFF_S,
+    MAX_BODY_BYTES,
+    MAX_CONCURRENCY,
+    MAX_DURATION_S,
+    MAX_INTERVAL_S,
+    MAX_REDIRECTS,
+    MIN_FEED_TEXT_CHARS,
+    MIN_INTERVAL_S,
+    PER_HOST_CONCURRENCY,
+    READ_TIMEOUT_S,
+    TOTAL_DEADLINE_S,
+    USER_AGENT,
+    WINDOW_HOURS,
+)
 from .errors import ConfigError
 from .urls import normalize_url, port_problem
-
-DEFAULT_CONFIG_PATH = Path("config/feeds.yaml")
-DEFAULT_INTERVAL_S = 15 * 60
-MIN_INTERVAL_S = 60
-MAX_INTERVAL_S = 24 * 3600
-DEFAULT_JITTER = 0.1
-MAX_BACKOFF_S = 6 * 3600
-CONNECT_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 20.0
-TOTAL_DEADLINE_S = 60.0
-MAX_BODY_BYTES = 5 * 1024 * 1024
-PER_HOST_CONCURRENCY = 2
-MAX_CONCURRENCY = 32
-MAX_REDIRECTS = 5
-USER_AGENT = "aggregator/0.1 (+https://github.com/aggregator-news/aggregator)"
-MIN_FEED_TEXT_CHARS = 400
-WINDOW_HOURS = 72.0
-MAX_DURATION_S = 366 * 86400.0
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

@@ -13,16 +13,13 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Connection
-
-from .config import DedupSettings
-from .dedup import RESTORE_BATCH, Decision, Deduplicator, Signature, choose_canonical, normalize
+from .dedup import RESTORE_BATCH, Deduplicator, Placement, Signature, normalize
 from .errors import SchemaMismatch
 from .models import Article, Entry, FeedState, FeedUpdate, ParsedFeed
-from .store import Store
+from .store import Joined, StoreProtocol, TransactionProtocol
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +53,13 @@ class FeedBatch:
 class Ingest:
     """The dedup index plus the writes that must change together with it."""
 
-    def __init__(self, settings: DedupSettings, store: Store, clock: Callable[[], datetime]) -> None:
-        self.settings = settings
+    def __init__(self, dedup: Deduplicator, store: StoreProtocol, clock: Callable[[], datetime]) -> None:
+        """No I/O: the index is rebuilt from storage on first use (``ensure_index``)."""
+        self.settings = dedup.settings
         self.store = store
         self.clock = clock
-        self.dedup = Deduplicator(settings)
-        self.window = timedelta(hours=settings.window_hours)
+        self.dedup = dedup
+        self.window = timedelta(hours=self.settings.window_hours)
         self.lock = threading.RLock()  # one writer: the database and the dedup index change together
         self._index_ready = False
         self._snapshot_at = 0
@@ -79,7 +77,7 @@ class Ingest:
         exactly as they were decided."""
         if self._index_ready:
             return len(self.dedup)
-        self.dedup = Deduplicator(self.settings)
+        self.dedup = Deduplicator(self.settings)  # afresh: an earlier transaction may have been rolled back
         foreign = self.store.signature_schemes() - {self.dedup.scheme}
         if foreign:
             raise SchemaMismatch(
@@ -95,9 +93,11 @@ class Ingest:
             crowd = self.dedup.load_snapshot(data)
             self.dedup.restore(self.store.signature_chunks(RESTORE_BATCH, since=since, up_to=last), crowd)
             self.dedup.last_article_id = last
-        tail = [(r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source) for r in self.store.signatures(after=last)]
+        tail = [(r.article_id, r.story_id, self.dedup.decode(r.data), r.published_at, r.source, r.first_seen_at, r.text_length)
+                for r in self.store.signatures(after=last)]
         self.dedup.replay(tail)
         self.dedup.evict(since)
+        self.dedup.retire(self.store.retired_members(since))
         self._snapshot_at = last
         self._index_ready = True
         log.info("dedup index rebuilt: %d articles in the window (%d replayed after the snapshot)", len(self.dedup), len(tail))
@@ -128,8 +128,8 @@ class Ingest:
 
     def update_feeds(self, changes: Sequence[tuple[int, FeedUpdate, datetime]]) -> None:
         """Feeds' new states (after a 304 or an error), in one transaction."""
-        with self.store.transaction() as conn:
-            self.store.apply_feed_updates(conn, ((feed_id, change, now, None, None) for feed_id, change, now in changes))
+        with self.store.transaction() as tx:
+            tx.apply_feed_updates((feed_id, change, now, None, None) for feed_id, change, now in changes)
 
     def commit(self, batches: Sequence[FeedBatch]) -> list[int]:
         """Store feeds' new articles, their signatures and story membership, then each feed's new
@@ -145,26 +145,26 @@ class Ingest:
             key=lambda item: item[:4],
         )
         try:
-            with self.store.transaction() as conn:
+            with self.store.transaction() as tx:
                 # Re-check inside the transaction: another feed may have stored the same URL meanwhile.
-                known = self.store.known_urls(conn, [c.entry.url for batch in batches for c in batch.candidates if c.entry.url])
-                seen = [self.store.known_guids(conn, batch.feed.id, [c.entry.guid for c in batch.candidates]) for batch in batches]
+                known = tx.known_urls([c.entry.url for batch in batches for c in batch.candidates if c.entry.url])
+                seen = [tx.known_guids(batch.feed.id, [c.entry.guid for c in batch.candidates]) for batch in batches]
                 undated: list[tuple[FeedBatch, Candidate]] = []
                 for _undated, _published, guid, _url, b, cand in queue:
                     if guid in seen[b] or (cand.entry.url and cand.entry.url in known):
                         continue
                     if cand.dated:
-                        self._store_article(conn, batches[b], cand)
+                        self._store_article(tx, batches[b], cand)
                     else:
                         undated.append((batches[b], cand))
                     added[b] += 1
                     if cand.entry.url:
                         known.add(cand.entry.url)
                     seen[b].add(guid)
-                self._store_undated(conn, undated)
-                self.store.apply_feed_updates(conn, (
+                self._store_undated(tx, undated)
+                tx.apply_feed_updates(
                     (batch.feed.id, batch.change, batch.now, batch.parsed.title, batch.parsed.site_url) for batch in batches
-                ))
+                )
         except BaseException:
             if any(added):  # the rows were rolled back: the index rebuilds from storage before the next use
                 self._index_ready = False
@@ -182,70 +182,55 @@ class Ingest:
             from_page=cand.from_page, summary_html=cand.entry.summary_html,
         )
 
-    def _store_article(self, conn: Connection, batch: FeedBatch, cand: Candidate) -> None:
+    def _store_article(self, tx: TransactionProtocol, batch: FeedBatch, cand: Candidate) -> None:
         """Sign, decide, insert and index one new article."""
         article = self._article(batch, cand)
         sig = self.dedup.sign(article.title, article.text, article.source)
-        decision = self.dedup.decide(sig, article.published_at, article.source)
-        article_id = self._insert(conn, article, sig)
-        story_id = self._place(conn, article, article_id, sig, decision, batch.now)
-        self.dedup.add(article_id, story_id, sig, article.published_at, article.source)
+        placement = self.dedup.decide(sig, article.published_at, article.source, article.first_seen_at, len(article.text))
+        article_id = self._insert(tx, article, sig)
+        story_id = self._place(tx, article, article_id, placement, batch.now)
+        self.dedup.add(article_id, story_id, placement)
 
-    def _insert(self, conn: Connection, article: Article, sig: Signature) -> int:
-        article_id = self.store.insert_article(conn, article)
-        self.store.insert_signature(conn, article_id, self.dedup.scheme, self.dedup.encode(sig))
+    def _insert(self, tx: TransactionProtocol, article: Article, sig: Signature) -> int:
+        article_id = tx.insert_article(article)
+        tx.insert_signature(article_id, self.dedup.scheme, self.dedup.encode(sig))
         return article_id
 
-    def _store_undated(self, conn: Connection, items: Sequence[tuple[FeedBatch, Candidate]]) -> None:
+    def _store_undated(self, tx: TransactionProtocol, items: Sequence[tuple[FeedBatch, Candidate]]) -> None:
         """Articles without dates that arrived together have no order of their own: they are decided
-        as a batch, as ``aggregator eval`` does with an undated file (``Deduplicator.batch_order``,
-        then ``refine_batch``). Rows are inserted in the order decided, so a restart replays them
-        in it; stories are written once the batch is settled (new ones carry a provisional id,
-        minus the id of the article that started them, until then)."""
+        as a batch, as ``aggregator eval`` does with an undated file (``Deduplicator.decide_batch``).
+        Rows are inserted in the order decided, so a restart replays them in it; stories are written
+        once the batch is settled (new ones carry a provisional id, minus the id of the article that
+        started them, until then)."""
         if not items:
             return
         articles = [self._article(batch, cand) for batch, cand in items]
         decided = self.dedup.decide_batch(
-            [(a.title, a.text, a.published_at, a.source) for a in articles], lambda i, sig: self._insert(conn, articles[i], sig)
+            [(a.title, a.text, a.published_at, a.source, a.first_seen_at) for a in articles], lambda i, sig: self._insert(tx, articles[i], sig)
         )
         stored: dict[int, int] = {}  # provisional story id -> stored id
-        for i, article_id, sig, decision in decided:
-            story, now = decision.story_id, items[i][0].now
+        for i, article_id, placement in decided:
+            story, now = placement.story_id, items[i][0].now
             assert story is not None
             if story >= 0:
-                self._place(conn, articles[i], article_id, sig, decision, now)
+                self._place(tx, articles[i], article_id, placement, now)
             elif story not in stored:
-                stored[story] = self.store.create_story(conn, articles[i], article_id, now)
+                stored[story] = tx.create_story(articles[i], article_id, now)
             else:
-                self._place(conn, articles[i], article_id, sig, replace(decision, story_id=stored[story]), now)
+                self._join(tx, stored[story], article_id, placement, now)
         for provisional, story_id in stored.items():
             self.dedup.rename_story(provisional, story_id)
 
-    def _place(self, conn: Connection, article: Article, article_id: int, sig: Signature, decision: Decision, now: datetime) -> int:
-        if decision.story_id is None:
-            return self.store.create_story(conn, article, article_id, now)
-        story_id = decision.story_id
-        self.store.add_member(conn, story_id, article_id, "report", decision.similarity, now)
-        members = self.store.members(conn, story_id)
-        previous = next(m.article_id for m in members if m.kind == "canonical")
-        canonical = choose_canonical(members)
-        self.store.update_story(conn, story_id, canonical, min(m.published_at for m in members), now)
-        # Kind and similarity are relative to the canonical: a new canonical means recomputing them all.
-        canon_sig = self._signature(conn, canonical.article_id, article_id, sig)
-        for m in members:
-            if m.article_id == canonical.article_id:
-                self.store.set_member(conn, m.article_id, "canonical", 1.0)
-            elif m.article_id == article_id or canonical.article_id != previous:
-                kind, similarity = self.dedup.relation(self._signature(conn, m.article_id, article_id, sig), canon_sig)
-                self.store.set_member(conn, m.article_id, kind, round(similarity, 4))
-        return story_id
+    def _place(self, tx: TransactionProtocol, article: Article, article_id: int, placement: Placement, now: datetime) -> int:
+        """Apply a placement: a new story, or the article joins one."""
+        if placement.story_id is None:
+            return tx.create_story(article, article_id, now)
+        self._join(tx, placement.story_id, article_id, placement, now)
+        return placement.story_id
 
-    def _signature(self, conn: Connection, article_id: int, new_id: int, new_sig: Signature) -> Signature:
-        if article_id == new_id:
-            return new_sig
-        sig = self.dedup.signature_of(article_id)
-        if sig is None:
-            data = self.store.signature(conn, article_id)
-            assert data is not None, f"article {article_id} has no stored signature"
-            sig = self.dedup.decode(data)
-        return sig
+    @staticmethod
+    def _join(tx: TransactionProtocol, story_id: int, article_id: int, placement: Placement, now: datetime) -> None:
+        settled = placement.settlement
+        changed = tuple((m.article_id, m.kind, m.similarity) for m in settled.changed)
+        tx.join_story(story_id, article_id, Joined(settled.own.kind, settled.own.similarity, placement.canonical(article_id),
+                                                   placement.first_reported_at, changed), now)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is loaded by the stages that need it, not by every reader of these records
+    import numpy as np
 
 MemberKind = Literal["canonical", "copy", "report"]
 
@@ -188,3 +189,11 @@ class SignatureChunk:
     published: np.ndarray  # float64 seconds since the epoch
     data: Sequence[bytes]  # encoded signatures (``Deduplicator.encode``)
     sources: Sequence[str | None]
+    first_seen: np.ndarray  # float64 seconds since the epoch
+    text_lengths: np.ndarray  # int32 characters of text (the canonical rule)
+
+    def select(self, keep: np.ndarray) -> SignatureChunk:
+        """The rows where ``keep`` (a boolean mask) is true."""
+        at = [i for i, k in enumerate(keep.tolist()) if k]
+        return SignatureChunk(self.article_ids[keep], self.story_ids[keep], self.published[keep], [self.data[i] for i in at],
+                              [self.sources[i] for i in at], self.first_seen[keep], self.text_lengths[keep])

@@ -1,4 +1,5 @@
-"""The long-running daemon: APScheduler wiring, signals, and the one-daemon-per-storage lock.
+"""The long-running daemon: APScheduler wiring and signals (``factory.writer`` holds the storage's
+one-writer lock around it).
 
 Each feed is one APScheduler job with a date trigger at the feed's stored
 ``next_poll_at``; after a poll the job is re-armed at the time the decider
@@ -15,45 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from filelock import FileLock, Timeout
 
 from .core import Aggregator
-from .errors import AggregatorError, DaemonLocked, StorageError
-from .fetch import Fetcher
+from .errors import AggregatorError
 from .models import FeedState
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 20.0
 HOUSEKEEPING_S = 600
-
-
-@contextmanager
-def storage_owned(storage_dir: Path, refusal: str) -> Iterator[None]:
-    """Hold the storage's one-writer lock (the daemon's, or a manual ``poll``'s) for the block;
-    ``DaemonLocked`` with ``refusal`` when another process holds it. A second writer would
-    store articles the first one's in-memory dedup index never sees, and split stories."""
-    lock = FileLock(str(storage_dir / "aggregator.lock"))
-    try:
-        storage_dir.mkdir(parents=True, exist_ok=True)
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise DaemonLocked(f"{storage_dir}: {refusal}") from None
-    except OSError as exc:
-        raise StorageError(f"{storage_dir}: cannot take the storage lock: {exc.strerror or exc}") from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 class Daemon:
@@ -68,11 +45,8 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> None:
-        """Run until SIGINT/SIGTERM (or ``stop()``); in-flight polls finish before returning."""
-        with storage_owned(self.agg.config.lock_dir, "another aggregator daemon is already running on this storage"):
-            await self._run()
-
-    async def _run(self) -> None:
+        """Run until SIGINT/SIGTERM (or ``stop()``); in-flight polls finish before returning. The
+        caller holds the storage's writer lock (``factory.writer``)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
@@ -80,7 +54,7 @@ class Daemon:
         loaded = agg.ensure_index()
         digest_time = agg.config.settings.digest.time
         scheduler = AsyncIOScheduler(timezone=agg.config.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
-        async with Fetcher(agg.config.settings.fetch, agg.config.settings.allow_hosts, transport=agg.transport) as fetcher:
+        async with agg.fetcher() as fetcher:
             self._fetcher = fetcher
             now = agg.clock()
             due = agg.due_feeds(now)

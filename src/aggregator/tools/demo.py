@@ -28,11 +28,9 @@ from xml.sax.saxutils import escape
 import yaml
 
 from ..config import load_config
-from ..core import Aggregator
 from ..errors import StorageError
-from ..fetch import Fetcher
+from ..factory import make_aggregator, writer_lock
 from ..models import Story
-from ..schedule import storage_owned
 from .feedserver import LoopbackServer, Request, Response, conditional
 from .scoring import Scores, score
 
@@ -242,7 +240,7 @@ def run_demo(directory: Path, progress: Callable[[int, int], None] | None = None
     """Replay the corpus through the real pipeline over ``hours`` simulated hours."""
     corpus = load_corpus()
     _refuse_foreign(directory)
-    with storage_owned(directory, "an aggregator daemon is running on this directory; give the demo another --dir"):
+    with writer_lock(directory, "an aggregator daemon is running on this directory; give the demo another --dir"):
         for name in ("aggregator.db", "aggregator.db-wal", "aggregator.db-shm", "feeds.yaml"):
             (directory / name).unlink(missing_ok=True)
         shutil.rmtree(directory / "digests", ignore_errors=True)
@@ -268,13 +266,13 @@ def _replay(directory: Path, corpus: Corpus, progress: Callable[[int, int], None
     with LoopbackServer(site) as server:
         site.base_url = server.base_url
         config = load_config(write_demo_config(directory, server.base_url, corpus))
-        agg = Aggregator(config, clock=lambda: clock[0])
+        agg = make_aggregator(config, clock=lambda: clock[0])  # (under the writer lock run_demo holds)
         try:
             steps = hours * 60 // STEP_MINUTES
 
             async def simulate() -> int:
                 rounds = 0
-                async with Fetcher(config.settings.fetch, config.settings.allow_hosts) as fetcher:
+                async with agg.fetcher() as fetcher:
                     for step in range(steps + 1):
                         clock[0] = site.now = start + timedelta(minutes=STEP_MINUTES * step)
                         if await agg.poll_round(clock[0], fetcher=fetcher):

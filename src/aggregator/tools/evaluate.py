@@ -123,11 +123,10 @@ def replay(records: list[LabeledArticle], settings: DedupSettings) -> Iterator[t
         yield from _replay_batch(dedup, records, dates)
         return
     for number, (record, published) in enumerate(zip(records, dates, strict=True), start=1):
-        sig = dedup.sign(record.title, record.text, record.source)
-        decision = dedup.decide(sig, published, record.source)
-        story_id = decision.story_id if decision.story_id is not None else number
-        dedup.add(number, story_id, sig, published, record.source)
-        yield number, decision, story_id
+        placement = dedup.decide(dedup.sign(record.title, record.text, record.source), published, record.source, published, len(record.text))
+        story_id = placement.story_id if placement.story_id is not None else number
+        dedup.add(number, story_id, placement)
+        yield number, placement.decision, story_id
 
 
 def _replay_batch(dedup: Deduplicator, records: list[LabeledArticle], dates: list[datetime]) -> Iterator[tuple[int, Decision, int]]:
@@ -138,9 +137,10 @@ def _replay_batch(dedup: Deduplicator, records: list[LabeledArticle], dates: lis
         keys.append(i + 1)
         return len(keys)
 
-    decided = dedup.decide_batch([(r.title, r.text, published, r.source) for r, published in zip(records, dates, strict=True)], key_of)
+    decided = dedup.decide_batch([(r.title, r.text, published, r.source, published) for r, published in zip(records, dates, strict=True)], key_of)
     done = {}
-    for i, _key, _sig, decision in decided:
+    for i, _key, placement in decided:
+        decision = placement.decision
         story, matched = decision.story_id, decision.matched_article_id
         assert story is not None
         if matched is not None:  # the key of the article matched, back to its number in the file

@@ -1,0 +1,141 @@
+"""The command line's frame: the Typer app, its options, the one-line error mapping and exit codes,
+and the helpers the commands share. Only Typer and the standard library load at start: each
+command imports what it needs when it runs (``aggregator --help`` stays instant)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from ..defaults import DEFAULT_CONFIG_PATH
+from ..errors import AggregatorError, ConfigError, DaemonLocked
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from ..config import Config
+
+# Plain help (no Rich boxes): rendering help through Rich costs more than all of Typer's start.
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  help="News aggregator: feeds in, deduplicated stories out.")
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config file (feeds and settings).")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # no news older than this; and date arithmetic stays in range
+LATEST_DAY = date(9998, 12, 31)
+__all__ = ["DEFAULT_CONFIG_PATH", "EXIT_ERROR", "EXIT_LOCKED", "EXIT_USAGE", "ConfigOption", "app", "err", "friendly", "out"]
+
+
+@functools.cache
+def out() -> Console:
+    """Standard output. Feed text (titles, outlet names, errors quoting servers) is printed as it
+    is: no Rich markup ("[/]" would crash a table, "[video]" would vanish) and no emoji codes."""
+    from rich.console import Console
+
+    return Console(markup=False, emoji=False, highlight=False)
+
+
+@functools.cache
+def err() -> Console:
+    """Standard error: one error, one line, however long."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+
+def flagged(flag: str, style: str, message: str) -> Text:
+    """``flag`` in colour, then ``message`` verbatim."""
+    from rich.text import Text
+
+    return Text.assemble((flag, style), " ", message)
+
+
+def friendly(func: F) -> F:
+    """User mistakes become one line on stderr and an exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            err().print(flagged("config error:", "red", str(exc)))
+            raise typer.Exit(EXIT_USAGE) from None
+        except DaemonLocked as exc:
+            err().print(flagged("error:", "red", str(exc)))
+            raise typer.Exit(EXIT_LOCKED) from None
+        except AggregatorError as exc:
+            err().print(flagged("error:", "red", str(exc)))
+            raise typer.Exit(EXIT_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv for debug).")] = 0,
+) -> None:
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def load(config: Path) -> Config:
+    from ..config import load_config
+
+    return load_config(config)
+
+
+def given_config(config: Path) -> Config | None:
+    """For commands that also work without a config: the config when it exists or was named
+    (a named one that is missing is an error); None for the default path when it is absent."""
+    return load(config) if config.exists() or config != DEFAULT_CONFIG_PATH else None
+
+
+def to_poll(config: Path) -> Config:
+    """For the commands that poll: a config without feeds is a mistake, said before any file is made."""
+    loaded = load(config)
+    if not loaded.feeds:
+        raise ConfigError(f"{config}: no feeds to poll: list them under `feeds:` (see config/feeds.yaml)")
+    return loaded
+
+
+def local(dt: datetime, tz: tzinfo) -> str:
+    return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def parse_since(value: str, now: datetime, tz: tzinfo) -> datetime:
+    """A duration ago, or an ISO date-time (local time in ``tz`` when it names no offset)."""
+    from ..config import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(f"expected a duration (6h, 2d; at most 366d) or an ISO date-time, got {value!r}", param_hint="--since") from None
+        when = when if when.tzinfo else when.replace(tzinfo=tz)
+    else:
+        when = now - timedelta(seconds=seconds)
+    if not EARLIEST <= when <= now + timedelta(days=1):
+        raise typer.BadParameter(f"expected a time between 1970 and now, got {value!r}", param_hint="--since")
+    return when
+
+
+def parse_day(value: str) -> date:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}", param_hint="--date") from None
+    if not EARLIEST.date() <= day <= LATEST_DAY:
+        raise typer.BadParameter(f"expected a date between {EARLIEST.date()} and {LATEST_DAY}, got {value!r}", param_hint="--date")
+    return day

@@ -1,0 +1,179 @@
+"""The commands that read what is stored: ``clusters``, ``story``, ``digest``, ``feeds``. They open
+the config and the store only (``factory.open_library``), never the fetcher or the dedup index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ..errors import AggregatorError
+from .app import DEFAULT_CONFIG_PATH, ConfigOption, app, err, friendly, load, local, out, parse_day, parse_since
+
+if TYPE_CHECKING:
+    from ..library import Library
+    from ..models import Story
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@contextmanager
+def library(config: Path) -> Iterator[Library]:
+    from ..factory import open_library
+
+    lib = open_library(load(config))
+    try:
+        yield lib
+    finally:
+        lib.close()
+
+
+def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
+    """A story as ``--json`` prints it."""
+    data: dict[str, Any] = {
+        "id": story.id,
+        "title": story.title,
+        "first_source": story.first_source,
+        "first_reported_at": story.first_reported_at.isoformat(),
+        "sources": list(story.sources),
+        "source_count": len(story.sources),
+        "articles": len(story.variants),
+        "canonical_article_id": story.canonical_article_id,
+        "variants": [
+            {
+                "article_id": v.article_id, "source": v.source, "title": v.title, "url": v.url,
+                "published_at": v.published_at.isoformat(), "kind": v.kind, "similarity": v.similarity,
+            }
+            for v in story.variants
+        ],
+    }
+    if with_text:
+        data["canonical_text"] = story.canonical.text
+    return data
+
+
+def print_stories(stories: list[Story], lib: Library, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, expand=True)
+    table.add_column("story", justify="right", no_wrap=True)
+    table.add_column("title", ratio=3)
+    table.add_column("first reported", ratio=2)
+    table.add_column("srcs", justify="right")
+    table.add_column("sources", ratio=2)
+    for s in stories:
+        table.add_row(str(s.id), s.title, f"{s.first_source}\n{local(s.first_reported_at, lib.config.tz)}", str(len(s.sources)),
+                      ", ".join(s.sources))
+    out().print(table)
+
+
+@app.command()
+@friendly
+def clusters(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    day: Annotated[str | None, typer.Option("--date", help="Local day YYYY-MM-DD (default: today).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Stories reported since a duration ago (6h) or an ISO time.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the day's stories: title, who reported first and when, how many sources, which."""
+    with library(config) as lib:
+        if since and day:
+            raise typer.BadParameter("give --date or --since, not both")
+        if since:
+            start = parse_since(since, lib.clock(), lib.config.tz)
+            stories = lib.stories_between(start, lib.clock() + timedelta(days=1))
+            label = f"stories since {local(start, lib.config.tz)}"
+        else:
+            the_day = parse_day(day) if day else lib.today()
+            stories = lib.stories_on(the_day)
+            label = f"stories on {the_day.isoformat()} ({lib.config.settings.timezone})"
+        if as_json:
+            out().print_json(json.dumps([story_dict(s) for s in stories], ensure_ascii=False))
+        else:
+            print_stories(stories, lib, f"{len(stories)} {label}")
+
+
+@app.command()
+@friendly
+def story(
+    story_id: Annotated[int, typer.Argument(help="Story id, as listed by `clusters`.", min=1, max=2**63 - 1)],
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one story: the canonical text and every variant with outlet, time, URL and similarity."""
+    with library(config) as lib:
+        found = lib.story(story_id)
+        if found is None:
+            raise AggregatorError(f"no story with id {story_id}")
+        if as_json:
+            out().print_json(json.dumps(story_dict(found, with_text=True), ensure_ascii=False))
+            return
+        from rich.table import Table
+        from rich.text import Text
+
+        tz = lib.config.tz
+        out().print(Text.assemble((found.title, "bold"), f"  (story {found.id})"))
+        out().print(f"first reported by {found.first_source} at {local(found.first_reported_at, tz)}; "
+                    f"{len(found.sources)} source(s), {len(found.variants)} article(s)\n")
+        out().print(found.canonical.text)
+        table = Table(title="variants (kind and similarity relative to the canonical)", expand=True)
+        for col in ("kind", "sim", "outlet", "published"):
+            table.add_column(col)
+        table.add_column("title / url", overflow="fold")  # a URL is read whole, not cut at the column's edge
+        for v in found.variants:
+            table.add_row(v.kind, f"{v.similarity:.2f}", v.source, local(v.published_at, tz), f"{v.title}\n{v.url or ''}")
+        out().print(table)
+
+
+@app.command()
+@friendly
+def digest(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    day: Annotated[str | None, typer.Option("--date", help="Local day YYYY-MM-DD (default: today).")] = None,
+) -> None:
+    """Write the daily digest (storage/digests/YYYY-MM-DD.md and .html)."""
+    with library(config) as lib:
+        files = lib.write_digest(parse_day(day) if day else None)
+    out().print(f"{files.stories} stories → {files.markdown} and {files.html}")
+
+
+@app.command()
+@friendly
+def feeds(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    as_json: JsonOption = False,
+    enable: Annotated[str | None, typer.Option("--enable", metavar="URL", help="Re-enable a feed disabled after 410 Gone, or reset its backoff: due now (a running daemon: after its restart).")] = None,
+) -> None:
+    """Each feed's health: last success, last error, next poll, backoff, disabled reason."""
+    with library(config) as lib:
+        if enable is not None:  # the address as configured, or where the feed moved
+            if enable not in {f.url for f in lib.feeds()} | {f.url for f in lib.config.feeds} or not lib.store.enable_feed(enable, lib.clock()):
+                raise AggregatorError(f"{enable}: not a feed of {config} (give its url as written there, or as `feeds` lists it)")
+            err().print(f"{enable}: enabled and due now (if a daemon is running, it picks this up when restarted)")
+        states = lib.feeds()
+        tz = lib.config.tz
+    from ..decide import health
+
+    if as_json:
+        rows = [{**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(f).items()}, "health": health(f)} for f in states]
+        out().print_json(json.dumps(rows))
+        return
+    from rich.table import Table
+
+    table = Table(expand=True)
+    table.add_column("feed", overflow="fold")  # feeds of one host differ at the end of their URLs
+    for col in ("health", "last success", "next poll", "last error / disabled reason"):
+        table.add_column(col)
+
+    def fmt(dt: datetime | None) -> str:
+        return local(dt, tz) if dt else "—"
+
+    for f in states:
+        table.add_row(f"{f.name}\n{f.url}", health(f), fmt(f.last_success_at), "—" if f.disabled_reason else fmt(f.next_poll_at),
+                      f.disabled_reason or f.last_error or "")
+    out().print(table)

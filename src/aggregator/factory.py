@@ -1,0 +1,82 @@
+"""One place builds the parts from a config: the store, the fetcher, the dedup index, the process
+pool, and the facades made of them. Every command, the daemon, the demo and the benchmarks build
+through here; the constructors themselves do no I/O (opening the store does: it creates or
+migrates the database). The one-writer rule is enforced here too (``writer``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import Config
+from .library import Clock, Library, utcnow
+from .store import Store
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .core import Aggregator
+    from .fetch import Fetcher
+
+WRITER_REFUSAL = "another aggregator process (a daemon, a poll or the demo) is writing to this storage; stop it or wait"
+
+
+def open_store(config: Config) -> Store:
+    """The config's database, created or migrated as needed."""
+    return Store(config.database_url)
+
+
+def open_library(config: Config, clock: Clock = utcnow) -> Library:
+    """For the commands that only read (listing, a story, the digest, feed health): the store and
+    the config. Feeds new to the config are added; the stored names and intervals of known ones
+    are left to the commands that poll."""
+    library = Library(config, open_store(config), clock)
+    library.sync_feeds(refresh=False)
+    return library
+
+
+def make_fetcher(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> Fetcher:
+    """An HTTP client under the config's limits and address guard (``transport``: tests' own)."""
+    from .fetch import Fetcher
+
+    return Fetcher(config.settings.fetch, config.settings.allow_hosts, transport=transport)
+
+
+def make_aggregator(config: Config, clock: Clock = utcnow, transport: httpx.AsyncBaseTransport | None = None) -> Aggregator:
+    """Everything polling needs. It does not take the storage's writer lock: commands, the daemon
+    and the demo use ``writer``; tests and benchmarks that own their storage may call this."""
+    from .core import Aggregator
+    from .dedup import Deduplicator
+    from .ingest import Ingest
+    from .pool import Pool
+
+    store = open_store(config)
+    ingest = Ingest(Deduplicator(config.settings.dedup), store, clock)
+    agg = Aggregator(config, store, ingest, Pool(config.settings.extract.workers), lambda: make_fetcher(config, transport), clock)
+    agg.sync_feeds(refresh=True)
+    return agg
+
+
+@contextmanager
+def writer_lock(storage_dir: Path, refusal: str = WRITER_REFUSAL) -> Iterator[None]:
+    """The storage's one-writer lock alone, for a writer that prepares its directory before it
+    builds its parts (the demo): then ``make_aggregator`` inside."""
+    from .lock import storage_owned
+
+    with storage_owned(storage_dir, refusal):
+        yield
+
+
+@contextmanager
+def writer(config: Config, refusal: str = WRITER_REFUSAL, clock: Clock = utcnow,
+           transport: httpx.AsyncBaseTransport | None = None) -> Iterator[Aggregator]:
+    """``make_aggregator`` under the storage's one-writer lock (taken before anything is opened or
+    written; ``DaemonLocked`` with ``refusal`` when another process holds it), closed at the end."""
+    with writer_lock(config.lock_dir, refusal):
+        agg = make_aggregator(config, clock, transport)
+        try:
+            yield agg
+        finally:
+            agg.close()

@@ -1,0 +1,192 @@
+"""Article queries: known entries, inserting articles and their signatures, and reading the
+signatures back (row by row, or decoded in bulk column chunks for a restart), plus the dedup
+index's snapshots.
+
+Functions take the SQLAlchemy connection they run on; ``Store`` and ``Transaction`` own those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import String, bindparam, func, insert, select, type_coerce
+from sqlalchemy.engine import Connection
+
+from ..models import Article, SignatureChunk
+from .interface import StoredSignature
+from .schema import articles, dedup_snapshots, signatures, story_members
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Statements run per feed or per article, built once: building one per call (and its cache key)
+# cost 3-4x its execution (a polling round of 1,000 feeds runs a few thousand of them).
+_KNOWN_GUIDS = select(articles.c.guid).where(articles.c.feed_id == bindparam("feed"), articles.c.guid.in_(bindparam("keys", expanding=True)))
+_KNOWN_URLS = select(articles.c.url).where(articles.c.url.in_(bindparam("keys", expanding=True)))
+_INSERT_ARTICLE = insert(articles)
+_INSERT_SIGNATURE = insert(signatures)
+
+
+def known_guids(conn: Connection, feed_id: int, guids: Iterable[str]) -> set[str]:
+    """Which of these entry ids this feed already gave us."""
+    guids = list(guids)
+    found: set[str] = set()
+    for i in range(0, len(guids), 500):
+        found.update(r[0] for r in conn.execute(_KNOWN_GUIDS, {"feed": feed_id, "keys": guids[i : i + 500]}))
+    return found
+
+
+def known_urls(conn: Connection, urls: Iterable[str]) -> set[str]:
+    """Which of these (normalised) article URLs are stored, from any feed."""
+    urls = [u for u in urls if u]
+    found: set[str] = set()
+    for i in range(0, len(urls), 500):
+        found.update(r[0] for r in conn.execute(_KNOWN_URLS, {"keys": urls[i : i + 500]}))
+    return found
+
+
+def insert_article(conn: Connection, article: Article) -> int:
+    """Store an article; returns its id."""
+    # Values as parameters, not .values(...): a statement with literal values costs ~4x more to prepare.
+    result = conn.execute(
+        _INSERT_ARTICLE,
+        dict(
+            feed_id=article.feed_id,
+            guid=article.guid,
+            url=article.url,
+            title=article.title,
+            text=article.text,
+            source=article.source,
+            published_at=article.published_at,
+            first_seen_at=article.first_seen_at,
+            lang=article.lang,
+            content_hash=article.content_hash,
+            from_page=int(article.from_page),
+            summary_html=article.summary_html or None,
+        ),
+    )
+    return new_id(result)
+
+
+def insert_signature(conn: Connection, article_id: int, scheme: str, data: bytes) -> None:
+    """Store an article's signature."""
+    conn.execute(_INSERT_SIGNATURE, dict(article_id=article_id, scheme=scheme, data=data))
+
+
+def signature_schemes(conn: Connection) -> set[str]:
+    """The schemes of the first and the newest stored signature. The program never adds a
+    signature of another scheme to a database (it refuses to start), so these two are all
+    there is; reading every signature row to be sure took seconds at a million articles."""
+    first = select(func.min(signatures.c.article_id)).scalar_subquery()
+    last = select(func.max(signatures.c.article_id)).scalar_subquery()
+    return {r[0] for r in conn.execute(select(signatures.c.scheme).where(signatures.c.article_id.in_([first, last])))}
+
+
+def stored_signatures(conn: Connection, since: datetime | None, up_to: int | None, after: int | None) -> Iterator[StoredSignature]:
+    """Stored signatures in insertion order: of articles published since ``since``, with ids
+    up to ``up_to`` or after ``after`` (each filter only when given)."""
+    for row in conn.execution_options(yield_per=2000).execute(_signature_query(since, up_to, after)):
+        yield StoredSignature(row.article_id, row.story_id, _as_utc(row.published_at), row.data, row.source,
+                              _as_utc(row.first_seen_at), int(row.text_length or 0))
+
+
+def signature_chunks(conn: Connection, size: int, since: datetime | None, up_to: int | None) -> Iterator[SignatureChunk]:
+    """``stored_signatures`` in chunks of ``size``, column by column (a restart reads a whole
+    window: no per-row objects, publication times parsed in bulk)."""
+    import numpy as np  # only a restart needs it
+
+    result = conn.execution_options(yield_per=size).execute(_signature_query(since, up_to, None))
+    for part in result.partitions(size):
+        ids, stories, published, data, sources, first_seen, lengths = zip(*part, strict=True)
+        yield SignatureChunk(np.array(ids, dtype=np.int64), np.array(stories, dtype=np.int64), _epoch_seconds(published), data,
+                             sources, _epoch_seconds(first_seen), np.array([n or 0 for n in lengths], dtype=np.int32))
+
+
+def retired_members(conn: Connection, since: datetime) -> Iterator[tuple[int, int, datetime, datetime, int, bytes]]:
+    """(story, article, published, first seen, text length, signature) of the members published
+    before ``since`` of the stories that have a member published since then: what the canonical
+    rule still counts of a story whose older members left the dedup window."""
+    live = (
+        select(story_members.c.story_id)
+        .join(articles, articles.c.id == story_members.c.article_id)
+        .where(articles.c.published_at >= since)
+        .distinct()
+    )
+    query = (
+        select(story_members.c.story_id, articles.c.id, articles.c.published_at, articles.c.first_seen_at,
+               func.length(articles.c.text), signatures.c.data)
+        .join(articles, articles.c.id == story_members.c.article_id)
+        .join(signatures, signatures.c.article_id == articles.c.id)
+        .where(articles.c.published_at < since, story_members.c.story_id.in_(live))
+        .order_by(articles.c.id)
+    )
+    for row in conn.execution_options(yield_per=2000).execute(query):
+        yield int(row[0]), int(row[1]), row[2], row[3], int(row[4] or 0), bytes(row[5])
+
+
+def latest_snapshot(conn: Connection, scheme: str) -> tuple[int, bytes] | None:
+    """(last_article_id, data) of the newest dedup snapshot made with ``scheme``."""
+    row = conn.execute(
+        select(dedup_snapshots.c.last_article_id, dedup_snapshots.c.data)
+        .where(dedup_snapshots.c.scheme == scheme)
+        .order_by(dedup_snapshots.c.last_article_id.desc())
+        .limit(1)
+    ).first()
+    return (int(row[0]), bytes(row[1])) if row else None
+
+
+def save_snapshot(conn: Connection, scheme: str, last_article_id: int, data: bytes, now: datetime) -> None:
+    """Keep only the newest snapshot."""
+    conn.execute(dedup_snapshots.delete())
+    conn.execute(insert(dedup_snapshots).values(scheme=scheme, last_article_id=last_article_id, created_at=now, data=data))
+
+
+def new_id(result: Any) -> int:
+    """The primary key an INSERT's result assigned."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _signature_query(since: datetime | None, up_to: int | None, after: int | None) -> Any:
+    # published_at as the stored text, parsed by the callers: SQLAlchemy's generic SQLite datetime
+    # parsing costs ~10 µs a row, which a restart pays for every article in the window.
+    published = type_coerce(articles.c.published_at, String).label("published_at")
+    first_seen = type_coerce(articles.c.first_seen_at, String).label("first_seen_at")
+    # (text lengths: for the canonical rule; SQLite reads the text's overflow pages for them)
+    query = (
+        select(signatures.c.article_id, story_members.c.story_id, published, signatures.c.data, articles.c.source, first_seen,
+               func.length(articles.c.text).label("text_length"))
+        .join(articles, articles.c.id == signatures.c.article_id)
+        .join(story_members, story_members.c.article_id == signatures.c.article_id)
+        .order_by(signatures.c.article_id)
+    )
+    if since is not None:
+        # The lower id bound lets SQLite walk signatures in id order (no temporary sort of blobs).
+        first = select(func.min(articles.c.id)).where(articles.c.published_at >= since).scalar_subquery()
+        query = query.where(articles.c.published_at >= since, signatures.c.article_id >= first)
+    if up_to is not None:
+        query = query.where(signatures.c.article_id <= up_to)
+    if after is not None:
+        query = query.where(signatures.c.article_id > after)
+    return query
+
+
+def _epoch_seconds(values: Sequence[str | datetime]) -> np.ndarray:
+    """Stored timestamps (naive UTC: SQLite text, or a driver's datetimes) as float seconds since
+    the epoch, equal to ``_as_utc(v).timestamp()``."""
+    import numpy as np
+
+    try:
+        micros = np.array(values, dtype="datetime64[us]").astype(np.int64)
+    except (ValueError, TypeError):
+        return np.array([_as_utc(v).timestamp() for v in values], dtype=np.float64)
+    return micros / 1e6
+
+
+def _as_utc(value: str | datetime) -> datetime:
+    """A stored timestamp (SQLite text, or a driver's naive datetime) as an aware UTC datetime."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=timezone.utc)

@@ -1,0 +1,119 @@
+"""What the rest of the program sees of storage: the records it hands out and the protocols
+(``StoreProtocol``, and the ``ReadProtocol``/``TransactionProtocol`` objects it lends inside a
+``with``). Nothing here names SQLAlchemy, so another backend (PostgreSQL, a worker process
+owning the database) can stand behind them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ..models import Article, FeedState, FeedUpdate, MemberKind, SignatureChunk, Story
+
+# (feed id, change, when, title, site URL): the last two only when the feed gave them
+FeedChange = tuple[int, FeedUpdate, datetime, str | None, str | None]
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What an article joining a story changes (the dedup stage's placement, as stored): the
+    article's kind and similarity to the canonical, the story's canonical and first report time,
+    and the other members whose kind and similarity changed, as (article id, kind, similarity)."""
+
+    kind: MemberKind
+    similarity: float
+    canonical_id: int
+    first_reported_at: datetime
+    changed: tuple[tuple[int, MemberKind, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class StoredSignature:
+    """One stored article's dedup signature, with what the index keeps beside it."""
+
+    article_id: int
+    story_id: int
+    published_at: datetime
+    data: bytes
+    source: str
+    first_seen_at: datetime
+    text_length: int
+
+
+class ReadProtocol(Protocol):
+    """Reads that see one consistent state (``StoreProtocol.reading``)."""
+
+    def known_guids(self, feed_id: int, guids: Iterable[str]) -> set[str]:
+        """Which of these entry ids this feed already gave us."""
+        ...
+
+    def known_urls(self, urls: Iterable[str]) -> set[str]:
+        """Which of these (normalised) article URLs are stored, from any feed."""
+        ...
+
+
+class TransactionProtocol(ReadProtocol, Protocol):
+    """One atomic unit of work (``StoreProtocol.transaction``): it commits when the ``with`` ends
+    normally, and rolls back when it raises."""
+
+    def insert_article(self, article: Article) -> int:
+        """Store an article; returns its id."""
+        ...
+
+    def insert_signature(self, article_id: int, scheme: str, data: bytes) -> None:
+        """Store an article's signature."""
+        ...
+
+    def create_story(self, article: Article, article_id: int, now: datetime) -> int:
+        """A new story with this article as its canonical member; returns the story's id."""
+        ...
+
+    def join_story(self, story_id: int, article_id: int, joined: Joined, now: datetime) -> None:
+        """An article joins a story, as the dedup stage placed it."""
+        ...
+
+    def apply_feed_updates(self, changes: Iterable[FeedChange]) -> None:
+        """Feeds' new states, in order."""
+        ...
+
+
+class StoreProtocol(Protocol):
+    """Feeds, articles, signatures and stories, as the program uses them."""
+
+    @property
+    def url(self) -> str:
+        """The database URL (for messages)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[TransactionProtocol]:
+        """One atomic unit of work: everything inside commits together or not at all."""
+        ...
+
+    def reading(self) -> AbstractContextManager[ReadProtocol]:
+        """Several reads on one connection."""
+        ...
+
+    # -- feeds
+    def sync_feeds(self, configured: Sequence[tuple[str, str, int]], refresh: bool = True) -> None: ...
+    def feeds(self, config_urls: Iterable[str] | None = None) -> list[FeedState]: ...
+    def feed(self, feed_id: int) -> FeedState: ...
+    def enable_feed(self, url: str, now: datetime) -> bool: ...
+
+    # -- signatures and dedup snapshots
+    def signature_schemes(self) -> set[str]: ...
+    def signatures(self, since: datetime | None = None, up_to: int | None = None, after: int | None = None) -> Iterator[StoredSignature]: ...
+    def signature_chunks(self, size: int, since: datetime | None = None, up_to: int | None = None) -> Iterator[SignatureChunk]: ...
+    def retired_members(self, since: datetime) -> Iterator[tuple[int, int, datetime, datetime, int, bytes]]: ...
+    def latest_snapshot(self, scheme: str) -> tuple[int, bytes] | None: ...
+    def save_snapshot(self, scheme: str, last_article_id: int, data: bytes, now: datetime) -> None: ...
+
+    # -- the stories read model
+    def story_ids_between(self, start: datetime, end: datetime) -> list[int]: ...
+    def load_stories(self, story_ids: Sequence[int], with_text: bool = False) -> list[Story]: ...
+    def counts(self) -> dict[str, int]: ...

@@ -1,0 +1,214 @@
+"""The database's shape: tables, the UTC datetime type, SQLite pragmas and recorded migrations.
+
+A new database is created at ``SCHEMA_VERSION`` from ``metadata``; an older one is brought up
+to date by ``MIGRATIONS[v]`` for each version v it is behind (v -> v + 1). Never edit a
+released step: append one, and change ``metadata`` to match.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.types import TypeDecorator
+
+from ..errors import StorageError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 4
+MIGRATE_ATTEMPTS = 5
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, naive UTC on disk."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+metadata = MetaData()
+
+meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("config_url", Text, nullable=False, unique=True),  # as written in the config
+    Column("url", Text, nullable=False),  # where we fetch now (moves on 301/308)
+    Column("name", Text, nullable=False),
+    Column("title", Text),
+    Column("site_url", Text),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("interval_s", Integer, nullable=False),  # as configured
+    Column("learned_interval_s", Integer),  # from the feed's posting rate and its <ttl>/Cache-Control hints
+    Column("next_poll_at", UTCDateTime),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("disabled_reason", Text),
+)
+
+articles = Table(
+    "articles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id"), nullable=False),
+    Column("guid", Text, nullable=False),
+    Column("url", Text),
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("published_at", UTCDateTime, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("lang", String(16)),
+    Column("content_hash", String(64), nullable=False),
+    Column("from_page", Integer, nullable=False, default=0),
+    Column("summary_html", Text),  # the feed's summary, untrusted: sanitized when rendered
+    UniqueConstraint("feed_id", "guid", name="uq_articles_feed_guid"),
+    Index("ix_articles_url", "url"),
+    Index("ix_articles_published", "published_at"),
+)
+
+signatures = Table(
+    "signatures",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),
+    Column("scheme", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("canonical_article_id", Integer, ForeignKey("articles.id"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("first_reported_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_stories_first_reported", "first_reported_at"),
+)
+
+story_members = Table(
+    "story_members",
+    metadata,
+    Column("article_id", Integer, ForeignKey("articles.id"), primary_key=True),  # one story per article
+    Column("story_id", Integer, ForeignKey("stories.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("similarity", Float, nullable=False),
+    Column("joined_at", UTCDateTime, nullable=False),
+    Index("ix_members_story", "story_id"),
+)
+
+
+dedup_snapshots = Table(
+    "dedup_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("scheme", Text, nullable=False),
+    Column("last_article_id", Integer, nullable=False),  # every article up to here is in the snapshot
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
+def _add_learned_interval(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE feeds ADD COLUMN learned_interval_s INTEGER"))
+
+
+def _add_dedup_snapshots(conn: Connection) -> None:
+    dedup_snapshots.create(conn)
+
+
+def _add_summary_html(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE articles ADD COLUMN summary_html TEXT"))
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_learned_interval,
+    2: _add_dedup_snapshots,
+    3: _add_summary_html,
+}
+
+
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """Set on every new SQLite connection (an engine ``connect`` event)."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def migrate(engine: Engine, url: str) -> None:
+    """Create or bring the schema up to ``SCHEMA_VERSION``, retrying a lost creation race."""
+    for attempt in range(MIGRATE_ATTEMPTS):
+        try:
+            _migrate(engine, url)
+            return
+        except OperationalError as exc:
+            # Two processes creating one new database at once: the loser's CREATE TABLE finds
+            # the winner's table. Its transaction rolled back; the next attempt sees the schema.
+            if "already exists" not in str(exc.orig) or attempt == MIGRATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _migrate(engine: Engine, url: str) -> None:
+    with engine.begin() as conn:
+        meta.create(conn, checkfirst=True)
+        row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StorageError(f"{url}: database schema v{version} is newer than this program (v{SCHEMA_VERSION})")
+        if version == 0:
+            metadata.create_all(conn)
+        for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+            MIGRATIONS[step](conn)
+            log.info("database schema migrated from v%d to v%d", step, step + 1)
+        if version != SCHEMA_VERSION:
+            _set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+            log.info("database schema at v%d", SCHEMA_VERSION)
+
+
+def _set_meta(conn: Connection, key: str, value: str) -> None:
+    if conn.execute(update(meta).where(meta.c.key == key).values(value=value)).rowcount == 0:
+        conn.execute(insert(meta).values(key=key, value=value))

@@ -1,0 +1,118 @@
+"""Story queries: creating stories and changing their members (inside ingest's transaction),
+and the read model the commands list and the digest render (``load_stories``, ``counts``).
+
+Functions take the SQLAlchemy connection they run on; ``Store`` and ``Transaction`` own those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from ..models import Article, Story, Variant
+from .articles import new_id
+from .interface import Joined
+from .schema import UTCDateTime, articles, feeds, stories, story_members
+
+# Statements run per article, built once: building one per call (and its cache key) cost 3-4x
+# its execution.
+_INSERT_STORY = insert(stories)
+_INSERT_MEMBER = insert(story_members)
+_JOIN_STORY = update(stories).where(stories.c.id == bindparam("story_id_")).values(
+    canonical_article_id=bindparam("canonical_"),
+    title=select(articles.c.title).where(articles.c.id == bindparam("canonical_")).scalar_subquery(),  # the canonical's
+    first_reported_at=bindparam("first_reported_", type_=UTCDateTime()),
+    updated_at=bindparam("updated_", type_=UTCDateTime()),
+)
+_SET_MEMBER = update(story_members).where(story_members.c.article_id == bindparam("article_id_"))
+
+
+def create_story(conn: Connection, article: Article, article_id: int, now: datetime) -> int:
+    """A new story with this article as its canonical member; returns the story's id."""
+    result = conn.execute(
+        _INSERT_STORY,
+        dict(canonical_article_id=article_id, title=article.title, first_seen_at=now, first_reported_at=article.published_at, updated_at=now),
+    )
+    story_id = new_id(result)
+    conn.execute(_INSERT_MEMBER, dict(story_id=story_id, article_id=article_id, kind="canonical", similarity=1.0, joined_at=now))
+    return story_id
+
+
+def join_story(conn: Connection, story_id: int, article_id: int, joined: Joined, now: datetime) -> None:
+    """An article joins a story: its membership, the story's canonical (its title comes with it),
+    first report and update time, and the members whose kind changed."""
+    conn.execute(_INSERT_MEMBER, dict(story_id=story_id, article_id=article_id, kind=joined.kind, similarity=joined.similarity, joined_at=now))
+    conn.execute(_JOIN_STORY, dict(story_id_=story_id, canonical_=joined.canonical_id, first_reported_=joined.first_reported_at, updated_=now))
+    if joined.changed:
+        conn.execute(_SET_MEMBER, [dict(article_id_=a, kind=kind, similarity=sim) for a, kind, sim in joined.changed])
+
+
+def story_ids_between(conn: Connection, start: datetime, end: datetime) -> list[int]:
+    """Stories with at least one member published in [start, end)."""
+    query = (
+        select(story_members.c.story_id)
+        .join(articles, articles.c.id == story_members.c.article_id)
+        .where(articles.c.published_at >= start, articles.c.published_at < end)
+        .distinct()
+    )
+    return [r[0] for r in conn.execute(query)]
+
+
+def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = False) -> list[Story]:
+    """Stories with their variants, in the order of ``story_ids``."""
+    if not story_ids:
+        return []
+    by_story: dict[int, list[Variant]] = {i: [] for i in story_ids}
+    heads: dict[int, Any] = {}
+    for chunk_start in range(0, len(story_ids), 500):
+        chunk = list(story_ids[chunk_start : chunk_start + 500])
+        for row in conn.execute(select(stories).where(stories.c.id.in_(chunk))):
+            heads[row.id] = row
+        cols = [
+            story_members.c.story_id, story_members.c.article_id, story_members.c.kind, story_members.c.similarity,
+            articles.c.source, articles.c.title, articles.c.url, articles.c.published_at, articles.c.first_seen_at,
+        ]
+        if with_text:
+            cols += [articles.c.text, articles.c.summary_html]
+        query = (
+            select(*cols)
+            .join(articles, articles.c.id == story_members.c.article_id)
+            .where(story_members.c.story_id.in_(chunk))
+            .order_by(articles.c.published_at, articles.c.id)
+        )
+        for r in conn.execute(query):
+            by_story[r.story_id].append(
+                Variant(
+                    article_id=r.article_id, story_id=r.story_id, kind=r.kind, similarity=r.similarity,
+                    source=r.source, title=r.title, url=r.url, published_at=r.published_at,
+                    first_seen_at=r.first_seen_at, text=r.text if with_text else "",
+                    summary_html=(r.summary_html or "") if with_text else "",
+                )
+            )
+    result = []
+    for sid in story_ids:
+        head = heads.get(sid)
+        if head is None or not by_story[sid]:
+            continue
+        variants = tuple(by_story[sid])
+        first = min(variants, key=lambda v: (v.published_at, v.article_id))
+        result.append(
+            Story(
+                id=sid, title=head.title, canonical_article_id=head.canonical_article_id,
+                first_reported_at=head.first_reported_at, first_source=first.source,
+                updated_at=head.updated_at, variants=variants,
+            )
+        )
+    return result
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    """Rows in the feeds, articles, stories and story_members tables."""
+    return {
+        name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+        for name, table in (("feeds", feeds), ("articles", articles), ("stories", stories), ("story_members", story_members))
+    }

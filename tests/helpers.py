@@ -1,0 +1,76 @@
+"""Plain helpers shared by the test modules (the fixtures stay in conftest.py).
+
+``cli(*args)`` runs ``aggregator ARGS`` in this process with typer's test runner; ``aggregator(*args)``
+runs it as a real subprocess, for the tests where the process is the point (the daemon, signals, a
+lock held by another process). Both return a ``subprocess.CompletedProcess`` (returncode, stdout, stderr).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+WIDE = {"COLUMNS": "200"}  # wide enough that no title is cut or wrapped in a table
+
+
+def write_config(directory: Path, feeds: list[dict[str, object]], **settings: object) -> Path:
+    """A config file in ``directory`` keeping its storage there too."""
+    body = {"settings": {"storage": ".", "allow_hosts": ["127.0.0.1"], **settings}, "feeds": feeds}
+    path = directory / "feeds.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def aggregator(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m aggregator ARGS`` as a separate process (about 1 s of imports per call)."""
+    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **WIDE})
+
+
+@contextmanager
+def fresh_process_logging() -> Iterator[None]:
+    """Logging as a new process starts it, for the block: a root logger without handlers at WARNING
+    (so the app callback's ``logging.basicConfig`` writes to the runner's stderr, as it would to the
+    process's), and afterwards every logger's level and the root's handlers as they were (pytest's
+    capture handlers included; ``poll`` and ``run`` set levels that must not leak into later tests)."""
+    from aggregator.core import FEED_LOG
+
+    for name in (FEED_LOG, "aggregator", "apscheduler", "httpx"):  # the loggers the CLI tunes, so that they are restored too
+        logging.getLogger(name)
+    root = logging.getLogger()
+    loggers = [root, *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    levels = {lg: lg.level for lg in loggers}
+    handlers = root.handlers[:]
+    root.handlers = []
+    root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers = handlers
+        for lg, level in levels.items():
+            lg.setLevel(level)
+
+
+def cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``aggregator ARGS`` in this process: the exit code, stdout and stderr the command gives as a
+    process, without a new interpreter's imports. An exception the CLI lets escape is raised here
+    (a process would print a traceback, which the CLI promises never to do)."""
+    from typer.testing import CliRunner
+
+    from aggregator.cli import app
+
+    with fresh_process_logging():
+        result = CliRunner().invoke(app, list(args), env={**WIDE, **(env or {})}, catch_exceptions=False, prog_name="aggregator")
+    return subprocess.CompletedProcess(["aggregator", *args], result.exit_code, result.stdout, result.stderr)

@@ -1,0 +1,116 @@
+"""The canonical rule and the placement ``decide`` returns: pure logic, tested without a database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from aggregator.config import DedupSettings
+from aggregator.dedup import NEW_ARTICLE, Deduplicator
+from aggregator.dedup.canonical import Member, MemberUpdate, settle
+from test_dedup import COPY, COPY_TITLE, ORIGINAL, ORIGINAL_TITLE, REWRITE, REWRITE_TITLE, T0, text
+
+HOUR = 3600.0
+
+
+def member(article_id: int, hours: float, length: int, seen: float | None = None) -> Member:
+    return Member(article_id, hours * HOUR, (hours if seen is None else seen) * HOUR, length)
+
+
+def relation(a: int, b: int) -> tuple[str, float]:
+    """A stand-in for the rule's relation: a report, similarity from the ids (so each pair is told apart)."""
+    return "report", round(0.5 + (a % 7) / 100 + (b % 5) / 1000, 4)
+
+
+def test_a_new_story_is_its_own_canonical() -> None:
+    settled = settle([], member(NEW_ARTICLE, 3, 500), relation)  # type: ignore[arg-type]
+    assert settled.canonical_id == NEW_ARTICLE and settled.first_reported == 3 * HOUR
+    assert settled.own == MemberUpdate(NEW_ARTICLE, "canonical", 1.0) and settled.changed == ()
+
+
+def test_a_later_report_keeps_the_canonical_and_only_its_own_kind_is_computed() -> None:
+    members = [member(1, 1, 1000), member(2, 2, 900)]
+    settled = settle(members, member(NEW_ARTICLE, 3, 950), relation)  # type: ignore[arg-type]
+    assert settled.canonical_id == 1 and settled.first_reported == 1 * HOUR
+    assert settled.own == MemberUpdate(NEW_ARTICLE, "report", relation(NEW_ARTICLE, 1)[1])
+    assert settled.changed == ()
+
+
+def test_a_full_report_after_a_teaser_takes_over_and_every_member_is_recomputed() -> None:
+    teaser, stub = member(1, 1, 120), member(2, 2, 200)
+    settled = settle([teaser, stub], member(NEW_ARTICLE, 3, 2000), relation)  # type: ignore[arg-type]
+    assert settled.canonical_id == NEW_ARTICLE
+    assert settled.first_reported == 1 * HOUR  # the first report stays the teaser's time
+    assert settled.own == MemberUpdate(NEW_ARTICLE, "canonical", 1.0)
+    assert {u.article_id for u in settled.changed} == {1, 2}
+    assert all(u.kind == "report" and u.similarity == relation(u.article_id, NEW_ARTICLE)[1] for u in settled.changed)
+
+
+def test_ties_go_to_the_first_seen_then_to_the_stored_article() -> None:
+    earlier_seen = settle([member(5, 1, 800, seen=4)], member(NEW_ARTICLE, 1, 800, seen=2), relation)  # type: ignore[arg-type]
+    assert earlier_seen.canonical_id == NEW_ARTICLE
+    same = settle([member(5, 1, 800, seen=2)], member(NEW_ARTICLE, 1, 800, seen=2), relation)  # type: ignore[arg-type]
+    assert same.canonical_id == 5  # the new article's id will be higher than every stored one
+
+
+# -- placements from the index ------------------------------------------------------------------------
+
+
+def test_decide_returns_the_whole_placement() -> None:
+    d = Deduplicator(DedupSettings())
+    original = d.sign(ORIGINAL_TITLE, text(ORIGINAL))
+    first = d.decide(original, T0, "Wire", T0, len(text(ORIGINAL)))
+    assert first.story_id is None and first.settlement.canonical_id == NEW_ARTICLE and first.canonical(41) == 41
+    d.add(41, 7, first)
+    copy = d.decide(d.sign(COPY_TITLE, text(COPY)), T0 + timedelta(hours=1), "Reprinter", T0 + timedelta(hours=1), len(text(COPY)))
+    assert (copy.story_id, copy.kind, copy.matched_article_id) == (7, "copy", 41)
+    assert copy.canonical(42) == 41 and copy.settlement.own.kind == "copy" and copy.settlement.changed == ()
+    assert copy.first_reported_at == T0
+
+
+def test_the_canonical_rule_counts_members_that_left_the_window() -> None:
+    """A story running past the window: its first, full report has left the index, yet it stays the
+    canonical; and when a much longer report takes over, the member that left is recomputed too."""
+    settings = DedupSettings(window_hours=48)
+    d = Deduplicator(settings)
+    full, rewrite = text(ORIGINAL), text(REWRITE)
+    d.learn(1, 100, d.sign(ORIGINAL_TITLE, full, "Wire"), T0, "Wire", T0, len(full))
+    d.learn(2, 100, d.sign(REWRITE_TITLE, rewrite, "Daily"), T0 + timedelta(hours=30), "Daily", T0 + timedelta(hours=30), len(rewrite))
+    assert d.evict(T0 + timedelta(hours=1)) == 1 and d.signature_of(1) is None
+    when = T0 + timedelta(hours=50)
+    reprint = d.sign(REWRITE_TITLE, rewrite, "Reprinter")
+    kept = d.decide(reprint, when, "Reprinter", when, len(rewrite))
+    assert kept.story_id == 100 and kept.kind == "copy"
+    assert kept.settlement.canonical_id == 1 and kept.settlement.changed == ()  # not article 2, the earliest still in the window
+    assert kept.first_reported_at == T0
+    longer = d.decide(reprint, when, "Reprinter", when, 10 * len(full))
+    assert longer.settlement.canonical_id == NEW_ARTICLE
+    assert {u.article_id for u in longer.settlement.changed} == {1, 2}
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_restarted_index_places_like_the_live_one(restart: bool) -> None:
+    """After a restart the members that had left the window come from storage (``retire``)."""
+    settings = DedupSettings(window_hours=48)
+    live = Deduplicator(settings)
+    full, rewrite = text(ORIGINAL), text(REWRITE)
+    stored = []
+    for article_id, title, body, source, hours in ((1, ORIGINAL_TITLE, full, "Wire", 0), (2, REWRITE_TITLE, rewrite, "Daily", 30)):
+        sig = live.sign(title, body, source)
+        when = T0 + timedelta(hours=hours)
+        live.learn(article_id, 100, sig, when, source, when, len(body))
+        stored.append((100, article_id, when, when, len(body), live.encode(sig)))
+    live.evict(T0 + timedelta(hours=1))
+    index = live
+    if restart:
+        index = Deduplicator(settings)
+        index.load_snapshot(live.snapshot())
+        sig2 = index.decode(stored[1][5])
+        index.learn(2, 100, sig2, stored[1][2], "Daily", stored[1][3], stored[1][4])
+        index.retire([(story, article, published, seen, length, data) for story, article, published, seen, length, data in stored[:1]])
+    when = T0 + timedelta(hours=50)
+    placement = index.decide(index.sign(REWRITE_TITLE, rewrite, "Reprinter"), when, "Reprinter", when, 10 * len(full))
+    assert placement.settlement.canonical_id == NEW_ARTICLE
+    changed = {u.article_id: u.kind for u in placement.settlement.changed}
+    assert changed == {1: "report", 2: "copy"}
