@@ -32,7 +32,10 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from aggregator.dedup import _STOPWORDS, Deduplicator, Signature
+from aggregator.dedup import Deduplicator, Signature
+from aggregator.dedup.rule import top_terms
+from aggregator.dedup.statistics import tf as log_tf
+from aggregator.dedup.tokens import STOPWORDS as _STOPWORDS
 from aggregator.tools.feedserver import Request, Response, conditional
 
 FUNCTION_WORDS = (
@@ -210,7 +213,7 @@ class SignatureFactory:
         hashes = np.array([zlib.crc32(t.encode("utf-8")) for t, _ in terms], dtype=np.uint32)
         counts = np.array([c for _, c in terms], dtype=np.float32)
         d = self.dedup
-        keys = d._top(hashes, d._tf(counts), d._idf(hashes, np.ones(len(hashes)))).astype(np.uint32)
+        keys = top_terms(hashes, log_tf(counts), d.stats.idf(hashes, np.ones(len(hashes)))).astype(np.uint32)
         shingle_hashes = self.rng.integers(0, 2**32 - 1, size=shingles, dtype=np.uint64).astype(np.uint32)
         return Signature(minhash, shingles, shingle_hashes, hashes, counts, keys)
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHES = ("ingest", "dedup", "poll", "restart", "day")
+BENCHES = ("ingest", "dedup", "poll", "restart", "day", "startup")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # Sizes per mode. "quick" must finish well under two minutes on a 2-core shared machine.
@@ -51,6 +51,8 @@ MODES: dict[str, dict[str, Any]] = {
         "poll": {"feeds": 60, "hosts": 4, "items": 4, "changed": 0.3, "delay_s": 0.005},
         "restart": {"articles": 10_000, "per_day": 5_000},
         "day": {"per_day": 5_000, "page_rounds": 2, "page_items": 12},
+        # reps: each command and its baseline, alternated; budget_s: stop after min_reps once the loop took this long
+        "startup": {"articles": 10_000, "per_day": 5_000, "reps": 15, "min_reps": 5, "budget_s": 60.0},
     },
     "full": {
         "ingest": {"outlets": 12, "per_outlet": 50},
@@ -58,6 +60,7 @@ MODES: dict[str, dict[str, Any]] = {
         "poll": {"feeds": 1000, "hosts": 50, "items": 5, "changed": 0.3, "delay_s": 0.005},
         "restart": {"articles": 1_000_000, "per_day": 100_000},
         "day": {"per_day": 100_000, "page_rounds": 4, "page_items": 24},
+        "startup": {"articles": 100_000, "per_day": 5_000, "reps": 30, "min_reps": 30, "budget_s": 3600.0},
     },
 }
 
@@ -176,8 +179,8 @@ class RemoteSites:
 
 
 def bench_ingest(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    from aggregator.core import Aggregator
     from aggregator.extract import extract_page
+    from aggregator.factory import make_aggregator
 
     from .inputs import Outlet, Vocabulary, plant_items, render_feed, render_page
 
@@ -214,7 +217,7 @@ def bench_ingest(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         def pipeline(name: str, **settings: Any) -> tuple[float, float, list[str], int, dict[str, int]]:
             """One round of the whole pipeline over the outlets' feeds, into a fresh database."""
             config = make_config(tmp / name, [u + "/feed.xml" for u in remote.base_urls], **settings)
-            agg = Aggregator(config)
+            agg = make_aggregator(config)
             try:
                 agg.ensure_index()
                 c0, t0 = cpu_s(), time.perf_counter()
@@ -314,7 +317,7 @@ def bench_dedup(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     # however many articles are indexed); fault their pages in before the baseline, so that the
     # figure measures what grows with the window.
     fixed_tables = 0
-    for table in (dedup._df, dedup._seen_shingles):
+    for table in (dedup.stats.df, dedup.stats.seen_shingles):
         table.fill(0)
         fixed_tables += table.nbytes
     gc.collect()
@@ -350,7 +353,7 @@ def bench_dedup(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                 next_story += 1
                 sig = factory.fresh(vocab.event(ev))
                 recent.append((ev, story, sig))
-            dedup.add(article_id, story, sig, now)
+            dedup.learn(article_id, story, sig, now)
         now = start + step * article_id
         dedup.evict(now - window)
         stream_s = time.perf_counter() - t_stream
@@ -364,7 +367,7 @@ def bench_dedup(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         sample_id = 10**12 + size * 10
         for j, t in enumerate(originals):  # index the copies' originals (not timed)
             sample_id += 1
-            dedup.add(sample_id, 10**12 + j, dedup.sign(t.title, "\n\n".join(t.paragraphs)), now - timedelta(hours=1))
+            dedup.learn(sample_id, 10**12 + j, dedup.sign(t.title, "\n\n".join(t.paragraphs)), now - timedelta(hours=1))
         timings: list[tuple[float, float, float]] = []
         repeats = p.get("repeats", 3)
         kinds: dict[str, int] = {"new": 0, "copy": 0, "report": 0}
@@ -379,12 +382,12 @@ def bench_dedup(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 sig = dedup.sign(t.title, body)
                 t1 = time.perf_counter()
-                decision = dedup.decide(sig, now)
+                decision = dedup.decide(sig, now, None, now, len(body))  # the whole placement, canonical included
                 t2 = time.perf_counter()
                 sign_t.append(t1 - t0)
                 decide_t.append(t2 - t1)
             t2 = time.perf_counter()
-            dedup.add(sample_id, decision.story_id or 2 * 10**12 + j, sig, now)
+            dedup.add(sample_id, decision.story_id or 2 * 10**12 + j, decision)
             add_t = time.perf_counter() - t2
             timings.append((min(sign_t), min(decide_t), add_t))
             kinds[decision.kind] += 1
@@ -414,7 +417,8 @@ def minhash_only_ms(texts: list[Any], settings: Any, entries: int, repeats: int)
     in an LSH already holding ``entries`` articles (its cost is flat in that number)."""
     from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-    from aggregator.dedup import COPY_LSH_THRESHOLD, words
+    from aggregator.dedup import words
+    from aggregator.dedup.rule import COPY_LSH_THRESHOLD
 
     rng = np.random.default_rng(4)
     lsh = MinHashLSH(threshold=COPY_LSH_THRESHOLD, num_perm=settings.num_perm)
@@ -444,7 +448,7 @@ def bench_lsh_baseline(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     from datasketch import LeanMinHash, MinHashLSH
 
     from aggregator.config import DedupSettings
-    from aggregator.dedup import COPY_LSH_THRESHOLD
+    from aggregator.dedup.rule import COPY_LSH_THRESHOLD
 
     s = DedupSettings()
     n = p["n"]
@@ -463,7 +467,7 @@ def bench_lsh_baseline(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
 
 
 def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    from aggregator.core import Aggregator
+    from aggregator.factory import make_aggregator
 
     from .inputs import Item, Outlet, Vocabulary, render_feed
 
@@ -493,7 +497,7 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         remote.serve(tables)
         urls = [remote.base_urls[host] + path for host, _o, path, _i in feeds]
         config = make_config(tmp / "poll", urls)
-        agg = Aggregator(config)
+        agg = make_aggregator(config)
         reader = make_reader(str(tmp / "reader.sqlite"), search_enabled=False)
         workers = config.settings.fetch.max_concurrency
         try:
@@ -504,7 +508,7 @@ def bench_poll(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
             cpu: dict[str, dict[str, float]] = {}
 
             def workers_of_ours() -> list[int]:  # the extraction pool's processes (parsing big feeds too)
-                pool = agg._pool
+                pool = agg.pool._pool
                 return list(getattr(pool, "_processes", None) or {}) if pool is not None else []
 
             def ours(name: str) -> tuple[float, list[Any]]:
@@ -608,16 +612,17 @@ def build_db(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     """A database holding ``articles`` articles at ``per_day``, ending now, by bulk inserts into the store's tables."""
     from sqlalchemy import insert
 
-    from aggregator import store as st
     from aggregator.config import DedupSettings
     from aggregator.dedup import Deduplicator
+    from aggregator.store import Store
+    from aggregator.store import schema as st
 
     from .inputs import SignatureFactory, Vocabulary
 
     t_start = time.perf_counter()
     storage = Path(p["storage"])
     config = make_config(storage, [f"http://127.0.0.1:9/feeds/{i}.xml" for i in range(p["feeds"])])
-    store = st.Store(config.database_url)
+    store = Store(config.database_url)
     dedup = Deduplicator(DedupSettings())
     vocab = Vocabulary()
     factory = SignatureFactory(vocab, dedup)
@@ -701,15 +706,15 @@ def bench_restart(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     """Time from Aggregator construction to a rebuilt index (ready to poll); then the bare row read."""
     from sqlalchemy import select
 
-    from aggregator import store as st
-    from aggregator.core import Aggregator
+    from aggregator.factory import make_aggregator
+    from aggregator.store import schema as st
 
     storage = Path(p["storage"])
     config = make_config(storage, [f"http://127.0.0.1:9/feeds/{i}.xml" for i in range(p["feeds"])])
     end = datetime.fromisoformat(p["end"])
     rss0 = rss_bytes()
     t0 = time.perf_counter()
-    agg = Aggregator(config, clock=lambda: end)
+    agg = make_aggregator(config, clock=lambda: end)
     t1 = time.perf_counter()
     loaded = agg.ensure_index()
     ready = time.perf_counter() - t0
@@ -721,7 +726,7 @@ def bench_restart(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     t3 = time.perf_counter()
     q = (select(st.signatures.c.data).join(st.articles, st.articles.c.id == st.signatures.c.article_id)
          .where(st.articles.c.published_at >= since))
-    with agg.store.connect() as conn:
+    with agg.store.engine.connect() as conn:
         raw = sum(1 for _ in conn.execute(q))
     t4 = time.perf_counter()
     agg.close()
@@ -738,7 +743,7 @@ def bench_day(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     fetched and extracted, articles stored), so HTTP, trafilatura and SQLite are in the picture.
     The other articles go through the dedup index only (sign on synthetic term signatures, decide, add).
     """
-    from aggregator.core import Aggregator
+    from aggregator.factory import make_aggregator
 
     from .inputs import Outlet, SignatureFactory, Vocabulary, plant_items, render_feed, render_page
 
@@ -752,7 +757,7 @@ def bench_day(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
     with servers(len(outlets)) as srv:
         feed_urls = [s.url("/feed.xml") for s, _ in srv]
         config = make_config(storage, feed_urls)  # the stored feeds stay in the database, unpolled
-        agg = Aggregator(config, clock=lambda: clock[0])
+        agg = make_aggregator(config, clock=lambda: clock[0])
         t0 = time.perf_counter()
         loaded = agg.ensure_index()
         rebuild_s = time.perf_counter() - t0
@@ -782,7 +787,7 @@ def bench_day(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
             for _ in range(per_round):
                 aid += 1
                 sig = factory.fresh(vocab.event(aid))
-                agg.dedup.add(aid, aid, sig, now)
+                agg.dedup.learn(aid, aid, sig, now)
         window_docs = len(agg.dedup)
         agg.close()
     return {"peak_rss_mb": peak_rss_bytes() / 2**20, "start_rss_mb": rss_start / 2**20, "ready_rss_mb": rss_ready / 2**20,
@@ -790,9 +795,112 @@ def bench_day(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
             "pipeline_articles": real_new, "poll_errors": poll_errors[:3], "window_articles_at_end": window_docs, "per_day": p["per_day"]}
 
 
+# -- 7. CLI start-up against bare imports ------------------------------------------------------------
+
+
+def _cli_env() -> dict[str, str]:
+    """The environment a user's shell gives the CLI: without the repository root that run_worker
+    puts on PYTHONPATH (every import would search one directory more)."""
+    env = dict(os.environ)
+    kept = [d for d in env.get("PYTHONPATH", "").split(os.pathsep) if d and Path(d).resolve() != ROOT]
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
+def bench_startup(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """Wall time of ``aggregator --help`` and ``aggregator clusters --json`` (on the database that
+    build_db made at ``storage``, listing one whole day) against bare ``python -c 'import ...'``.
+
+    Each command and its baseline alternate in one loop (the order flips every repetition), after
+    one warm-up each; the ratio is of the medians. Every ``clusters`` run must exit 0 and print a JSON
+    list of at least one story."""
+    exe = Path(sys.executable)
+    script = exe.with_name("aggregator")
+    cli = [str(script)] if script.exists() else [sys.executable, "-m", "aggregator"]
+    storage = Path(p["storage"])
+    cfg = storage / "startup.yaml"  # JSON is YAML; the same settings and feeds build_db stored
+    cfg.write_text(json.dumps({
+        "settings": {"storage": str(storage), "timezone": "UTC", "allow_hosts": ["127.0.0.1"]},
+        "feeds": [{"url": f"http://127.0.0.1:9/feeds/{i}.xml", "name": f"feed{i}"} for i in range(p["feeds"])],
+    }))
+    commands = {
+        "help": cli + ["--help"],
+        "import_typer": [sys.executable, "-c", "import typer"],
+        "clusters": cli + ["clusters", "--json", "--config", str(cfg), "--date", p["date"]],
+        "bare_imports": [sys.executable, "-c", "import typer, sqlalchemy, pydantic"],
+    }
+    env, cwd = _cli_env(), tmp  # not the repository: nothing of it on sys.path
+    stories: list[int] = []
+
+    def run(name: str) -> float:
+        t0 = time.perf_counter()
+        proc = subprocess.run(commands[name], capture_output=True, env=env, cwd=cwd)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(commands[name])} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-2000:]}")
+        if name == "clusters":
+            listed = json.loads(proc.stdout)
+            if not isinstance(listed, list) or not listed or not all("id" in s for s in listed):
+                raise RuntimeError(f"clusters --json listed no stories on {p['date']}: {proc.stdout[:200]!r}")
+            stories.append(len(listed))
+        elif name == "help" and b"clusters" not in proc.stdout:
+            raise RuntimeError(f"--help does not list the commands: {proc.stdout[:200]!r}")
+        return wall
+
+    pairs = (("help", "import_typer"), ("clusters", "bare_imports"))
+    warm = {name: run(name) for pair in pairs for name in pair}  # filesystem cache, .pyc files
+    times: dict[str, list[float]] = {name: [] for pair in pairs for name in pair}
+    t_loop = time.perf_counter()
+    reps = 0
+    while reps < p["reps"] and (reps < p["min_reps"] or time.perf_counter() - t_loop < p["budget_s"]):
+        for pair in pairs:
+            for name in pair if reps % 2 == 0 else pair[::-1]:
+                times[name].append(run(name))
+        reps += 1
+    return {"cli": cli, "commands": commands, "warmup_s": warm, "times_s": times, "reps": reps,
+            "loop_s": time.perf_counter() - t_loop, "stories_listed": sorted(set(stories))}
+
+
+def figures_startup(r: dict[str, Any], p: dict[str, Any], built: dict[str, Any]) -> dict[str, Any]:
+    med = {k: statistics.median(v) for k, v in r["times_s"].items()}
+    low = {k: min(v) for k, v in r["times_s"].items()}
+    how = {"reps_each": r["reps"], "reps_planned": p["reps"], "stopped_by_budget": r["reps"] < p["reps"], "loop_s": r["loop_s"],
+           "method": "command and baseline alternated in one loop (order flipped each repetition) after one warm-up each; "
+                     "wall time of subprocess.run with output captured; value = ratio of medians",
+           "cli": " ".join(r["cli"]), "cli_is_console_script": Path(r["cli"][0]).name == "aggregator",
+           "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
+
+    def figure(cmd: str, base: str, goal: float, goal_text: str, unit: str, extra: dict[str, Any]) -> dict[str, Any]:
+        ratio = med[cmd] / med[base]
+        return {
+            "value": ratio, "unit": unit,
+            "baseline": {"name": f"python -c {r['commands'][base][-1]!r}, same run, alternated", "median_s": med[base], "min_s": low[base]},
+            "goal": goal_text, "pass": ratio <= goal,
+            "details": {"command": " ".join(r["commands"][cmd]), "median_s": med[cmd], "min_s": low[cmd],
+                        "ratio_of_mins": low[cmd] / low[base], "warmup_s": {cmd: r["warmup_s"][cmd], base: r["warmup_s"][base]},
+                        "times_s": {cmd: r["times_s"][cmd], base: r["times_s"][base]}, **how, **extra},
+        }
+
+    n = p["articles"]
+    return {
+        "help_vs_import_typer": figure(
+            "help", "import_typer", 1.5, "issue 15: within 1.5x of `python -c 'import typer'`",
+            "ratio (wall time of `aggregator --help` ÷ `python -c 'import typer'`, medians)", {}),
+        "clusters_json_vs_bare_imports": {**figure(
+            "clusters", "bare_imports", 2.0, "issue 15: within 2x of `python -c 'import typer, sqlalchemy, pydantic'` (100k articles stored)",
+            f"ratio (wall time of `aggregator clusters --json` over one day, {label(n)} articles stored ÷ "
+            "`python -c 'import typer, sqlalchemy, pydantic'`, medians)",
+            {"articles_stored": n, "database": f"{label(n)} articles", "per_day": p["per_day"], "date_listed": p["date"],
+             "stories_listed": r["stories_listed"], "db": built}), "at_goal_scale": n >= 100_000},
+    }
+
+
 WORKERS: dict[str, Callable[[dict[str, Any], Path], dict[str, Any]]] = {
     "ingest": bench_ingest, "dedup": bench_dedup, "lsh_baseline": bench_lsh_baseline, "poll": bench_poll,
-    "build_db": build_db, "restart": bench_restart, "day": bench_day,
+    "build_db": build_db, "restart": bench_restart, "day": bench_day, "startup": bench_startup,
 }
 
 
@@ -938,6 +1046,17 @@ def main(argv: list[str] | None = None) -> int:
                     "details": {**r, "stored_before": db_params["articles"]},
                 }}
             step("day", day)
+        if "startup" in only:
+            def startup() -> dict[str, Any]:
+                sp = cfg["startup"]
+                if sp["articles"] < 2 * sp["per_day"]:
+                    raise ValueError("startup: the database must hold two days, so that yesterday is a whole day")
+                end_dt = datetime.fromisoformat(end)
+                params = {**sp, "storage": str(tmp / "startup"), "end": end, "feeds": 100,
+                          "date": (end_dt - timedelta(days=1)).date().isoformat()}  # yesterday (UTC): a whole day of stories
+                db = run_worker("build_db", params, tmp, timeout)  # once, outside the timed part
+                return figures_startup(run_worker("startup", params, tmp, timeout), params, db)
+            step("startup", startup)
     finally:
         if args.keep:
             print(f"[bench] kept {tmp}", file=sys.stderr)

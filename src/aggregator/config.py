@@ -37,7 +37,7 @@ from .defaults import (  # noqa: F401  (re-exported: the defaults are part of th
     WINDOW_HOURS,
 )
 from .errors import ConfigError
-from .urls import normalize_url, port_problem
+from .urls import normalize_url, parse_allow_list, port_problem
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -156,9 +156,7 @@ class Settings(_Strict):
     @field_validator("allow_hosts")
     @classmethod
     def _allow_forms(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
-        from .netguard import NetGuard
-
-        NetGuard.from_allow_list(entries)  # ValueError names the entry
+        parse_allow_list(entries)  # ValueError names the entry
         return entries
 
     @field_validator("database_url")

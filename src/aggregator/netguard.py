@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,8 +23,9 @@ from typing import Any
 
 import httpcore
 
+from .urls import parse_allow_list
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 
 
@@ -62,19 +62,8 @@ class NetGuard:
     @classmethod
     def from_allow_list(cls, entries: Iterable[str]) -> NetGuard:
         """From ``settings.allow_hosts``; ValueError names an entry that is none of the three forms."""
-        names: set[str] = set()
-        networks = []
-        for entry in entries:
-            entry = entry.strip().lower().strip("[]")
-            try:
-                networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                if not _HOSTNAME.fullmatch(entry):
-                    raise ValueError(
-                        f"{entry!r} is not a host name, an address or a network (no scheme, port, wildcard or trailing dot)"
-                    ) from None
-                names.add(entry)
-        return cls(frozenset(names), tuple(networks))
+        names, networks = parse_allow_list(entries)
+        return cls(names, networks)
 
     def check(self, host: str, ip: IPAddress) -> None:
         """Raise BlockedAddress unless ``ip`` (an answer for ``host``) may be contacted."""

@@ -1,7 +1,11 @@
-"""URL normalisation for article identity: the same page under two spellings is one article."""
+"""URL normalisation for article identity (the same page under two spellings is one article), and the
+forms of host an allow list may name."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query parameters that only say where a click came from.
@@ -57,3 +61,25 @@ def port_problem(url: str) -> str | None:
     except ValueError:
         return "invalid port (0-65535)"
     return None
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
+
+
+def parse_allow_list(entries: Iterable[str]) -> tuple[frozenset[str], tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]]:
+    """``settings.allow_hosts`` as (host names, networks); ValueError names an entry that is neither
+    a host name, an address nor a network. (Here, not in ``netguard``: the config checks the list
+    without loading the HTTP stack.)"""
+    names: set[str] = set()
+    networks = []
+    for entry in entries:
+        entry = entry.strip().lower().strip("[]")
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            if not _HOSTNAME.fullmatch(entry):
+                raise ValueError(
+                    f"{entry!r} is not a host name, an address or a network (no scheme, port, wildcard or trailing dot)"
+                ) from None
+            names.add(entry)
+    return frozenset(names), tuple(networks)

@@ -33,7 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # no news older than this; and date arithmetic stays in range
 LATEST_DAY = date(9998, 12, 31)
-__all__ = ["DEFAULT_CONFIG_PATH", "EXIT_ERROR", "EXIT_LOCKED", "EXIT_USAGE", "ConfigOption", "app", "err", "friendly", "out"]
+__all__ = ["DEFAULT_CONFIG_PATH", "EXIT_ERROR", "EXIT_LOCKED", "EXIT_USAGE", "ConfigOption", "app", "err", "friendly", "out", "print_json"]
 
 
 @functools.cache
@@ -51,6 +51,22 @@ def err() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """``--json`` output: indented by two, non-ASCII as it is, unhighlighted. (Rich's highlighting of
+    a day's 3,000 stories took seconds, and the standard library's indenting encoder, pure Python,
+    60 ms: orjson writes the same text in 5.)"""
+    import orjson
+
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:
+        sys.stdout.write(text.decode())
+    else:  # UTF-8 as it is, not decoded and encoded again
+        sys.stdout.flush()
+        binary.write(text)
+        binary.flush()
 
 
 def flagged(flag: str, style: str, message: str) -> Text:

@@ -3,7 +3,6 @@ the config and the store only (``factory.open_library``), never the fetcher or t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import AggregatorError
-from .app import DEFAULT_CONFIG_PATH, ConfigOption, app, err, friendly, load, local, out, parse_day, parse_since
+from .app import DEFAULT_CONFIG_PATH, ConfigOption, app, err, friendly, load, local, out, parse_day, parse_since, print_json
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -93,7 +92,7 @@ def clusters(
             stories = lib.stories_on(the_day)
             label = f"stories on {the_day.isoformat()} ({lib.config.settings.timezone})"
         if as_json:
-            out().print_json(json.dumps([story_dict(s) for s in stories], ensure_ascii=False))
+            print_json([story_dict(s) for s in stories])
         else:
             print_stories(stories, lib, f"{len(stories)} {label}")
 
@@ -111,7 +110,7 @@ def story(
         if found is None:
             raise AggregatorError(f"no story with id {story_id}")
         if as_json:
-            out().print_json(json.dumps(story_dict(found, with_text=True), ensure_ascii=False))
+            print_json(story_dict(found, with_text=True))
             return
         from rich.table import Table
         from rich.text import Text
@@ -161,7 +160,7 @@ def feeds(
 
     if as_json:
         rows = [{**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(f).items()}, "health": health(f)} for f in states]
-        out().print_json(json.dumps(rows))
+        print_json(rows)
         return
     from rich.table import Table
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import AggregatorError
-from .app import DEFAULT_CONFIG_PATH, ConfigOption, app, err, flagged, friendly, given_config, out
+from .app import DEFAULT_CONFIG_PATH, ConfigOption, app, err, flagged, friendly, given_config, out, print_json
 from .reading import library, print_stories
 
 
@@ -89,7 +89,7 @@ def eval_(
         data["copies"] = {"articles": copy_scores.items, "precision": copy_scores.pairwise_precision,
                           "recall": copy_scores.pairwise_recall, "f1": copy_scores.pairwise_f1}
     if as_json:
-        out().print_json(json.dumps(data))
+        print_json(data)
         return
     from rich.table import Table
 

@@ -188,11 +188,22 @@ class Deduplicator:
     def add(self, article_id: int, story_id: int, placement: Placement) -> None:
         """Index an article as a member of a story, as ``placement`` (from ``decide``) placed it, and
         learn from it."""
+        p = placement
+        scored = p.scored if p.version == self._version else self.rule.score(p.signature, p.published, source_key(p.source))
+        self._learn(article_id, story_id, p.signature, p.published, p.source, p.first_seen, p.text_length, scored)
+
+    def learn(self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None = None,
+              first_seen: datetime | None = None, text_length: int = 0) -> None:
+        """Index and learn from an article whose story is known already (a replay, a rebuild): ``add``
+        without the placement's canonical part, which only storage needs."""
+        self._learn(article_id, story_id, sig, published, source, first_seen or published, text_length,
+                    self.rule.score(sig, published, source_key(source)))
+
+    def _learn(self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None, first_seen: datetime,
+               text_length: int, scored: Scored) -> None:
         if article_id in self.window.row_of:
             return
-        sig, published, source = placement.signature, placement.published, placement.source
         key = source_key(source)
-        scored = placement.scored if placement.version == self._version else self.rule.score(sig, published, key)
         self._version += 1
         # Document frequencies learn from every article but copies, in order: a reprint is not
         # new evidence that its words are common (twenty reprints made a story's own words so
@@ -218,13 +229,7 @@ class Deduplicator:
             crowd_row = rows.crowd[self.window.row_of[decision.matched_article_id]].copy()
         elif scored.member_crowd is not None:
             rows.crowd[scored.member_rows] = scored.member_crowd
-        self.window.add(article_id, story_id, sig, ts(published), ts(placement.first_seen), placement.text_length, key, crowd_row,
-                        scored.band_keys)
-
-    def learn(self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None = None,
-              first_seen: datetime | None = None, text_length: int = 0) -> None:
-        """``decide`` then ``add``: an article whose story is known already (a replay, a rebuild)."""
-        self.add(article_id, story_id, self.decide(sig, published, source, first_seen, text_length))
+        self.window.add(article_id, story_id, sig, ts(published), ts(first_seen), text_length, key, crowd_row, scored.band_keys)
 
     def _same_outlet(self, source: int, article_id: int | None) -> bool:
         """Whether an indexed article is by this outlet (an unknown outlet counts as the same)."""

@@ -252,19 +252,20 @@ class Window:
         rows = self.rows
         live = rows.alive[: rows.high]
         gone = np.nonzero(live & (rows.t[: rows.high] < cut))[0]
-        leaving: list[tuple[int, Fact]] = []
-        for row, article_id, story_id in zip(gone.tolist(), rows.article[gone].tolist(), rows.story[gone].tolist(), strict=True):
-            leaving.append((story_id, Fact(article_id, float(rows.t[row]), float(rows.first_seen[row]), int(rows.text_length[row]),
-                                           self._row_signature(row))))
+        left = list(zip(gone.tolist(), rows.article[gone].tolist(), rows.story[gone].tolist(), strict=True))
+        for row, article_id, story_id in left:
             del self.row_of[article_id]
             self.leave(row, story_id)
-        rows.alive[gone] = False
-        rows.crowd[gone] = 0.0
-        for story_id, fact in leaving:  # the canonical rule still needs them while their story is in the window
+        # The canonical rule still needs the members that left while their story has members in the
+        # window (their rows stay intact until reused); a story wholly gone is forgotten.
+        for row, article_id, story_id in left:
             if story_id in self.stories:
+                fact = Fact(article_id, float(rows.t[row]), float(rows.first_seen[row]), int(rows.text_length[row]), self._row_signature(row))
                 self.retired.setdefault(story_id, []).append(fact)
         for story_id in [s for s in self.retired if s not in self.stories]:
             del self.retired[story_id]
+        rows.alive[gone] = False
+        rows.crowd[gone] = 0.0
         self._quarantine += gone.tolist()
         remaining = rows.t[: rows.high][rows.alive[: rows.high]]
         self._oldest = float(remaining.min()) if len(remaining) else float("inf")

@@ -88,8 +88,8 @@ def stored_signatures(conn: Connection, since: datetime | None, up_to: int | Non
     """Stored signatures in insertion order: of articles published since ``since``, with ids
     up to ``up_to`` or after ``after`` (each filter only when given)."""
     for row in conn.execution_options(yield_per=2000).execute(_signature_query(since, up_to, after)):
-        yield StoredSignature(row.article_id, row.story_id, _as_utc(row.published_at), row.data, row.source,
-                              _as_utc(row.first_seen_at), int(row.text_length or 0))
+        yield StoredSignature(row.article_id, row.story_id, as_utc(row.published_at), row.data, row.source,
+                              as_utc(row.first_seen_at), int(row.text_length or 0))
 
 
 def signature_chunks(conn: Connection, size: int, since: datetime | None, up_to: int | None) -> Iterator[SignatureChunk]:
@@ -150,11 +150,15 @@ def new_id(result: Any) -> int:
     return int(key[0])
 
 
+def stored_time(column: Any) -> Any:
+    """A time column as the stored text, to be parsed by ``as_utc`` or ``_epoch_seconds``: SQLAlchemy's
+    generic SQLite datetime parsing costs ~10 µs a row, which a restart pays for every article in
+    the window, and a listing for every variant. (Other databases' drivers hand out datetimes.)"""
+    return type_coerce(column, String).label(column.name)
+
+
 def _signature_query(since: datetime | None, up_to: int | None, after: int | None) -> Any:
-    # published_at as the stored text, parsed by the callers: SQLAlchemy's generic SQLite datetime
-    # parsing costs ~10 µs a row, which a restart pays for every article in the window.
-    published = type_coerce(articles.c.published_at, String).label("published_at")
-    first_seen = type_coerce(articles.c.first_seen_at, String).label("first_seen_at")
+    published, first_seen = stored_time(articles.c.published_at), stored_time(articles.c.first_seen_at)
     # (text lengths: for the canonical rule; SQLite reads the text's overflow pages for them)
     query = (
         select(signatures.c.article_id, story_members.c.story_id, published, signatures.c.data, articles.c.source, first_seen,
@@ -176,17 +180,18 @@ def _signature_query(since: datetime | None, up_to: int | None, after: int | Non
 
 def _epoch_seconds(values: Sequence[str | datetime]) -> np.ndarray:
     """Stored timestamps (naive UTC: SQLite text, or a driver's datetimes) as float seconds since
-    the epoch, equal to ``_as_utc(v).timestamp()``."""
+    the epoch, equal to ``as_utc(v).timestamp()``."""
     import numpy as np
 
     try:
         micros = np.array(values, dtype="datetime64[us]").astype(np.int64)
     except (ValueError, TypeError):
-        return np.array([_as_utc(v).timestamp() for v in values], dtype=np.float64)
+        return np.array([as_utc(v).timestamp() for v in values], dtype=np.float64)
     return micros / 1e6
 
 
-def _as_utc(value: str | datetime) -> datetime:
+def as_utc(value: str | datetime) -> datetime:
     """A stored timestamp (SQLite text, or a driver's naive datetime) as an aware UTC datetime."""
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return when.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):  # naive UTC as text: parsed aware at once (``replace`` costs as much as the parse)
+        return datetime.fromisoformat(value + "+00:00")
+    return value.replace(tzinfo=timezone.utc)
