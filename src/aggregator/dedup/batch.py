@@ -35,8 +35,10 @@ def batch_order(dedup: Deduplicator, items: Sequence[Item]) -> list[int]:
         return list(range(len(items)))
     trial = type(dedup)(dedup.settings)
     for number, (title, text, published, source, first_seen) in enumerate(items, start=1):
-        placement = trial.decide(trial.sign(title, text, source), published, source, first_seen, len(text))
-        trial.add(number, placement.story_id if placement.story_id is not None else number, placement)
+        sig = trial.sign(title, text, source)
+        scored = trial.rule.score(sig, published, source_key(source))
+        story = scored.decision.story_id
+        trial._learn(number, number if story is None else story, sig, published, source, first_seen, len(text), scored)
     rows = [trial.window.row_of[number] for number in range(1, len(items) + 1)]
     density = trial.window.rows.crowd[rows].astype(np.float64).mean(axis=1)
     order: list[int] = np.argsort(density, kind="stable").tolist()

@@ -19,7 +19,7 @@ from .hashing import lsh_bands, minhash_affine32, permutations, shingle_hashes
 from .index import Fact, Window, ts
 from .rule import COPY_LSH_THRESHOLD, Decision, Rule, Scored, top_terms
 from .signature import Signature, decode, encode, scheme
-from .statistics import SnapshotCrowding, Statistics, boilerplate_key, source_key
+from .statistics import CROWDING_K, SnapshotCrowding, Statistics, boilerplate_key, source_key
 from .statistics import tf as log_tf
 from .tokens import EXACT_WEIGHTS, MAX_TERMS, TokenCache, weigh_plain, words
 
@@ -252,25 +252,26 @@ class Deduplicator:
         id minus the id of the article that started it."""
         order = self.batch_order(items)
         placed: list[tuple[int, Signature, datetime, str | None, Decision]] = []
-        first: list[Placement] = []
+        first: list[tuple[datetime, int, Scored]] = []
         crowding = 0.0
         for i in order:
             title, text, published, source, first_seen = items[i]
-            placement = self.decide(self.sign(title, text, source), published, source, first_seen, len(text))
-            article_id = index(i, placement.signature)
-            self.add(article_id, placement.story_id if placement.story_id is not None else -article_id, placement)
-            placed.append((article_id, placement.signature, published, source, placement.decision))
-            first.append(placement)
+            sig = self.sign(title, text, source)
+            scored = self.rule.score(sig, published, source_key(source))
+            article_id = index(i, sig)
+            story = scored.decision.story_id
+            self._learn(article_id, -article_id if story is None else story, sig, published, source, first_seen, len(text), scored)
+            placed.append((article_id, sig, published, source, scored.decision))
+            first.append((first_seen, len(text), scored))
             crowding += self.crowding_of([article_id])
         final = batch.refine_batch(self, placed, crowding / len(placed)) if placed else []
         out: list[tuple[int, int, Placement]] = []
         pending = {p[0] for p in placed}  # stored, but not yet a member of its story (a new story: not yet started)
-        for i, (article_id, *_), placement, decision in zip(order, placed, first, final, strict=True):
+        for i, (article_id, sig, published, source, _first), (first_seen, length, scored), decision in zip(order, placed, first, final, strict=True):
             pending.discard(article_id)
-            new = Member(article_id, ts(placement.published), ts(placement.first_seen), placement.text_length)
-            settlement = self._settle(decision.story_id, new, {article_id: placement.signature}, frozenset(pending))
-            out.append((i, article_id, Placement(decision, settlement, placement.signature, placement.published, placement.first_seen,
-                                                 placement.text_length, placement.source, placement.scored, -1)))
+            settlement = self._settle(decision.story_id, Member(article_id, ts(published), ts(first_seen), length), {article_id: sig},
+                                      frozenset(pending))
+            out.append((i, article_id, Placement(decision, settlement, sig, published, first_seen, length, source, scored, -1)))
         return out
 
     def rename_story(self, old: int, new: int) -> None:
@@ -294,7 +295,7 @@ class Deduplicator:
     def snapshot(self) -> bytes:
         """Document frequencies, boilerplate counts, crowding scores and story gaps, as bytes."""
         ids = np.array(sorted(self.window.row_of), dtype=np.int64)
-        crowd = self.window.rows.crowd[[self.window.row_of[a] for a in ids.tolist()]] if len(ids) else np.zeros((0, 5), np.float32)
+        crowd = self.window.rows.crowd[[self.window.row_of[a] for a in ids.tolist()]] if len(ids) else np.zeros((0, CROWDING_K), np.float32)
         return self.stats.snapshot(ids, crowd)
 
     def load_snapshot(self, data: bytes) -> SnapshotCrowding:
