@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from email.utils import format_datetime
 
 import pytest
 
 from aggregator.config import DedupSettings
 from aggregator.dedup import NEW_ARTICLE, Deduplicator
 from aggregator.dedup.canonical import Member, MemberUpdate, settle
+from aggregator.factory import make_aggregator
+from aggregator.tools.feedserver import Response
 from test_dedup import COPY, COPY_TITLE, ORIGINAL, ORIGINAL_TITLE, REWRITE, REWRITE_TITLE, T0, text
 
 HOUR = 3600.0
@@ -114,3 +118,29 @@ def test_a_restarted_index_places_like_the_live_one(restart: bool) -> None:
     assert placement.settlement.canonical_id == NEW_ARTICLE
     changed = {u.article_id: u.kind for u in placement.settlement.changed}
     assert changed == {1: "report", 2: "copy"}
+
+
+def test_a_stored_story_takes_the_placement_as_it_is(server, routes, make_config) -> None:
+    """Through a loopback feed: a teaser, then the full report that contains it. The full report
+    becomes the canonical (its title is the story's), the teaser (the canonical until then) is
+    recomputed relative to it, and the story was still first reported at the teaser's time."""
+    teaser, full = ORIGINAL[0], text(ORIGINAL)
+    items = "".join(
+        f"<item><title>{title}</title><guid>{guid}</guid><pubDate>{format_datetime(T0 + timedelta(hours=h), usegmt=True)}</pubDate>"
+        f"<description>{body}</description></item>"
+        for guid, title, body, h in (("t", "Flooding in Port Elwyn", teaser, 1), ("f", ORIGINAL_TITLE, full, 2))
+    )
+    routes["/feed.xml"] = Response(200, f'<?xml version="1.0"?><rss version="2.0"><channel><title>Wire</title>{items}</channel></rss>'.encode(),
+                                   {"Content-Type": "application/rss+xml"})
+    agg = make_aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Wire"}], extract={"fetch_pages": False}),
+                          clock=lambda: T0 + timedelta(hours=3))
+    try:
+        asyncio.run(agg.poll_round(due_only=False))
+        (story,) = agg.stories_between(T0, T0 + timedelta(days=1))
+    finally:
+        agg.close()
+    by_title = {v.title: v for v in story.variants}
+    assert story.title == ORIGINAL_TITLE and story.canonical_article_id == by_title[ORIGINAL_TITLE].article_id
+    assert by_title[ORIGINAL_TITLE].kind == "canonical" and by_title[ORIGINAL_TITLE].similarity == 1.0
+    assert by_title["Flooding in Port Elwyn"].kind == "report" and 0 < by_title["Flooding in Port Elwyn"].similarity < 1
+    assert story.first_reported_at == T0 + timedelta(hours=1)

@@ -40,6 +40,9 @@ def test_signature_chunks_match_the_row_by_row_read(server, routes, make_config)
     assert np.concatenate([c.published for c in chunks]).tolist() == [r.published_at.timestamp() for r in rows]
     assert [d for c in chunks for d in c.data] == [r.data for r in rows]
     assert [s for c in chunks for s in c.sources] == [r.source for r in rows]
+    assert np.concatenate([c.first_seen for c in chunks]).tolist() == [r.first_seen_at.timestamp() for r in rows] == [NOW.timestamp()] * len(rows)
+    lengths = np.concatenate([c.text_lengths for c in chunks]).tolist()
+    assert lengths == [r.text_length for r in rows] and all(n > 60 for n in lengths)  # what the canonical rule compares
 
 
 def test_stored_times_parse_alike_as_text_or_as_a_drivers_datetimes() -> None:
