@@ -6,6 +6,7 @@ SQL sessions or the CLI.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -155,13 +156,11 @@ class Story:
     updated_at: datetime
     variants: tuple[Variant, ...]
 
-    @property
+    @functools.cached_property  # (ranking, listing and --json each ask for it)
     def sources(self) -> tuple[str, ...]:
         """Distinct outlets, in the order they reported."""
-        seen: dict[str, None] = {}
-        for v in sorted(self.variants, key=lambda v: (v.published_at, v.article_id)):
-            seen.setdefault(v.source, None)
-        return tuple(seen)
+        ordered = sorted(self.variants, key=lambda v: (v.published_at, v.article_id))
+        return tuple(dict.fromkeys(v.source for v in ordered))
 
     @property
     def canonical(self) -> Variant:
