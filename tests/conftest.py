@@ -9,7 +9,7 @@ import pytest
 
 from aggregator.config import Config, load_config
 from aggregator.tools.feedserver import LoopbackServer, Request, Response
-from helpers import DATA, SHARED, write_config  # noqa: F401  (plain helpers live in helpers.py; some test files still import them from here)
+from helpers import write_config
 
 
 class Routes:

@@ -16,7 +16,7 @@ import pytest
 
 from aggregator.tools.demo import DemoSite, article_path, load_corpus
 from aggregator.tools.feedserver import LoopbackServer, Request, Response
-from conftest import write_config
+from helpers import write_config
 from test_daemon import aggregator, count, wait_for
 
 KILLS = 20

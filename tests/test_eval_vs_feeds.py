@@ -17,7 +17,7 @@ from aggregator.factory import make_aggregator
 from aggregator.tools.demo import load_corpus
 from aggregator.tools.evaluate import LabeledArticle, evaluate, read_labeled
 from aggregator.tools.feedserver import Response
-from conftest import SHARED
+from helpers import SHARED
 
 START = datetime(2026, 11, 2, tzinfo=timezone.utc)
 
@@ -110,7 +110,7 @@ def test_restart_mid_stream_gives_the_same_stories(tmp_path, server, routes, mon
     """Snapshot + replay: a restart between two polls changes no decision."""
     import aggregator.ingest as ingest
     from aggregator.config import load_config
-    from conftest import write_config
+    from helpers import write_config
 
     monkeypatch.setattr(ingest, "SNAPSHOT_EVERY", 25)  # so that a snapshot and a replayed tail both occur
     path = tmp_path / "demo.jsonl"
@@ -184,7 +184,7 @@ def test_a_rounds_stories_do_not_depend_on_the_order_of_its_feeds(tmp_path):
     from aggregator.config import load_config
     from aggregator.tools.demo import DemoSite
     from aggregator.tools.feedserver import LoopbackServer
-    from conftest import write_config
+    from helpers import write_config
 
     outlets = ["globalwire", "meridian", "dailyherald", "northstar", "citizen"]
     corpus = load_corpus()

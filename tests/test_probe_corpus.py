@@ -14,7 +14,7 @@ import pytest
 from aggregator.errors import ParseError
 from aggregator.extract import extract_page
 from aggregator.parse import parse_feed
-from conftest import SHARED
+from helpers import SHARED
 
 CORPUS = SHARED / "probe-corpus"
 PER_FILE_SECONDS = 5.0

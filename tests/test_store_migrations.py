@@ -67,7 +67,7 @@ def test_changed_dedup_settings_are_refused_not_mixed(tmp_path: Path, server, ro
     from aggregator.errors import SchemaMismatch
     from aggregator.factory import make_aggregator
     from aggregator.tools.feedserver import Response
-    from conftest import write_config
+    from helpers import write_config
 
     routes["/feed.xml"] = Response(200, (
         b'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>'

@@ -18,7 +18,8 @@ from aggregator.core import Aggregator
 from aggregator.errors import ConfigError
 from aggregator.factory import make_aggregator
 from aggregator.tools.feedserver import LoopbackServer, Response
-from conftest import Routes, write_config
+from conftest import Routes
+from helpers import write_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 RSS = "application/rss+xml; charset=utf-8"

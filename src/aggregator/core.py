@@ -50,7 +50,7 @@ class Aggregator(Library):
         self.ingest = ingest
         super().__init__(config, store, clock)
         self.pool = pool
-        self.fetcher = fetchers
+        self.new_fetcher = fetchers
         self._in_flight: set[int] = set()
         self._feed_updates: list[tuple[int, FeedUpdate, datetime, asyncio.Future[None]]] = []  # queued feed-state writes
         self._flusher: asyncio.Task[None] | None = None  # the task writing them
@@ -106,7 +106,7 @@ class Aggregator(Library):
         if not feeds:
             return []
         own = fetcher is None
-        fetcher = fetcher or self.fetcher()
+        fetcher = fetcher or self.new_fetcher()
         backlog = Backlog(len(feeds), lambda batches: self._write(self.ingest.commit, batches), ROUND_BACKLOG, ROUND_HOLD_S)
 
         async def poll(i: int, feed: FeedState) -> PollReport:

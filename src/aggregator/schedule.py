@@ -54,7 +54,7 @@ class Daemon:
         loaded = agg.ensure_index()
         digest_time = agg.config.settings.digest.time
         scheduler = AsyncIOScheduler(timezone=agg.config.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
-        async with agg.fetcher() as fetcher:
+        async with agg.new_fetcher() as fetcher:
             self._fetcher = fetcher
             now = agg.clock()
             due = agg.due_feeds(now)

@@ -272,7 +272,7 @@ def _replay(directory: Path, corpus: Corpus, progress: Callable[[int, int], None
 
             async def simulate() -> int:
                 rounds = 0
-                async with agg.fetcher() as fetcher:
+                async with agg.new_fetcher() as fetcher:
                     for step in range(steps + 1):
                         clock[0] = site.now = start + timedelta(minutes=STEP_MINUTES * step)
                         if await agg.poll_round(clock[0], fetcher=fetcher):
