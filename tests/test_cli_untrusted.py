@@ -80,7 +80,12 @@ def test_out_of_range_dates_and_ids_are_usage_errors(tmp_path: Path) -> None:
         result = cli(*args, "--config", str(config))
         assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
         assert args[0] == "story" or f"for {args[-2]}" in result.stderr or "not both" in result.stderr, result.stderr  # names the option
-    # A time without an offset is the configured zone's, like every time the CLI prints.
+    # A time without an offset is the configured zone's, like every time the CLI prints (a database
+    # that exists, empty: a reading command does not make one).
+    from aggregator.config import load_config
+    from aggregator.factory import open_store
+
+    open_store(load_config(config)).close()
     local = cli("clusters", "--since", "2026-11-26T00:00", "--config", str(config))
     assert "stories since 2026-11-26 00:00" in local.stdout, local.stdout
 
@@ -182,3 +187,28 @@ def test_polling_a_config_without_feeds_is_a_config_error_that_creates_nothing(t
     config.write_text("feeds: 3\n", encoding="utf-8")
     listed = cli("feeds", "--config", str(config))
     assert listed.returncode == 2 and "feeds: Input should be a list" in listed.stderr, listed.stderr
+
+
+def test_version_and_help_without_noise() -> None:
+    from aggregator import __version__
+
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"aggregator {__version__}"
+    helped = cli("story", "--help")
+    assert helped.returncode == 0 and "ID" in helped.stdout
+    assert "9223372036854775807" not in helped.stdout and "int range" not in helped.stdout, helped.stdout
+    for bad in ("0", str(2**63)):
+        refused = cli("story", bad, "--config", "nowhere.yaml")
+        assert refused.returncode == 2 and "is not a story id" in refused.stderr, refused.stderr
+
+
+def test_a_reading_command_without_a_database_says_where_it_looked(tmp_path: Path) -> None:
+    """Nothing polled yet: each reading command names the database file it looked for, in one
+    line, and makes neither the file nor its directory."""
+    config = write_config(tmp_path, [{"url": "http://127.0.0.1:9/feed.xml", "name": "Gazette"}], storage="./store")
+    for args in (["clusters"], ["story", "1"], ["feeds", "--json"], ["digest"]):
+        result = cli(*args, "--config", str(config))
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert str(tmp_path / "store" / "aggregator.db") in result.stderr and "no database here yet" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "store").exists()

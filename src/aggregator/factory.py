@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Config
+from .errors import StorageError
 from .library import Clock, Library, utcnow
-from .store import Store
+from .store import Store, sqlite_file
 
 if TYPE_CHECKING:
     import httpx
@@ -31,7 +32,12 @@ def open_store(config: Config) -> Store:
 def open_library(config: Config, clock: Clock = utcnow) -> Library:
     """For the commands that only read (listing, a story, the digest, feed health): the store and
     the config. Feeds new to the config are added; the stored names and intervals of known ones
-    are left to the commands that poll."""
+    are left to the commands that poll. A SQLite database that is not there yet is an error naming
+    where it was looked for, not an empty database made on the way."""
+    found = sqlite_file(config.database_url)
+    if found is not None and not found.exists():
+        raise StorageError(f"{found}: no database here yet (settings.storage of {config.path or 'the config'}); "
+                           "`aggregator poll` or `aggregator run` with this config makes it")
     library = Library(config, open_store(config), clock)
     library.sync_feeds(refresh=False)
     return library

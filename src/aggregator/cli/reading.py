@@ -15,6 +15,7 @@ from ..errors import AggregatorError
 from .app import DEFAULT_CONFIG_PATH, ConfigOption, app, err, friendly, load, local, out, parse_day, parse_since, print_json
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..library import Library
     from ..models import Story
 
@@ -22,10 +23,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 
 @contextmanager
-def library(config: Path) -> Iterator[Library]:
+def library(config: Path | Config) -> Iterator[Library]:
     from ..factory import open_library
 
-    lib = open_library(load(config))
+    lib = open_library(load(config) if isinstance(config, Path) else config)
     try:
         yield lib
     finally:
@@ -80,27 +81,38 @@ def clusters(
     as_json: JsonOption = False,
 ) -> None:
     """List the day's stories: title, who reported first and when, how many sources, which."""
-    with library(config) as lib:
-        if since and day:
-            raise typer.BadParameter("give --date or --since, not both")
-        if since:
-            start = parse_since(since, lib.clock(), lib.config.tz)
-            stories = lib.stories_between(start, lib.clock() + timedelta(days=1))
-            label = f"stories since {local(start, lib.config.tz)}"
-        else:
-            the_day = parse_day(day) if day else lib.today()
-            stories = lib.stories_on(the_day)
-            label = f"stories on {the_day.isoformat()} ({lib.config.settings.timezone})"
+    if since and day:
+        raise typer.BadParameter("give --date or --since, not both")
+    from ..library import utcnow
+
+    cfg = load(config)
+    now = utcnow()
+    if since:  # options are checked before the database is opened
+        start = parse_since(since, now, cfg.tz)
+        label = f"stories since {local(start, cfg.tz)}"
+    else:
+        the_day = parse_day(day) if day else now.astimezone(cfg.tz).date()
+        label = f"stories on {the_day.isoformat()} ({cfg.settings.timezone})"
+    with library(cfg) as lib:
+        stories = lib.stories_between(start, now + timedelta(days=1)) if since else lib.stories_on(the_day)
         if as_json:
             print_json([story_dict(s) for s in stories])
         else:
             print_stories(stories, lib, f"{len(stories)} {label}")
 
 
+def _story_id(value: int) -> int:
+    """A story id the database can hold (checked here rather than by a typed range, whose bounds
+    the help would print as `[1<=x<=9223372036854775807]`)."""
+    if not 1 <= value <= 2**63 - 1:
+        raise typer.BadParameter(f"{value} is not a story id (a positive number, as `clusters` lists them)")
+    return value
+
+
 @app.command()
 @friendly
 def story(
-    story_id: Annotated[int, typer.Argument(help="Story id, as listed by `clusters`.", min=1, max=2**63 - 1)],
+    story_id: Annotated[int, typer.Argument(metavar="ID", help="Story id, as listed by `clusters`.", show_default=False, callback=_story_id)],
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     as_json: JsonOption = False,
 ) -> None:
@@ -136,8 +148,9 @@ def digest(
     day: Annotated[str | None, typer.Option("--date", help="Local day YYYY-MM-DD (default: today).")] = None,
 ) -> None:
     """Write the daily digest (storage/digests/YYYY-MM-DD.md and .html)."""
+    the_day = parse_day(day) if day else None
     with library(config) as lib:
-        files = lib.write_digest(parse_day(day) if day else None)
+        files = lib.write_digest(the_day)
     out().print(f"{files.stories} stories → {files.markdown} and {files.html}")
 
 

@@ -9,7 +9,7 @@ Modules: ``interface`` (records and protocols), ``schema`` (tables, migrations, 
 it lends).
 """
 
-from .database import Reading, Store, Transaction
+from .database import Reading, Store, Transaction, sqlite_file
 from .interface import Joined, ReadProtocol, StoredSignature, StoreProtocol, TransactionProtocol
 from .schema import SCHEMA_VERSION
 
@@ -23,4 +23,5 @@ __all__ = [
     "StoredSignature",
     "Transaction",
     "TransactionProtocol",
+    "sqlite_file",
 ]

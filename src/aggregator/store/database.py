@@ -64,6 +64,14 @@ class Transaction(Reading):
         feeds.apply_feed_updates(self._conn, changes)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite database URL names (None: another database, or SQLite in memory)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
 class Store:
     """Feeds, articles, signatures and stories in one database.
 
@@ -74,8 +82,9 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        if url.startswith("sqlite:///"):
-            directory = Path(url.removeprefix("sqlite:///")).parent
+        found = sqlite_file(url)
+        if found is not None:
+            directory = found.parent
             try:
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
