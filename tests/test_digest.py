@@ -195,6 +195,33 @@ def test_markdown_renders_inert(payload: str) -> None:
     assert "javascript:" not in "".join(a.get("href", "") for a in lxml.html.fragment_fromstring(rendered, create_parent="div").iter("a"))
 
 
+EVERYDAY = "Syria - regime strike (12 killed) in Idlib, 3.5% of homes hit! #news"
+BLOCK_STARTS = ["# Not a heading", "1986. A year of change", "12) Twelve points", "- Not a list", "+ Nor this", "> Not a quote", "=====",
+                "Vote now #", "*emphasis* and _this_ and `code` and [a](link) and <b>bold</b>"]
+
+
+def test_markdown_leaves_everyday_punctuation_alone() -> None:
+    """Hyphens, parentheses, dots, hashes and exclamation marks inside a sentence are not markup:
+    the digest's Markdown carries them without backslashes."""
+    markdown, _ = render([hostile_story(EVERYDAY, "https://ok.example.org/x")])
+    assert f"## 1. {EVERYDAY}" in markdown and "\\" not in markdown
+
+
+@pytest.mark.parametrize("text", BLOCK_STARTS)
+def test_markdown_text_stays_text(text: str) -> None:
+    """Text that would start a heading, a list, a quote or a rule, or that holds inline markup, is
+    rendered by CommonMark as the same words in the same paragraph or heading."""
+    markdown, _ = render([hostile_story(text, "https://ok.example.org/x")])
+    rendered = lxml.html.fragment_fromstring(MarkdownIt("commonmark").render(markdown), create_parent="div")
+    assert [h.text_content() for h in rendered.iter("h2")] == [f"1. {text}"]
+    assert [s.text_content() for s in rendered.iter("strong")] == [text]  # the first source
+    assert [a.text_content() for a in rendered.iter("a")] == [text, f"Plain {text}"]
+    assert any(p.text_content().startswith(text) for p in rendered.iter("p"))  # the excerpt, verbatim
+    # only the digest's own markup: one title, one list of two variants, two italic lines
+    counts = {tag: len(list(rendered.iter(tag))) for tag in ("h1", "h3", "blockquote", "ol", "ul", "li", "hr", "em", "code", "b")}
+    assert counts == {"h1": 1, "h3": 0, "blockquote": 0, "ol": 0, "ul": 1, "li": 2, "hr": 0, "em": 2, "code": 0, "b": 0}, counts
+
+
 # -- feed HTML: the canonical's own summary, sanitized with nh3 -------------------------------------
 
 SUMMARY_PAYLOADS = PAYLOADS + [

@@ -32,7 +32,14 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri '
 LEAD_TAGS = frozenset({"a", "abbr", "b", "blockquote", "br", "cite", "code", "em", "i", "li", "ol", "p", "q", "s", "strong", "sub", "sup", "u", "ul"})
 DROP_WITH_CONTENT = frozenset({"script", "style", "template", "iframe", "object", "embed", "svg", "math", "noscript", "title", "textarea"})
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|<>])")
+# What Markdown reads as markup anywhere in a line: escapes, code, emphasis, links and images (a
+# bracket escaped, "(" and "!" are plain), raw HTML and autolinks. Hyphens, parentheses, dots and
+# hashes inside a sentence stay as they are: "Syria - strike (12 killed)" needs no backslash.
+_MD_INLINE = re.compile(r"([\\`*_\[\]<])")
+# What starts a block at the beginning of a line (the excerpt stands alone on its line): a heading,
+# a quote, a list item ("- ", "+ ", "1986. "), a setext underline or a thematic break.
+_MD_LEADING = re.compile(r"^(?:([#>+\-=])|(\d{1,9})([.)]))")
+_MD_TRAILING_HASHES = re.compile(r"(?<= )(#+)$")  # a heading's closing sequence: "Vote now #" would lose its "#"
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,10 @@ def safe_url(url: str | None) -> str | None:
 
 
 def md_escape(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    """Text for the Markdown digest, on one line, read as text by any CommonMark renderer."""
+    flat = _MD_INLINE.sub(r"\\\1", " ".join(text.split()))
+    flat = _MD_TRAILING_HASHES.sub(lambda m: "\\#" * len(m[1]), flat)
+    return _MD_LEADING.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", flat)
 
 
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
