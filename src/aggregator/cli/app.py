@@ -33,7 +33,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # no news older than this; and date arithmetic stays in range
 LATEST_DAY = date(9998, 12, 31)
-__all__ = ["DEFAULT_CONFIG_PATH", "EXIT_ERROR", "EXIT_LOCKED", "EXIT_USAGE", "ConfigOption", "app", "err", "friendly", "out", "print_json"]
 
 
 @functools.cache

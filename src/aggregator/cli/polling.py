@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .app import DEFAULT_CONFIG_PATH, EXIT_ERROR, ConfigOption, app, err, flagged, friendly, out, to_poll
+from ..defaults import DEFAULT_CONFIG_PATH
+from .app import EXIT_ERROR, ConfigOption, app, err, flagged, friendly, out, to_poll
 
 DAEMON_REFUSAL = "another aggregator daemon is already running on this storage"
 POLL_REFUSAL = "a running aggregator daemon owns this storage and polls its feeds; stop it to poll by hand"

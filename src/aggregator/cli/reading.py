@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import AggregatorError
-from .app import DEFAULT_CONFIG_PATH, ConfigOption, app, err, friendly, load, local, out, parse_day, parse_since, print_json
+from .app import ConfigOption, app, err, friendly, load, local, out, parse_day, parse_since, print_json
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ..models import Story
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+DateOption = Annotated[str | None, typer.Option("--date", help="Local day YYYY-MM-DD (default: today).")]
 
 
 @contextmanager
@@ -76,7 +78,7 @@ def print_stories(stories: list[Story], lib: Library, title: str) -> None:
 @friendly
 def clusters(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
-    day: Annotated[str | None, typer.Option("--date", help="Local day YYYY-MM-DD (default: today).")] = None,
+    day: DateOption = None,
     since: Annotated[str | None, typer.Option("--since", help="Stories reported since a duration ago (6h) or an ISO time.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -145,7 +147,7 @@ def story(
 @friendly
 def digest(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
-    day: Annotated[str | None, typer.Option("--date", help="Local day YYYY-MM-DD (default: today).")] = None,
+    day: DateOption = None,
 ) -> None:
     """Write the daily digest (storage/digests/YYYY-MM-DD.md and .html)."""
     the_day = parse_day(day) if day else None

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import AggregatorError
-from .app import DEFAULT_CONFIG_PATH, ConfigOption, app, err, flagged, friendly, given_config, out, print_json
+from .app import ConfigOption, app, err, flagged, friendly, given_config, out, print_json
 from .reading import library, print_stories
 
 

@@ -101,6 +101,14 @@ class NewRows:
     crowd: np.ndarray
 
 
+def _as_row(minhash: np.ndarray, shingles: int, terms: np.ndarray, tf16: np.ndarray) -> Signature:
+    """A signature from what a row keeps: its terms' counts back from their float16 1 + log(count)
+    (no shingle hashes, no index keys)."""
+    counts = np.where(tf16 >= 1.0, np.exp(tf16 - 1.0), tf16).astype(np.float32)
+    empty = np.zeros(0, dtype=np.uint32)
+    return Signature(minhash, shingles, empty, terms, counts, empty)
+
+
 def _release_freed_memory() -> None:
     """Hand freed heap pages back to the OS. glibc keeps the pages of the index's large numpy
     temporaries (multimap merges) otherwise, and a long-running daemon's resident size creeps up."""
@@ -220,18 +228,12 @@ class Window:
         """A signature as a row keeps it (what ``signature_of`` gives): at most MAX_TERMS terms,
         their counts through the row's float16 1 + log(count)."""
         n = min(len(sig.terms), MAX_TERMS)
-        tf_row = log_tf(sig.counts[:n]).astype(np.float16)
-        counts = np.where(tf_row >= 1.0, np.exp(tf_row - 1.0), tf_row).astype(np.float32)
-        empty = np.zeros(0, dtype=np.uint32)
-        return Signature(sig.minhash.copy(), int(sig.shingles), empty, sig.terms[:n].copy(), counts, empty)
+        return _as_row(sig.minhash.copy(), int(sig.shingles), sig.terms[:n].copy(), log_tf(sig.counts[:n]).astype(np.float16))
 
     def _row_signature(self, row: int) -> Signature:
         rows = self.rows
         n = int(np.count_nonzero(rows.tf[row]))
-        tf_row = rows.tf[row, :n]
-        counts = np.where(tf_row >= 1.0, np.exp(tf_row - 1.0), tf_row).astype(np.float32)
-        empty = np.zeros(0, dtype=np.uint32)
-        return Signature(rows.minhash[row].copy(), int(rows.shingles[row]), empty, rows.terms[row, :n].copy(), counts, empty)
+        return _as_row(rows.minhash[row].copy(), int(rows.shingles[row]), rows.terms[row, :n].copy(), rows.tf[row, :n])
 
     def retire(self, facts: Iterable[tuple[int, Fact]]) -> None:
         """Members that left the window before this index was built (a restart), as (story, fact):
