@@ -171,10 +171,10 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
 def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     """Set on every new SQLite connection (an engine ``connect`` event)."""
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=10000")  # first: switching a new file to WAL can meet a busy lock
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
 
@@ -186,8 +186,11 @@ def migrate(engine: Engine, url: str) -> None:
             return
         except OperationalError as exc:
             # Two processes creating one new database at once: the loser's CREATE TABLE finds
-            # the winner's table. Its transaction rolled back; the next attempt sees the schema.
-            if "already exists" not in str(exc.orig) or attempt == MIGRATE_ATTEMPTS - 1:
+            # the winner's table, or its snapshot went stale under the winner's commit (SQLite
+            # answers "locked" at once then, without waiting). Its transaction rolled back; the
+            # next attempt sees the schema.
+            message = str(exc.orig)
+            if not ("already exists" in message or "locked" in message) or attempt == MIGRATE_ATTEMPTS - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
 
