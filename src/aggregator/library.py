@@ -5,12 +5,12 @@ fetcher, no dedup index, so reading commands start fast."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from .config import Config
-from .models import FeedState, Story
+from .models import FeedState, SearchResult, Story
 from .store import StoreProtocol
 from .urls import host_of
 
@@ -74,6 +74,26 @@ class Library:
     def story(self, story_id: int) -> Story | None:
         found = self.store.load_stories([story_id], with_text=True)
         return found[0] if found else None
+
+    # -- search and read state ------------------------------------------------------------
+
+    def search(self, query: str, limit: int = 50) -> list[SearchResult]:
+        """Stories whose articles' titles or texts match every word of ``query`` (words, "quoted
+        phrases"; no query syntax to get wrong), grouped by story, the story with the newest
+        matching article first; at most ``limit`` stories."""
+        raise NotImplementedError
+
+    def mark_read(self, story_ids: Sequence[int]) -> int:
+        """Mark stories read now; returns how many exist."""
+        raise NotImplementedError
+
+    def mark_unread(self, story_ids: Sequence[int]) -> int:
+        """Forget that stories were read; returns how many exist."""
+        raise NotImplementedError
+
+    def last_poll_at(self) -> datetime | None:
+        """The latest time any configured feed was polled (success or error); None before the first."""
+        raise NotImplementedError
 
     def write_digest(self, day: date | None = None) -> DigestFiles:
         """Write storage/digests/YYYY-MM-DD.md and .html for a local day (atomically)."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # numpy is loaded by the stages that need it, not by every re
     import numpy as np
 
 MemberKind = Literal["canonical", "copy", "report"]
+ReadStatus = Literal["unread", "read", "updated"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,22 @@ class Story:
     first_source: str
     updated_at: datetime
     variants: tuple[Variant, ...]
+    read_at: datetime | None = None  # when the reader last marked it read (None: never)
+
+    @property
+    def status(self) -> ReadStatus:
+        """``unread`` (never marked read), ``read``, or ``updated`` (read, then new variants came)."""
+        if self.read_at is None:
+            return "unread"
+        return "updated" if self.new_variants else "read"
+
+    @property
+    def new_variants(self) -> tuple[Variant, ...]:
+        """Variants first seen after the story was marked read (all of them while it is unread)."""
+        if self.read_at is None:
+            return self.variants
+        read_at = self.read_at
+        return tuple(v for v in self.variants if v.first_seen_at > read_at)
 
     @functools.cached_property  # (ranking, listing and --json each ask for it)
     def sources(self) -> tuple[str, ...]:
@@ -196,3 +213,25 @@ class SignatureChunk:
         at = [i for i, k in enumerate(keep.tolist()) if k]
         return SignatureChunk(self.article_ids[keep], self.story_ids[keep], self.published[keep], [self.data[i] for i in at],
                               [self.sources[i] for i in at], self.first_seen[keep], self.text_lengths[keep])
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One stored article matching a search, with a snippet of its text around the match."""
+
+    article_id: int
+    story_id: int
+    title: str
+    source: str
+    url: str | None
+    published_at: datetime
+    snippet: str  # plain text
+    marks: tuple[tuple[int, int], ...]  # [start, end) of each matched word in ``snippet``
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A story with its articles that match a search (the story's variants carry no text)."""
+
+    story: Story
+    hits: tuple[SearchHit, ...]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,30 +33,6 @@ def library(config: Path | Config) -> Iterator[Library]:
         yield lib
     finally:
         lib.close()
-
-
-def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
-    """A story as ``--json`` prints it."""
-    data: dict[str, Any] = {
-        "id": story.id,
-        "title": story.title,
-        "first_source": story.first_source,
-        "first_reported_at": story.first_reported_at.isoformat(),
-        "sources": list(story.sources),
-        "source_count": len(story.sources),
-        "articles": len(story.variants),
-        "canonical_article_id": story.canonical_article_id,
-        "variants": [
-            {
-                "article_id": v.article_id, "source": v.source, "title": v.title, "url": v.url,
-                "published_at": v.published_at.isoformat(), "kind": v.kind, "similarity": v.similarity,
-            }
-            for v in story.variants
-        ],
-    }
-    if with_text:
-        data["canonical_text"] = story.canonical.text
-    return data
 
 
 def print_stories(stories: list[Story], lib: Library, title: str) -> None:
@@ -98,6 +74,8 @@ def clusters(
     with library(cfg) as lib:
         stories = lib.stories_between(start, now + timedelta(days=1)) if since else lib.stories_on(the_day)
         if as_json:
+            from ..shapes import story_dict
+
             print_json([story_dict(s) for s in stories])
         else:
             print_stories(stories, lib, f"{len(stories)} {label}")
@@ -124,6 +102,8 @@ def story(
         if found is None:
             raise AggregatorError(f"no story with id {story_id}")
         if as_json:
+            from ..shapes import story_dict
+
             print_json(story_dict(found, with_text=True))
             return
         from rich.table import Table
@@ -174,8 +154,9 @@ def feeds(
     from ..decide import health
 
     if as_json:
-        rows = [{**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(f).items()}, "health": health(f)} for f in states]
-        print_json(rows)
+        from ..shapes import feed_dict
+
+        print_json([feed_dict(f, health(f)) for f in states])
         return
     from rich.table import Table
 

@@ -1,0 +1,58 @@
+"""The JSON shapes of stories, feeds and search results: one definition for the CLI's ``--json``
+and the web API, so both say the same thing in the same words."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .models import FeedState, SearchResult, Story
+
+
+def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
+    """A story: its head, read state, and every variant (the canonical's text with ``with_text``)."""
+    data: dict[str, Any] = {
+        "id": story.id,
+        "title": story.title,
+        "first_source": story.first_source,
+        "first_reported_at": story.first_reported_at.isoformat(),
+        "updated_at": story.updated_at.isoformat(),
+        "sources": list(story.sources),
+        "source_count": len(story.sources),
+        "articles": len(story.variants),
+        "canonical_article_id": story.canonical_article_id,
+        "status": story.status,
+        "read_at": story.read_at.isoformat() if story.read_at else None,
+        "new_articles": len(story.new_variants) if story.read_at else None,
+        "variants": [
+            {
+                "article_id": v.article_id, "source": v.source, "title": v.title, "url": v.url,
+                "published_at": v.published_at.isoformat(), "first_seen_at": v.first_seen_at.isoformat(),
+                "kind": v.kind, "similarity": v.similarity,
+            }
+            for v in story.variants
+        ],
+    }
+    if with_text:
+        data["canonical_text"] = story.canonical.text
+    return data
+
+
+def feed_dict(feed: FeedState, health: str) -> dict[str, Any]:
+    """A feed's stored state and its health word (``decide.health``)."""
+    return {**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(feed).items()}, "health": health}
+
+
+def search_dict(result: SearchResult) -> dict[str, Any]:
+    """A search result: the story (without variants' text) and its matching articles, each with a
+    plain-text snippet and the [start, end) offsets of the matched words in it."""
+    return {
+        **story_dict(result.story),
+        "hits": [
+            {
+                "article_id": h.article_id, "title": h.title, "source": h.source, "url": h.url,
+                "published_at": h.published_at.isoformat(), "snippet": h.snippet, "marks": [list(m) for m in h.marks],
+            }
+            for h in result.hits
+        ],
+    }
