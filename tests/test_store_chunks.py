@@ -61,7 +61,7 @@ def test_grouped_feed_updates_apply_in_order(tmp_path) -> None:
 
     store = Store(f"sqlite:///{tmp_path / 'feeds.sqlite'}")
     try:
-        store.sync_feeds([(f"http://127.0.0.1/{i}.xml", f"Feed {i}", 600) for i in range(4)])
+        store.sync_feeds([(f"http://127.0.0.1/{i}.xml", f"Feed {i}", 600, True) for i in range(4)])
         ids = [f.id for f in store.feeds()]
         ok = FeedUpdate(NOW + timedelta(minutes=10), 0, None, '"v1"', None, success=True)
         failed = FeedUpdate(NOW + timedelta(minutes=30), 1, "HTTP 503", None, None, success=False)

@@ -19,6 +19,11 @@ def make_v1_database(path: Path) -> None:
     db = sqlite3.connect(path)
     db.executescript(
         """
+        DROP TRIGGER articles_fts_insert; DROP TRIGGER articles_fts_delete; DROP TRIGGER articles_fts_update;
+        DROP TABLE articles_fts;
+        DROP TABLE story_reads;
+        ALTER TABLE feeds DROP COLUMN named;
+        ALTER TABLE feeds DROP COLUMN interval_set;
         ALTER TABLE articles DROP COLUMN summary_html;
         DROP TABLE dedup_snapshots;
         ALTER TABLE feeds DROP COLUMN learned_interval_s;
@@ -43,6 +48,9 @@ def test_v1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
     assert {r[1] for r in db.execute("PRAGMA table_info(feeds)")} >= {"learned_interval_s"}
     assert db.execute("SELECT name FROM sqlite_master WHERE name = 'dedup_snapshots'").fetchone() is not None
     assert db.execute("SELECT title, text, summary_html FROM articles").fetchall() == [("Old title", "Old text", None)]
+    assert db.execute("SELECT name, named, interval_set FROM feeds").fetchall() == [("A", 1, 0)]
+    assert db.execute("SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'old'").fetchall() == [(1,)]  # indexed by the migration
+    assert db.execute("SELECT count(*) FROM story_reads").fetchone() == (0,)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,7 +39,38 @@ FUTURE_TOLERANCE = timedelta(hours=1)
 PARSE_OFFLOAD_BYTES = 4096  # feeds at least this big are parsed in the process pool (a few ms each)
 OUTAGE_SAMPLE = 8  # this many network failures in a row, across 3+ hosts, means our network is down
 
-__all__ = ["FEED_LOG", "Aggregator", "Clock", "utcnow"]
+__all__ = ["FEED_LOG", "Aggregator", "Clock", "ConfigChange", "config_change", "utcnow"]
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """What a reloaded config changes: feeds by their config URL, settings by their dotted key."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    retuned: tuple[str, ...] = ()  # listed before and after, with another name or interval
+    settings: tuple[str, ...] = ()  # e.g. "settings.fetch.read_timeout"
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.retuned or self.settings)
+
+
+def config_change(old: Config, new: Config) -> ConfigChange:
+    """The difference between two configs of one file, for the daemon's reload (pure)."""
+    before = {f.url: f for f in old.feeds}
+    after = {f.url: f for f in new.feeds}
+    return ConfigChange(
+        added=tuple(url for url in after if url not in before),
+        removed=tuple(url for url in before if url not in after),
+        retuned=tuple(url for url, f in after.items() if url in before and (before[url].name, before[url].interval) != (f.name, f.interval)),
+        settings=tuple(_changed_keys(old.settings.model_dump(), new.settings.model_dump(), "settings")),
+    )
+
+
+def _changed_keys(old: Any, new: Any, key: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [k for name in {**old, **new} for k in _changed_keys(old.get(name), new.get(name), f"{key}.{name}")]
+    return [key] if old != new else []
 
 
 class Aggregator(Library):
@@ -86,6 +118,25 @@ class Aggregator(Library):
         """Persist the dedup statistics if enough articles arrived since the last snapshot."""
         return self.ingest.save_snapshot(force)
 
+    async def apply_feeds(self, new: Config) -> ConfigChange:
+        """Take the feed list of a reloaded config (the daemon's hot reload): feeds new to it are
+        added to the store, known ones take their new name and interval, and those left out are no
+        longer among ``feeds()`` (their articles stay). The other settings stay as they were: the
+        parts built from them (the HTTP client and its address guard, the dedup index, the process
+        pool, the storage, the digest's schedule) live as long as the process, and one config in
+        force, not half of two, is easier to reason about. The change lists them, for the log."""
+        change = config_change(self.config, new)
+        if not (change.added or change.removed or change.retuned):
+            return change
+        before, self.config = self.config, self.config.model_copy(update={"feeds": new.feeds})
+        try:
+            if change.added or change.retuned:
+                await self._write(self.sync_feeds)
+        except BaseException:
+            self.config = before  # not applied: the reload is tried again
+            raise
+        return change
+
     # -- polling ---------------------------------------------------------------
 
     def due_feeds(self, now: datetime) -> list[FeedState]:
@@ -96,9 +147,11 @@ class Aggregator(Library):
 
     async def poll_round(
         self, now: datetime | None = None, due_only: bool = True, fetcher: Fetcher | None = None, feeds: list[FeedState] | None = None,
+        progress: Callable[[int, PollReport], None] | None = None,
     ) -> list[PollReport]:
         """Poll every due feed (or every enabled feed, or the given ones) once, concurrently; one
-        report per feed. The round's new articles are stored across feeds in publication order."""
+        report per feed. The round's new articles are stored across feeds in publication order.
+        ``progress(total, report)`` is called as each feed is done (a progress bar's hook)."""
         now = now or self.clock()
         self.housekeeping(now, snapshot=False)
         if feeds is None:
@@ -111,14 +164,17 @@ class Aggregator(Library):
 
         async def poll(i: int, feed: FeedState) -> PollReport:
             try:
-                return await self.poll_feed(fetcher, feed, now, hold=lambda batch: backlog.put(i, batch))
+                report = await self.poll_feed(fetcher, feed, now, hold=lambda batch: backlog.put(i, batch))
             except StorageError:
                 raise  # the database, not the feed: every feed of the round is affected
             except Exception as exc:  # a defect met on one feed must not cost the round's other feeds
                 log.error("%s: unexpected error while polling: %s: %s", feed.url, type(exc).__name__, exc, exc_info=True)
-                return PollReport(feed.url, None, 0, error=f"unexpected error: {type(exc).__name__}: {exc}")
+                report = PollReport(feed.url, None, 0, error=f"unexpected error: {type(exc).__name__}: {exc}")
             finally:
                 backlog.finish(i)
+            if progress is not None:
+                progress(len(feeds), report)
+            return report
 
         try:
             return list(await asyncio.gather(*(poll(i, f) for i, f in enumerate(feeds))))

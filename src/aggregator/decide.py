@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
@@ -38,8 +39,25 @@ def clamp(seconds: float, sched: ScheduleSettings) -> float:
 
 
 def base_interval(feed: FeedState, sched: ScheduleSettings) -> float:
-    """The configured interval raised to the learned one, within bounds."""
-    return clamp(max(float(feed.interval_s), float(feed.learned_interval_s or 0)), sched)
+    """Seconds between polls (see ``interval_in_force``)."""
+    return interval_in_force(feed, sched)[0]
+
+
+def interval_in_force(feed: FeedState, sched: ScheduleSettings) -> tuple[float, str]:
+    """Seconds between polls, and why: the config's interval where it sets one; else the default,
+    raised to what the feed taught (its posting rate, <ttl>, Cache-Control); within the bounds."""
+    if feed.interval_set:
+        wanted, why = float(feed.interval_s), "set in the config"
+    elif feed.learned_interval_s and feed.learned_interval_s > feed.interval_s:
+        wanted, why = float(feed.learned_interval_s), "learned from the feed (posting rate, ttl, cache headers)"
+    else:
+        wanted, why = float(feed.interval_s), "the default interval (schedule.default_interval)"
+    seconds = clamp(wanted, sched)
+    if seconds > wanted:
+        why += ", raised to schedule.min_interval"
+    elif seconds < wanted:
+        why += ", capped at schedule.max_interval"
+    return seconds, why
 
 
 def posting_interval(parsed: ParsedFeed, now: datetime) -> float | None:
@@ -94,7 +112,7 @@ def after_success(
 ) -> FeedUpdate:
     """State after a 200 (with a parsed feed) or a 304."""
     learned = learned_interval(feed, result, parsed, now)
-    interval = clamp(max(float(feed.interval_s), float(learned or 0)), sched)
+    interval = base_interval(replace(feed, learned_interval_s=learned), sched)  # what this poll taught, in place of the last lesson
     keep_validators = result.not_modified
     return FeedUpdate(
         next_poll_at=now + timedelta(seconds=jittered(interval, feed.url, now, sched.jitter)),

@@ -2,6 +2,7 @@
 
     AggregatorError
     ├── ConfigError            bad or unreadable configuration file
+    ├── UsageError             a request that cannot be answered as given (an empty search)
     ├── StorageError           database problems
     │   ├── SchemaMismatch     stored dedup signatures use other settings
     │   └── DaemonLocked       another daemon owns this storage
@@ -23,6 +24,10 @@ class AggregatorError(Exception):
 
 class ConfigError(AggregatorError):
     """The configuration file is missing, unreadable or invalid."""
+
+
+class UsageError(AggregatorError):
+    """A request that cannot be answered as given (a search without words, say)."""
 
 
 class StorageError(AggregatorError):

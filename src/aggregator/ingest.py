@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from .dedup import RESTORE_BATCH, Deduplicator, Placement, Signature, normalize
 from .errors import SchemaMismatch
-from .models import Article, Entry, FeedState, FeedUpdate, ParsedFeed
+from .models import Article, Entry, FeedState, FeedUpdate, ParsedFeed, outlet_name
 from .store import Joined, StoreProtocol, TransactionProtocol
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,13 @@ class FeedBatch:
     candidates: Sequence[Candidate]
     change: FeedUpdate
     now: datetime
+
+    @property
+    def source(self) -> str:
+        """The outlet its articles come from: the name the config gives, else the feed's own title."""
+        if self.feed.named:
+            return self.feed.name
+        return outlet_name(self.parsed.title) or self.feed.name
 
 
 class Ingest:
@@ -162,6 +169,9 @@ class Ingest:
                         known.add(cand.entry.url)
                     seen[b].add(guid)
                 self._store_undated(tx, undated)
+                for batch in batches:  # a feed the config does not name goes by its title, once it has one
+                    if batch.source != batch.feed.name:
+                        tx.rename_feed(batch.feed.id, batch.feed.name, batch.source)
                 tx.apply_feed_updates(
                     (batch.feed.id, batch.change, batch.now, batch.parsed.title, batch.parsed.site_url) for batch in batches
                 )
@@ -177,7 +187,7 @@ class Ingest:
     def _article(self, batch: FeedBatch, cand: Candidate) -> Article:
         return Article(
             feed_id=batch.feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
-            published_at=cand.published, first_seen_at=batch.now, lang=cand.lang, source=cand.entry.source or batch.feed.name,
+            published_at=cand.published, first_seen_at=batch.now, lang=cand.lang, source=cand.entry.source or batch.source,
             content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
             from_page=cand.from_page, summary_html=cand.entry.summary_html,
         )

@@ -4,15 +4,16 @@ fetcher, no dedup index, so reading commands start fast."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from .config import Config
-from .models import FeedState, SearchResult, Story
+from .errors import UsageError
+from .models import FeedState, SearchHit, SearchResult, Story
 from .store import StoreProtocol
-from .urls import host_of
 
 if TYPE_CHECKING:
     from .digest import DigestFiles
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+SEARCH_HITS_PER_STORY = 10  # matching articles read per story asked for (a story's hits beyond are not shown)
 
 
 def utcnow() -> datetime:
@@ -45,8 +47,14 @@ class Library:
         not retune the daemon that polls it)."""
         default = self.config.settings.schedule.default_interval
         self.store.sync_feeds(
-            [(f.url, f.name or host_of(f.url), int(f.interval or default)) for f in self.config.feeds], refresh=refresh
+            [(f.url, f.name, int(f.interval or default), f.interval is not None) for f in self.config.feeds], refresh=refresh
         )
+        if refresh:
+            settings = self.config.settings
+            fingerprint = hashlib.sha256(f"{settings.fetch.model_dump_json()}|{sorted(settings.allow_hosts)}".encode()).hexdigest()
+            retried = self.store.fetch_settings_changed(fingerprint, [f.url for f in self.config.feeds], self.clock())
+            if retried:
+                log.info("the config's fetch settings changed: %d feed(s) backing off after errors are retried now", retried)
 
     def feeds(self) -> list[FeedState]:
         """The configured feeds with their stored state."""
@@ -81,31 +89,60 @@ class Library:
         """Stories whose articles' titles or texts match every word of ``query`` (words, "quoted
         phrases"; no query syntax to get wrong), grouped by story, the story with the newest
         matching article first; at most ``limit`` stories."""
-        raise NotImplementedError
+        from .store.search import terms
+
+        words = terms(query)
+        if not words:
+            raise UsageError(f"nothing to search for in {query!r}: give words or \"a phrase\"")
+        by_story: dict[int, list[SearchHit]] = {}
+        for hit in self.store.search(words, limit=limit * SEARCH_HITS_PER_STORY):
+            if hit.story_id in by_story or len(by_story) < limit:
+                by_story.setdefault(hit.story_id, []).append(hit)
+        found = {s.id: s for s in self.store.load_stories(list(by_story))}
+        return [SearchResult(found[i], tuple(hits)) for i, hits in by_story.items() if i in found]
 
     def mark_read(self, story_ids: Sequence[int]) -> int:
         """Mark stories read now; returns how many exist."""
-        raise NotImplementedError
+        return self.store.mark_read(story_ids, self.clock())
 
     def mark_unread(self, story_ids: Sequence[int]) -> int:
         """Forget that stories were read; returns how many exist."""
-        raise NotImplementedError
+        return self.store.mark_unread(story_ids)
 
     def last_poll_at(self) -> datetime | None:
         """The latest time any configured feed was polled (success or error); None before the first."""
-        raise NotImplementedError
+        times = [t for f in self.feeds() for t in (f.last_success_at, f.last_error_at) if t is not None]
+        return max(times, default=None)
 
     def write_digest(self, day: date | None = None) -> DigestFiles:
-        """Write storage/digests/YYYY-MM-DD.md and .html for a local day (atomically)."""
-        from .digest import DigestFiles, render_digest, write_atomically
+        """Write storage/digests/YYYY-MM-DD.md and .html for a local day, the digests' index.html,
+        and the story feeds stories.atom and stories.json beside them (each file atomically)."""
+        from dataclasses import replace
+
+        from .digest import write_day
+        from .storyfeeds import write_feed_files
 
         day = day or self.today()
         stories = self.stories_on(day)[: self.config.settings.digest.max_stories]
         with_text = self.store.load_stories([s.id for s in stories], with_text=True)
-        markdown, html = render_digest(day, with_text, self.config.settings.timezone, generated_at=self.clock())
-        out = self.config.digest_dir
-        md_path, html_path = out / f"{day.isoformat()}.md", out / f"{day.isoformat()}.html"
-        write_atomically(md_path, markdown)
-        write_atomically(html_path, html)
-        log.info("digest for %s: %d stories -> %s", day, len(stories), md_path)
-        return DigestFiles(md_path, html_path, len(stories))
+        out, tz_name, now = self.config.digest_dir, self.config.settings.timezone, self.clock()
+        latest = self.feed_stories()
+        # The feeds first, so that the index links to them. Their time is their newest story's: an
+        # unchanged stream gives the same files.
+        atom, json = write_feed_files(out, latest, updated=max((s.updated_at for s in latest), default=now), tz_name=tz_name)
+        files = write_day(out, day, with_text, tz_name, generated_at=now)
+        log.info("digest for %s: %d stories -> %s; %d stories -> %s", day, len(stories), files.markdown, len(latest), atom)
+        return replace(files, atom=atom, json=json)
+
+    def feed_stories(self) -> list[Story]:
+        """The story feeds' stories: those with a report published in the last 48 hours
+        (``storyfeeds.WINDOW``), the most recently updated (a new variant) first, at most
+        ``settings.digest.feed_max_stories``, with their text loaded."""
+        from .storyfeeds import WINDOW
+
+        now = self.clock()
+        # Up to a day ahead too: a report its feed dates a little in the future is news now.
+        recent = self.stories_between(now - WINDOW, now + timedelta(days=1))
+        recent.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
+        chosen = recent[: self.config.settings.digest.feed_max_stories]
+        return self.store.load_stories([s.id for s in chosen], with_text=True)

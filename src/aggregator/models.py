@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # numpy is loaded by the stages that need it, not by every re
     import numpy as np
 
 MemberKind = Literal["canonical", "copy", "report"]
+OUTLET_NAME_MAX = 80  # characters of a feed's title used as its outlet's name
 ReadStatus = Literal["unread", "read", "updated"]
 
 
@@ -37,6 +38,19 @@ class FeedState:
     disabled_reason: str | None = None
     title: str | None = None
     learned_interval_s: int | None = None
+    named: bool = True  # False: the config names no ``name``; the feed goes by its own title
+    interval_set: bool = False  # True: the config sets ``interval``, and it is the interval used
+
+
+def outlet_name(title: str | None) -> str | None:
+    """A feed's title as the name of its outlet: one line, no control characters, at most
+    ``OUTLET_NAME_MAX`` characters (cut at a word); None when nothing is left."""
+    if not title:
+        return None
+    name = " ".join("".join(ch if ch.isprintable() else " " for ch in title).split())
+    if len(name) > OUTLET_NAME_MAX:
+        name = name[:OUTLET_NAME_MAX].rsplit(" ", 1)[0].rstrip(" ,;:-") + "…"
+    return name or None
 
 
 @dataclass(frozen=True)

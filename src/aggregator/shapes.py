@@ -4,9 +4,12 @@ and the web API, so both say the same thing in the same words."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .models import FeedState, SearchResult, Story
+
+if TYPE_CHECKING:
+    from .config import ScheduleSettings
 
 
 def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
@@ -38,9 +41,15 @@ def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
     return data
 
 
-def feed_dict(feed: FeedState, health: str) -> dict[str, Any]:
-    """A feed's stored state and its health word (``decide.health``)."""
-    return {**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(feed).items()}, "health": health}
+def feed_dict(feed: FeedState, sched: ScheduleSettings) -> dict[str, Any]:
+    """A feed's stored state, its health word, and the interval in force and why."""
+    from .decide import health, interval_in_force
+
+    seconds, reason = interval_in_force(feed, sched)
+    return {
+        **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(feed).items()},
+        "health": health(feed), "interval_in_force_s": seconds, "interval_reason": reason,
+    }
 
 
 def search_dict(result: SearchResult) -> dict[str, Any]:

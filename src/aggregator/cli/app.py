@@ -4,10 +4,11 @@ command imports what it needs when it runs (``aggregator --help`` stays instant)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from ..defaults import DEFAULT_CONFIG_PATH
-from ..errors import AggregatorError, ConfigError, DaemonLocked
+from ..errors import AggregatorError, ConfigError, DaemonLocked, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
                   help="News aggregator: feeds in, deduplicated stories out.")
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Config file (feeds and settings).")]
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", envvar="AGGREGATOR_CONFIG", help="Config file (feeds and settings).")]
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
@@ -41,7 +42,9 @@ def out() -> Console:
     is: no Rich markup ("[/]" would crash a table, "[video]" would vanish) and no emoji codes."""
     from rich.console import Console
 
-    return Console(markup=False, emoji=False, highlight=False)
+    console = Console(markup=False, emoji=False, highlight=False)
+    console.soft_wrap = not console.is_terminal  # to a pipe or file: lines whole (URLs unbroken), not wrapped at 80 columns
+    return console
 
 
 @functools.cache
@@ -68,6 +71,24 @@ def print_json(data: Any) -> None:
         binary.flush()
 
 
+@contextlib.contextmanager
+def progress(label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr while a long job runs, when stderr is a terminal (nothing in a
+    pipe or a log). Yields ``advance(total)``: one step done, of ``total``."""
+    if not err().is_terminal:
+        yield lambda total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err(), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(total: int) -> None:
+            bar.update(task, total=total, advance=1)
+
+        yield advance
+
+
 def flagged(flag: str, style: str, message: str) -> Text:
     """``flag`` in colour, then ``message`` verbatim."""
     from rich.text import Text
@@ -84,6 +105,9 @@ def friendly(func: F) -> F:
             return func(*args, **kwargs)
         except ConfigError as exc:
             err().print(flagged("config error:", "red", str(exc)))
+            raise typer.Exit(EXIT_USAGE) from None
+        except UsageError as exc:
+            err().print(flagged("error:", "red", str(exc)))
             raise typer.Exit(EXIT_USAGE) from None
         except DaemonLocked as exc:
             err().print(flagged("error:", "red", str(exc)))

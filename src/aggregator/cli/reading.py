@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +13,7 @@ import typer
 
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import AggregatorError
-from .app import ConfigOption, app, err, friendly, load, local, out, parse_day, parse_since, print_json
+from .app import ConfigOption, app, friendly, load, local, out, parse_day, parse_since, print_json
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -35,18 +35,31 @@ def library(config: Path | Config) -> Iterator[Library]:
         lib.close()
 
 
+STATUS_MARK = {"unread": "•", "read": "", "updated": "+"}
+
+
 def print_stories(stories: list[Story], lib: Library, title: str) -> None:
+    """A TTY gets a table that fits it; a pipe or file gets one tab-separated line per story, whole
+    (id, status, sources, first source, first reported, title, all sources)."""
+    tz = lib.config.tz
+    if not out().is_terminal:
+        out().print(f"# {title}", soft_wrap=True)
+        for s in stories:
+            out().print("\t".join((str(s.id), s.status, str(len(s.sources)), s.first_source, local(s.first_reported_at, tz), s.title,
+                                   ", ".join(s.sources))), soft_wrap=True)
+        return
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False, expand=True)
+    table = Table(title=title, show_lines=False, expand=True, caption="• unread   + updated since read (new sources)")
     table.add_column("story", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True)
     table.add_column("title", ratio=3)
     table.add_column("first reported", ratio=2)
     table.add_column("srcs", justify="right")
     table.add_column("sources", ratio=2)
     for s in stories:
-        table.add_row(str(s.id), s.title, f"{s.first_source}\n{local(s.first_reported_at, lib.config.tz)}", str(len(s.sources)),
-                      ", ".join(s.sources))
+        mark = STATUS_MARK[s.status] + (str(len(s.new_variants)) if s.status == "updated" else "")
+        table.add_row(str(s.id), mark, s.title, f"{s.first_source}\n{local(s.first_reported_at, tz)}", str(len(s.sources)), ", ".join(s.sources))
     out().print(table)
 
 
@@ -56,6 +69,7 @@ def clusters(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     day: DateOption = None,
     since: Annotated[str | None, typer.Option("--since", help="Stories reported since a duration ago (6h) or an ISO time.")] = None,
+    unread: Annotated[bool, typer.Option("--unread", help="Only stories not read yet, or updated since they were read.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """List the day's stories: title, who reported first and when, how many sources, which."""
@@ -73,6 +87,9 @@ def clusters(
         label = f"stories on {the_day.isoformat()} ({cfg.settings.timezone})"
     with library(cfg) as lib:
         stories = lib.stories_between(start, now + timedelta(days=1)) if since else lib.stories_on(the_day)
+        if unread:
+            stories = [s for s in stories if s.status != "read"]
+            label = f"unread or updated {label}"
         if as_json:
             from ..shapes import story_dict
 
@@ -110,17 +127,91 @@ def story(
         from rich.text import Text
 
         tz = lib.config.tz
-        out().print(Text.assemble((found.title, "bold"), f"  (story {found.id})"))
+        plain = not out().is_terminal
+        out().print(Text.assemble((found.title, "bold"), f"  (story {found.id})"), soft_wrap=plain)
+        status = {"unread": "unread", "read": f"read {local(found.read_at, tz) if found.read_at else ''}",
+                  "updated": f"updated: {len(found.new_variants)} new article(s) since read"}[found.status]
         out().print(f"first reported by {found.first_source} at {local(found.first_reported_at, tz)}; "
-                    f"{len(found.sources)} source(s), {len(found.variants)} article(s)\n")
-        out().print(found.canonical.text)
+                    f"{len(found.sources)} source(s), {len(found.variants)} article(s); {status}\n", soft_wrap=plain)
+        out().print(found.canonical.text, soft_wrap=plain)
+        new = {v.article_id for v in found.new_variants} if found.status == "updated" else set()
+        if plain:  # one tab-separated line per variant, URLs whole
+            out().print("\n# variants: kind, similarity to the canonical, outlet, published, title, url, new since read", soft_wrap=True)
+            for v in found.variants:
+                out().print("\t".join((v.kind, f"{v.similarity:.2f}", v.source, local(v.published_at, tz), v.title, v.url or "",
+                                       "new" if v.article_id in new else "")), soft_wrap=True)
+            return
         table = Table(title="variants (kind and similarity relative to the canonical)", expand=True)
         for col in ("kind", "sim", "outlet", "published"):
             table.add_column(col)
         table.add_column("title / url", overflow="fold")  # a URL is read whole, not cut at the column's edge
         for v in found.variants:
-            table.add_row(v.kind, f"{v.similarity:.2f}", v.source, local(v.published_at, tz), f"{v.title}\n{v.url or ''}")
+            kind = f"{v.kind} (new)" if v.article_id in new else v.kind
+            table.add_row(kind, f"{v.similarity:.2f}", v.source, local(v.published_at, tz), f"{v.title}\n{v.url or ''}")
         out().print(table)
+
+
+StoryIds = Annotated[list[int], typer.Argument(metavar="ID...", help="Story ids, as `clusters` lists them.", show_default=False)]
+
+
+def _mark(config: Path, story_ids: list[int], read: bool) -> None:
+    for value in story_ids:
+        _story_id(value)
+    with library(config) as lib:
+        missing = sorted(set(story_ids) - {s.id for s in lib.store.load_stories(story_ids)})
+        found = lib.mark_read(story_ids) if read else lib.mark_unread(story_ids)
+    out().print(f"{found} stor{'y' if found == 1 else 'ies'} marked {'read' if read else 'unread'}")
+    if missing:
+        raise AggregatorError(f"no story with id {', '.join(map(str, missing))}")
+
+
+@app.command()
+@friendly
+def read(story_ids: StoryIds, config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
+    """Mark stories read: `clusters --unread` hides them until they gain new sources."""
+    _mark(config, story_ids, read=True)
+
+
+@app.command()
+@friendly
+def unread(story_ids: StoryIds, config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
+    """Mark stories unread again."""
+    _mark(config, story_ids, read=False)
+
+
+@app.command()
+@friendly
+def search(
+    query: Annotated[str, typer.Argument(metavar="QUERY", help='Words (all must match) and "quoted phrases".', show_default=False)],
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many stories.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the stored articles' titles and texts; results grouped by story, newest first."""
+    with library(config) as lib:
+        results = lib.search(query, limit=limit)
+        tz = lib.config.tz
+    if as_json:
+        from ..shapes import search_dict
+
+        print_json([search_dict(r) for r in results])
+        return
+    from rich.text import Text
+
+    if not results:
+        out().print(f"no story matches {query!r}")
+    for r in results:
+        s = r.story
+        out().print(Text.assemble((s.title, "bold"), f"  (story {s.id}, {len(s.sources)} source(s), first {s.first_source} "
+                                  f"{local(s.first_reported_at, tz)})"), soft_wrap=True)
+        for h in r.hits:
+            line = Text(f"  {h.source}, {local(h.published_at, tz)}: ")
+            snippet = Text(h.snippet)
+            for start, end in h.marks:
+                snippet.stylize("bold yellow", start, end)
+            out().print(line + snippet, soft_wrap=not out().is_terminal)
+            if h.url:
+                out().print(f"    {h.url}", soft_wrap=True)
 
 
 @app.command()
@@ -133,42 +224,4 @@ def digest(
     the_day = parse_day(day) if day else None
     with library(config) as lib:
         files = lib.write_digest(the_day)
-    out().print(f"{files.stories} stories → {files.markdown} and {files.html}")
-
-
-@app.command()
-@friendly
-def feeds(
-    config: ConfigOption = DEFAULT_CONFIG_PATH,
-    as_json: JsonOption = False,
-    enable: Annotated[str | None, typer.Option("--enable", metavar="URL", help="Re-enable a feed disabled after 410 Gone, or reset its backoff: due now (a running daemon: after its restart).")] = None,
-) -> None:
-    """Each feed's health: last success, last error, next poll, backoff, disabled reason."""
-    with library(config) as lib:
-        if enable is not None:  # the address as configured, or where the feed moved
-            if enable not in {f.url for f in lib.feeds()} | {f.url for f in lib.config.feeds} or not lib.store.enable_feed(enable, lib.clock()):
-                raise AggregatorError(f"{enable}: not a feed of {config} (give its url as written there, or as `feeds` lists it)")
-            err().print(f"{enable}: enabled and due now (if a daemon is running, it picks this up when restarted)")
-        states = lib.feeds()
-        tz = lib.config.tz
-    from ..decide import health
-
-    if as_json:
-        from ..shapes import feed_dict
-
-        print_json([feed_dict(f, health(f)) for f in states])
-        return
-    from rich.table import Table
-
-    table = Table(expand=True)
-    table.add_column("feed", overflow="fold")  # feeds of one host differ at the end of their URLs
-    for col in ("health", "last success", "next poll", "last error / disabled reason"):
-        table.add_column(col)
-
-    def fmt(dt: datetime | None) -> str:
-        return local(dt, tz) if dt else "—"
-
-    for f in states:
-        table.add_row(f"{f.name}\n{f.url}", health(f), fmt(f.last_success_at), "—" if f.disabled_reason else fmt(f.next_poll_at),
-                      f.disabled_reason or f.last_error or "")
-    out().print(table)
+    out().print(f"{files.stories} stories → {files.markdown} and {files.html}; index {files.index}; story feeds {files.atom} and {files.json}")

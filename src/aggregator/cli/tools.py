@@ -13,7 +13,7 @@ import typer
 
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import AggregatorError
-from .app import ConfigOption, app, err, flagged, friendly, given_config, out, print_json
+from .app import ConfigOption, app, err, flagged, friendly, given_config, out, print_json, progress
 from .reading import library, print_stories
 
 
@@ -63,8 +63,8 @@ def eval_(
     if out_path is not None and (out_path.is_dir() or not out_path.parent.is_dir()):
         raise typer.BadParameter(f"{out_path}: not a file in an existing directory", param_hint="--out")
     records = read_labeled(file)
-    with err().status(f"clustering {len(records):,} articles"):
-        result = evaluate(records, settings)
+    with progress(f"clustering {len(records):,} articles") as advance:
+        result = evaluate(records, settings, advance)
     copy_scores = None
     if copies:
         from ..tools.wirecopies import copy_detection

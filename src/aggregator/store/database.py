@@ -18,10 +18,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StorageError
-from ..models import Article, FeedState, SignatureChunk, Story
-from . import articles, feeds, stories
-from .interface import FeedChange, Joined, StoredSignature
-from .schema import migrate, sqlite_pragmas
+from ..models import Article, FeedState, SearchHit, SignatureChunk, Story
+from . import articles, feeds, search, stories
+from .interface import ConfiguredFeed, FeedChange, Joined, StoredSignature
+from .schema import get_meta, migrate, set_meta, sqlite_pragmas
+
+FETCH_SETTINGS_KEY = "fetch_settings"
 
 
 class Reading:
@@ -57,6 +59,10 @@ class Transaction(Reading):
     def join_story(self, story_id: int, article_id: int, joined: Joined, now: datetime) -> None:
         """An article joins a story, as the dedup stage placed it."""
         stories.join_story(self._conn, story_id, article_id, joined, now)
+
+    def rename_feed(self, feed_id: int, old: str, new: str) -> None:
+        """The feed goes by ``new``, and so do the articles it stored under ``old``."""
+        feeds.rename_feed(self._conn, feed_id, old, new)
 
     def apply_feed_updates(self, changes: Iterable[FeedChange]) -> None:
         """Feeds' new states, in order: (feed id, change, when, title, site URL), the last two only
@@ -118,27 +124,47 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[Reading]:
-        """Several reads on one connection. Like the one-shot reads below (and unlike
-        ``transaction``), database errors are not translated."""
-        with self.engine.connect() as conn:
+        """Several reads on one connection."""
+        with self._connect() as conn:
             yield Reading(conn)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection for reads; database errors become ``StorageError`` (a reader, such as the
+        web app, says "the database cannot be read" without knowing SQLAlchemy)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StorageError(f"{self.url}: cannot read the database: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}") from exc
 
     # -- feeds ------------------------------------------------------------------
 
-    def sync_feeds(self, configured: Sequence[tuple[str, str, int]], refresh: bool = True) -> None:
+    def sync_feeds(self, configured: Sequence[ConfiguredFeed], refresh: bool = True) -> None:
         """Insert feeds new to the config and (``refresh``) bring name/interval of known ones up to
-        it; ``configured`` holds (config_url, name, interval_s). See ``feeds.sync_feeds``."""
+        it. See ``feeds.sync_feeds``."""
         with self._begin() as conn:
             feeds.sync_feeds(conn, configured, refresh)
 
+    def fetch_settings_changed(self, fingerprint: str, config_urls: Sequence[str], now: datetime) -> int:
+        """Record the config's fetch settings (a digest of them); when they differ from the last
+        recorded, the feeds backing off after errors are due at ``now`` (the errors may have been
+        the config's: a blocked address, a missing CA). Returns how many were made due."""
+        with self._begin() as conn:
+            last = get_meta(conn, FETCH_SETTINGS_KEY)
+            if last == fingerprint:
+                return 0
+            set_meta(conn, FETCH_SETTINGS_KEY, fingerprint)
+            return feeds.retry_failing(conn, config_urls, now) if last is not None else 0
+
     def feeds(self, config_urls: Iterable[str] | None = None) -> list[FeedState]:
         """Stored feeds in id order (only those configured under ``config_urls``, when given)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return feeds.all_feeds(conn, config_urls)
 
     def feed(self, feed_id: int) -> FeedState:
         """One feed's stored state."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return feeds.feed(conn, feed_id)
 
     def enable_feed(self, url: str, now: datetime) -> bool:
@@ -151,29 +177,29 @@ class Store:
 
     def signature_schemes(self) -> set[str]:
         """The schemes of the first and the newest stored signature (all there is)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return articles.signature_schemes(conn)
 
     def signatures(self, since: datetime | None = None, up_to: int | None = None, after: int | None = None) -> Iterator[StoredSignature]:
         """Stored signatures in insertion order: of articles published since ``since``, with ids
         up to ``up_to`` or after ``after`` (each filter only when given)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             yield from articles.stored_signatures(conn, since, up_to, after)
 
     def signature_chunks(self, size: int, since: datetime | None = None, up_to: int | None = None) -> Iterator[SignatureChunk]:
         """``signatures`` in chunks of ``size``, column by column (a restart reads a whole window:
         no per-row objects, publication times parsed in bulk)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             yield from articles.signature_chunks(conn, size, since, up_to)
 
     def retired_members(self, since: datetime) -> Iterator[tuple[int, int, datetime, datetime, int, bytes]]:
         """See ``articles.retired_members``."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             yield from articles.retired_members(conn, since)
 
     def latest_snapshot(self, scheme: str) -> tuple[int, bytes] | None:
         """(last_article_id, data) of the newest dedup snapshot made with ``scheme``."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return articles.latest_snapshot(conn, scheme)
 
     def save_snapshot(self, scheme: str, last_article_id: int, data: bytes, now: datetime) -> None:
@@ -185,19 +211,34 @@ class Store:
 
     def story_ids_between(self, start: datetime, end: datetime) -> list[int]:
         """Stories with at least one member published in [start, end)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return stories.story_ids_between(conn, start, end)
 
     def load_stories(self, story_ids: Sequence[int], with_text: bool = False) -> list[Story]:
         """Stories with their variants, in the order of ``story_ids``."""
         if not story_ids:
             return []
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return stories.load_stories(conn, story_ids, with_text)
+
+    def mark_read(self, story_ids: Sequence[int], now: datetime) -> int:
+        """Mark the stories that exist read at ``now``; returns how many."""
+        with self._begin() as conn:
+            return stories.mark_read(conn, story_ids, now)
+
+    def mark_unread(self, story_ids: Sequence[int]) -> int:
+        """Forget the stories' read marks; returns how many exist."""
+        with self._begin() as conn:
+            return stories.mark_unread(conn, story_ids)
+
+    def search(self, terms: Sequence[str], limit: int) -> list[SearchHit]:
+        """Articles in stories matching every term (words or phrases), newest first."""
+        with self._connect() as conn:
+            return search.search(conn, terms, limit)
 
     def counts(self) -> dict[str, int]:
         """Rows in the feeds, articles, stories and story_members tables."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return stories.counts(conn)
 
 

@@ -14,34 +14,71 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..errors import StorageError
-from ..models import FeedState, FeedUpdate
-from .interface import FeedChange
+from ..models import FeedState, FeedUpdate, outlet_name
+from ..urls import host_of
+from .interface import ConfiguredFeed, FeedChange
 from .schema import articles, feeds
 
 # Run per feed, built once: building one per call (and its cache key) cost 3-4x its execution.
 _UPDATE_FEED = update(feeds).where(feeds.c.id == bindparam("feed_id_"))
 
 
-def sync_feeds(conn: Connection, configured: Sequence[tuple[str, str, int]], refresh: bool = True) -> None:
-    """Insert feeds new to the config and (``refresh``) bring name/interval of known ones up to it.
+def sync_feeds(conn: Connection, configured: Sequence[ConfiguredFeed], refresh: bool = True) -> None:
+    """Insert feeds new to the config and (``refresh``) bring known ones up to it.
 
-    ``configured`` holds (config_url, name, interval_s). Feeds no longer
-    configured stay in the database (their articles are history) but are
-    not returned by ``feeds(config_urls=...)`` for the current config.
-    A renamed feed's articles take the new name (unless an item named its
-    own outlet): one outlet is one source, before and after the rename.
+    ``configured`` holds (config_url, name, interval_s, interval_set): a ``name`` of None means
+    the config names none, and the feed goes by its own title (its host until it has been read).
+    Feeds no longer configured stay in the database (their articles are history) but are not
+    returned by ``feeds(config_urls=...)`` for the current config. A renamed feed's articles take
+    the new name (unless an item named its own outlet): one outlet is one source, before and
+    after the rename.
     """
-    known = {r.config_url: r for r in conn.execute(select(feeds.c.id, feeds.c.config_url, feeds.c.name, feeds.c.interval_s))}
-    for config_url, name, interval_s in configured:
+    known = {
+        r.config_url: r
+        for r in conn.execute(select(feeds.c.id, feeds.c.config_url, feeds.c.name, feeds.c.named, feeds.c.title, feeds.c.interval_s,
+                                     feeds.c.interval_set))
+    }
+    for config_url, name, interval_s, interval_set in configured:
         row = known.get(config_url)
         if row is None:
-            conn.execute(
-                insert(feeds).values(config_url=config_url, url=config_url, name=name, interval_s=interval_s, error_count=0)
-            )
-        elif refresh and (row.name, row.interval_s) != (name, interval_s):
-            conn.execute(update(feeds).where(feeds.c.id == row.id).values(name=name, interval_s=interval_s))
-            if row.name != name:
-                conn.execute(update(articles).where(articles.c.feed_id == row.id, articles.c.source == row.name).values(source=name))
+            conn.execute(insert(feeds).values(config_url=config_url, url=config_url, name=name or host_of(config_url), named=int(name is not None),
+                                              interval_s=interval_s, interval_set=int(interval_set), error_count=0))
+            continue
+        if not refresh:
+            continue
+        if name is not None:
+            new_name = name
+        elif row.named:  # the config stopped naming it: its own title, or its host
+            new_name = outlet_name(row.title) or host_of(config_url)
+        else:
+            new_name = row.name
+        if (row.name, bool(row.named), row.interval_s, bool(row.interval_set)) != (new_name, name is not None, interval_s, interval_set):
+            conn.execute(update(feeds).where(feeds.c.id == row.id).values(name=new_name, named=int(name is not None), interval_s=interval_s,
+                                                                          interval_set=int(interval_set)))
+            rename_feed(conn, row.id, row.name, new_name)
+
+
+def rename_feed(conn: Connection, feed_id: int, old: str, new: str) -> None:
+    """The feed goes by ``new``, and so do the articles it stored under ``old``."""
+    if old == new:
+        return
+    conn.execute(update(feeds).where(feeds.c.id == feed_id).values(name=new))
+    conn.execute(update(articles).where(articles.c.feed_id == feed_id, articles.c.source == old).values(source=new))
+
+
+SERVER_ASKED_TO_WAIT = ("HTTP 429", "HTTP 503")  # errors a config change does not cut short (their Retry-After stands)
+
+
+def retry_failing(conn: Connection, config_urls: Sequence[str], now: datetime) -> int:
+    """Feeds backing off after errors (not disabled, not told to wait by their server) become due
+    at ``now``; returns how many."""
+    result = conn.execute(
+        update(feeds)
+        .where(feeds.c.config_url.in_(list(config_urls)), feeds.c.error_count > 0, feeds.c.disabled_reason.is_(None),
+               feeds.c.next_poll_at > now, feeds.c.last_error.not_in(SERVER_ASKED_TO_WAIT))
+        .values(next_poll_at=now)
+    )
+    return int(result.rowcount or 0)
 
 
 def all_feeds(conn: Connection, config_urls: Iterable[str] | None = None) -> list[FeedState]:
@@ -112,5 +149,5 @@ def _feed_state(row: Any) -> FeedState:
         id=row.id, url=row.url, name=row.name, interval_s=row.interval_s, etag=row.etag, last_modified=row.last_modified,
         next_poll_at=row.next_poll_at, error_count=row.error_count or 0, last_error=row.last_error,
         last_error_at=row.last_error_at, last_success_at=row.last_success_at, disabled_reason=row.disabled_reason,
-        title=row.title, learned_interval_s=row.learned_interval_s,
+        title=row.title, learned_interval_s=row.learned_interval_s, named=bool(row.named), interval_set=bool(row.interval_set),
     )

@@ -39,7 +39,7 @@ from ..errors import StorageError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATE_ATTEMPTS = 5
 
 
@@ -71,11 +71,13 @@ feeds = Table(
     Column("config_url", Text, nullable=False, unique=True),  # as written in the config
     Column("url", Text, nullable=False),  # where we fetch now (moves on 301/308)
     Column("name", Text, nullable=False),
+    Column("named", Integer, nullable=False, server_default=text("1")),  # 0: not named by the config; ``name`` follows the feed's title
     Column("title", Text),
     Column("site_url", Text),
     Column("etag", Text),
     Column("last_modified", Text),
-    Column("interval_s", Integer, nullable=False),  # as configured
+    Column("interval_s", Integer, nullable=False),  # as configured (the default interval where none is)
+    Column("interval_set", Integer, nullable=False, server_default=text("0")),  # 1: the config sets it, and it is the one used
     Column("learned_interval_s", Integer),  # from the feed's posting rate and its <ttl>/Cache-Control hints
     Column("next_poll_at", UTCDateTime),
     Column("error_count", Integer, nullable=False, default=0),
@@ -137,6 +139,12 @@ story_members = Table(
     Index("ix_members_story", "story_id"),
 )
 
+story_reads = Table(  # the one reader's read marks
+    "story_reads",
+    metadata,
+    Column("story_id", Integer, ForeignKey("stories.id"), primary_key=True),
+    Column("read_at", UTCDateTime, nullable=False),
+)
 
 dedup_snapshots = Table(
     "dedup_snapshots",
@@ -147,6 +155,35 @@ dedup_snapshots = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("data", LargeBinary, nullable=False),
 )
+
+
+# Full-text search over articles (SQLite FTS5; other databases search with LIKE). An external-
+# content index: the text is stored once, in ``articles``; triggers keep the index in the same
+# transaction as the rows it indexes.
+SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS articles_fts USING fts5(title, text, content='articles', content_rowid='id',"
+    " tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS articles_fts_insert AFTER INSERT ON articles BEGIN"
+    " INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS articles_fts_delete AFTER DELETE ON articles BEGIN"
+    " INSERT INTO articles_fts(articles_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text); END",
+    "CREATE TRIGGER IF NOT EXISTS articles_fts_update AFTER UPDATE OF title, text ON articles BEGIN"
+    " INSERT INTO articles_fts(articles_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);"
+    " INSERT INTO articles_fts(rowid, title, text) VALUES (new.id, new.title, new.text); END",
+)
+
+
+def has_search_index(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def _create_search_index(conn: Connection, rebuild: bool) -> None:
+    if not has_search_index(conn):
+        return
+    for statement in SEARCH_DDL:
+        conn.execute(text(statement))
+    if rebuild:  # an existing database: index the articles it holds
+        conn.execute(text("INSERT INTO articles_fts(articles_fts) VALUES ('rebuild')"))
 
 
 def _add_learned_interval(conn: Connection) -> None:
@@ -161,10 +198,19 @@ def _add_summary_html(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE articles ADD COLUMN summary_html TEXT"))
 
 
+def _add_reading(conn: Connection) -> None:
+    """v5: search, read marks, and whether the config names a feed and sets its interval."""
+    conn.execute(text("ALTER TABLE feeds ADD COLUMN named INTEGER NOT NULL DEFAULT 1"))
+    conn.execute(text("ALTER TABLE feeds ADD COLUMN interval_set INTEGER NOT NULL DEFAULT 0"))
+    story_reads.create(conn)
+    _create_search_index(conn, rebuild=True)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_learned_interval,
     2: _add_dedup_snapshots,
     3: _add_summary_html,
+    4: _add_reading,
 }
 
 
@@ -204,12 +250,22 @@ def _migrate(engine: Engine, url: str) -> None:
             raise StorageError(f"{url}: database schema v{version} is newer than this program (v{SCHEMA_VERSION})")
         if version == 0:
             metadata.create_all(conn)
+            _create_search_index(conn, rebuild=False)
         for step in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
             MIGRATIONS[step](conn)
             log.info("database schema migrated from v%d to v%d", step, step + 1)
         if version != SCHEMA_VERSION:
             _set_meta(conn, "schema_version", str(SCHEMA_VERSION))
             log.info("database schema at v%d", SCHEMA_VERSION)
+
+
+def get_meta(conn: Connection, key: str) -> str | None:
+    row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
+    return row[0] if row else None
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    _set_meta(conn, key, value)
 
 
 def _set_meta(conn: Connection, key: str, value: str) -> None:

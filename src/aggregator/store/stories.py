@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..models import Article, Story, Variant
 from .articles import as_utc, new_id, stored_time
 from .interface import Joined
-from .schema import UTCDateTime, articles, feeds, stories, story_members
+from .schema import UTCDateTime, articles, feeds, stories, story_members, story_reads
 
 # Statements run per article, built once: building one per call (and its cache key) cost 3-4x
 # its execution.
@@ -68,9 +68,9 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
     if not story_ids:
         return []
     by_story: dict[int, list[Variant]] = {i: [] for i in story_ids}
-    heads: dict[int, tuple[str, int, datetime, datetime]] = {}
+    heads: dict[int, tuple[str, int, datetime, datetime, datetime | None]] = {}
     head = select(stories.c.id, stories.c.title, stories.c.canonical_article_id, stored_time(stories.c.first_reported_at),
-                  stored_time(stories.c.updated_at))
+                  stored_time(stories.c.updated_at), stored_time(story_reads.c.read_at)).outerjoin(story_reads)
     published, seen = stored_time(articles.c.published_at), stored_time(articles.c.first_seen_at)
     cols = [story_members.c.story_id, story_members.c.article_id, story_members.c.kind, story_members.c.similarity,
             articles.c.source, articles.c.title, articles.c.url, published, seen]
@@ -78,8 +78,8 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
         cols += [articles.c.text, articles.c.summary_html]
     for chunk_start in range(0, len(story_ids), 500):
         chunk = list(story_ids[chunk_start : chunk_start + 500])
-        for sid, title, canonical, first_reported, updated in conn.execute(head.where(stories.c.id.in_(chunk))).all():
-            heads[sid] = (title, canonical, as_utc(first_reported), as_utc(updated))
+        for sid, title, canonical, first_reported, updated, read_at in conn.execute(head.where(stories.c.id.in_(chunk))).all():
+            heads[sid] = (title, canonical, as_utc(first_reported), as_utc(updated), as_utc(read_at) if read_at else None)
         query = (
             select(*cols)
             .join(articles, articles.c.id == story_members.c.article_id)
@@ -96,12 +96,37 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
         found = heads.get(sid)
         if found is None or not by_story[sid]:
             continue
-        title, canonical, first_reported, updated = found
+        title, canonical, first_reported, updated, read_at = found
         variants = tuple(by_story[sid])
         first = min(variants, key=lambda v: (v.published_at, v.article_id))
         result.append(Story(id=sid, title=title, canonical_article_id=canonical, first_reported_at=first_reported,
-                            first_source=first.source, updated_at=updated, variants=variants))
+                            first_source=first.source, updated_at=updated, variants=variants, read_at=read_at))
     return result
+
+
+def mark_read(conn: Connection, story_ids: Sequence[int], now: datetime) -> int:
+    """Mark the stories that exist read at ``now``; returns how many."""
+    found = _existing(conn, story_ids)
+    if found:
+        conn.execute(delete(story_reads).where(story_reads.c.story_id.in_(found)))
+        conn.execute(insert(story_reads), [dict(story_id=i, read_at=now) for i in found])
+    return len(found)
+
+
+def mark_unread(conn: Connection, story_ids: Sequence[int]) -> int:
+    """Forget the read marks of the stories that exist; returns how many exist."""
+    found = _existing(conn, story_ids)
+    if found:
+        conn.execute(delete(story_reads).where(story_reads.c.story_id.in_(found)))
+    return len(found)
+
+
+def _existing(conn: Connection, story_ids: Sequence[int]) -> list[int]:
+    wanted = sorted(set(story_ids))
+    found: list[int] = []
+    for i in range(0, len(wanted), 500):
+        found += [r[0] for r in conn.execute(select(stories.c.id).where(stories.c.id.in_(wanted[i : i + 500])))]
+    return found
 
 
 def counts(conn: Connection) -> dict[str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -150,14 +150,17 @@ def _replay_batch(dedup: Deduplicator, records: list[LabeledArticle], dates: lis
         yield number, *done[number]
 
 
-def evaluate(records: list[LabeledArticle], settings: DedupSettings) -> EvalResult:
-    """Assign every record to a story, exactly as the daemon would, and score against gold."""
+def evaluate(records: list[LabeledArticle], settings: DedupSettings, progress: Callable[[int], None] | None = None) -> EvalResult:
+    """Assign every record to a story, exactly as the daemon would, and score against gold.
+    ``progress(total)`` is called as each record is placed."""
     assignment: dict[str, int] = {}
     kinds: dict[str, str] = {}
     started = time.perf_counter()
     for number, decision, story_id in replay(records, settings):
         assignment[records[number - 1].id] = story_id
         kinds[records[number - 1].id] = decision.kind
+        if progress is not None:
+            progress(len(records))
     seconds = time.perf_counter() - started
     gold = {r.id: r.cluster for r in records}
     return EvalResult(score(assignment, gold), assignment, kinds, seconds)
