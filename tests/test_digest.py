@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,7 +12,17 @@ import lxml.html
 import pytest
 from markdown_it import MarkdownIt
 
-from aggregator.digest import EXCERPT_CHARS, excerpt, render_digest, safe_url, write_atomically
+from aggregator.digest import (
+    EXCERPT_CHARS,
+    DayMark,
+    day_mark,
+    digest_days,
+    excerpt,
+    render_digest,
+    safe_url,
+    write_atomically,
+    write_day,
+)
 from aggregator.models import Story, Variant
 
 DAY = date(2024, 3, 6)
@@ -143,6 +155,18 @@ def hostile_story(payload: str, url: str | None) -> Story:
     ])
 
 
+OWN_LINK = re.compile(r"^(?:\d{4}-\d{2}-\d{2}|index)\.html$")  # the page's links to the other days and the index
+
+
+def in_day_nav(el: lxml.html.HtmlElement) -> bool:
+    return any(a.tag == "nav" and a.get("class") == "days" for a in el.iterancestors())
+
+
+def content_links(doc: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The page's links but those between days: the ones feed URLs could have made."""
+    return [a for a in doc.iter("a") if not in_day_nav(a)]
+
+
 def assert_inert_html(html: str) -> None:
     doc = lxml.html.document_fromstring(html)
     assert not list(doc.iter("script", "img", "svg", "iframe", "object", "embed", "form", "base")), "active element injected"
@@ -153,7 +177,8 @@ def assert_inert_html(html: str) -> None:
         for name, value in el.attrib.items():
             assert not name.lower().startswith("on"), f"event handler attribute {name}={value!r}"
             if name in ("href", "src", "action"):
-                assert value.lower().startswith(("http://", "https://")), f"{name}={value!r}"
+                own = name == "href" and in_day_nav(el) and OWN_LINK.match(value)
+                assert own or value.lower().startswith(("http://", "https://")), f"{name}={value!r}"
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -172,7 +197,7 @@ def test_unsafe_urls_produce_no_link(url: str) -> None:
     markdown, html = render([hostile_story("Headline", url)])
     assert_inert_html(html)
     doc = lxml.html.document_fromstring(html)
-    assert list(doc.iter("a")) == []
+    assert content_links(doc) == []
     assert "](<" not in markdown
     assert safe_url(url) is None
 
@@ -180,7 +205,7 @@ def test_unsafe_urls_produce_no_link(url: str) -> None:
 @pytest.mark.parametrize("url", ["https://ok.example.org/a?b=1&c=2", "HTTP://OK.EXAMPLE.ORG/X", "http://ok.example.org/(x)"])
 def test_safe_urls_are_linked_and_attribute_escaped(url: str) -> None:
     _, html = render([hostile_story("Headline", url)])
-    hrefs = [a.get("href") for a in lxml.html.document_fromstring(html).iter("a")]
+    hrefs = [a.get("href") for a in content_links(lxml.html.document_fromstring(html))]
     assert hrefs == [url, url]
     if "&" in url:
         assert "&amp;" in html
@@ -254,7 +279,7 @@ def test_feed_html_summaries_are_sanitized(payload: str) -> None:
     _, html = render([summary_story(payload)])
     assert_inert_html(html)
     doc = lxml.html.document_fromstring(html)
-    assert len(list(doc.iter("meta"))) == 3, "no meta element beyond the page's own (charset, CSP, referrer)"
+    assert len(list(doc.iter("meta"))) == 5, "no meta element beyond the page's own (charset, CSP, viewport, color scheme, referrer)"
     assert not list(doc.iter("link", "input", "button", "textarea", "math"))
     assert "alert(" not in "".join(el.get(a, "") for el in doc.iter() if isinstance(el.tag, str) for a in el.attrib)
 
@@ -341,7 +366,7 @@ def test_referrer_is_not_leaked_to_publishers() -> None:
     _, html = render(three_stories())
     doc = lxml.html.document_fromstring(html)
     assert any(m.get("name") == "referrer" and m.get("content") == "no-referrer" for m in doc.iter("meta"))
-    for a in doc.iter("a"):
+    for a in content_links(doc):
         assert {"noopener", "noreferrer"} <= set((a.get("rel") or "").split())
 
 
@@ -421,6 +446,182 @@ def test_the_daily_digest_job_also_rewrites_the_day_before_yesterday(make_config
     try:
         asyncio.run(Daemon(agg)._digest())
         written = sorted(p.name for p in agg.config.digest_dir.glob("*.md"))
+        beside = {p.name for p in agg.config.digest_dir.iterdir()}
     finally:
         agg.close()
     assert written == ["2026-09-05.md", "2026-09-06.md", "2026-09-07.md"]
+    assert {"index.html", "stories.atom", "stories.json"} <= beside  # and the index and the story feeds
+
+
+# -- the day's marks: new stories, and stories that continue from an earlier day -------------------
+
+ON_DAY = datetime(2024, 3, 6, 9, 0, tzinfo=timezone.utc)  # DAY's morning
+
+
+def dated(article_id: int, story_id: int, at: datetime, kind: str = "canonical", **kw: object) -> Variant:
+    v = variant(article_id, story_id, kind, **kw)  # type: ignore[arg-type]
+    return replace(v, published_at=at, first_seen_at=at + timedelta(minutes=1))
+
+
+def continuing_and_new() -> list[Story]:
+    yesterday = ON_DAY - timedelta(days=1)
+    continuing = story(50, "Bridge inquiry widens", [
+        dated(11, 50, yesterday, source="Harbour Gazette", title="Inquiry opens", url="https://gazette.example.org/inquiry"),
+        dated(12, 50, yesterday + timedelta(hours=2), "report", source="Coast Radio", title="Engineer questioned",
+              url="https://radio.example.net/q", similarity=0.4),
+        dated(13, 50, ON_DAY, "report", source="Wire Service", title="Inquiry widens to council", url="https://wire.example.com/w",
+              similarity=0.5),
+    ])
+    fresh = story(60, "Lighthouse relit", [dated(14, 60, ON_DAY + timedelta(hours=1), source="Northern Echo", title="Relit",
+                                                 url="https://echo.example.org/l")])
+    return [continuing, fresh]
+
+
+def test_stories_are_marked_new_or_updated_in_html() -> None:
+    _, html = render(continuing_and_new())
+    doc = lxml.html.document_fromstring(html)
+    fresh, continuing = doc.get_element_by_id("story-60"), doc.get_element_by_id("story-50")
+    assert [m.text for m in fresh.find_class("mark")] == ["new"] and fresh.get("class") == "new"
+    assert continuing.get("class") == "updated"
+    meta = continuing.find(".//p[@class='meta']")
+    assert [m.text for m in meta.find_class("mark")] == ["updated"]
+    assert "continues from 2024-03-05, 1 new article this day" in meta.text_content()
+    items = continuing.findall(".//li")
+    assert [li.get("class") for li in items] == [None, None, "fresh"]  # only the variant published this day
+    assert [[m.text for m in li.find_class("mark")] for li in items] == [[], [], ["new"]]
+    assert [a.text_content() for a in content_links(doc) if a.getparent() is items[2]] == ["Inquiry widens to council"]
+
+
+def test_stories_are_marked_new_or_updated_in_markdown() -> None:
+    markdown, _ = render(continuing_and_new())
+    continuing, fresh = markdown.split("## 1. ")[1].split("## 2. ")
+    assert "· updated: continues from 2024-03-05, 1 new article this day" in continuing
+    lines = [line for line in continuing.splitlines() if line.startswith("- ")]
+    assert [", new this day)" in line for line in lines] == [False, False, True]
+    assert "· new story" in fresh and "new this day" not in fresh
+    rendered = MarkdownIt("commonmark").render(markdown)
+    assert "updated: continues from 2024-03-05" in lxml.html.fragment_fromstring(rendered, create_parent="div").text_content()
+
+
+def test_marks_follow_the_digest_time_zone() -> None:
+    """00:30 in Paris is the day before in UTC: a story first reported then is new on the Paris day."""
+    night = datetime(2024, 3, 5, 23, 30, tzinfo=timezone.utc)
+    s = story(70, "Night ferry delayed", [dated(21, 70, night, source="Harbour Gazette")])
+    paris, _ = render_digest(DAY, [s], "Europe/Paris", GENERATED)
+    utc, _ = render_digest(DAY, [s], "UTC", GENERATED)
+    assert "· new story" in paris
+    assert "· updated: continues from 2024-03-05" in utc and "new article" not in utc  # (no variant on the UTC day)
+
+
+def test_day_mark_is_pure() -> None:
+    from zoneinfo import ZoneInfo
+
+    continuing, fresh = continuing_and_new()
+    start, end = datetime(2024, 3, 6, tzinfo=timezone.utc), datetime(2024, 3, 7, tzinfo=timezone.utc)
+    assert day_mark(continuing, start, end, ZoneInfo("UTC")) == DayMark("updated", date(2024, 3, 5), frozenset({13}))
+    assert day_mark(fresh, start, end, ZoneInfo("UTC")) == DayMark("new", DAY, frozenset({14}))
+
+
+# -- phones, dark scheme, CSP --------------------------------------------------------------------------
+
+
+def test_pages_fit_phones_and_follow_the_dark_scheme(tmp_path: Path) -> None:
+    files = write_day(tmp_path, DAY, continuing_and_new(), "UTC", GENERATED)
+    for path in (files.html, files.index):
+        assert path is not None
+        html = path.read_text(encoding="utf-8")
+        doc = lxml.html.document_fromstring(html)
+        metas = {m.get("name"): m.get("content") for m in doc.iter("meta") if m.get("name")}
+        assert metas["viewport"] == "width=device-width, initial-scale=1"
+        assert metas["color-scheme"] == "light dark"
+        (style,) = doc.iter("style")
+        assert "@media (prefers-color-scheme: dark)" in style.text and "color-scheme: light dark" in style.text
+        csp = csp_directives(html)
+        assert csp["default-src"] == ["'none'"] and "script-src" not in csp and csp["style-src"] == ["'unsafe-inline'"]
+        assert "<script" not in html.lower()
+
+
+# -- links between days, and the index ----------------------------------------------------------------
+
+
+def nav_links(path: Path) -> list[list[tuple[str | None, str | None]]]:
+    """Each nav's (rel, href) links, from the page as written."""
+    doc = lxml.html.document_fromstring(path.read_text(encoding="utf-8"))
+    return [[(a.get("rel"), a.get("href")) for a in nav.iter("a")] for nav in doc.iter("nav")]
+
+
+def test_days_link_to_their_neighbours_and_the_index(tmp_path: Path) -> None:
+    d4, d5, d6, d9 = (date(2024, 3, d) for d in (4, 5, 6, 9))
+    write_day(tmp_path, d4, three_stories(), "UTC", GENERATED)
+    assert nav_links(tmp_path / "2024-03-04.html") == [[(None, "index.html")]] * 2  # top and bottom
+    write_day(tmp_path, d6, three_stories()[:1], "UTC", GENERATED)
+    write_day(tmp_path, d9, [], "UTC", GENERATED)
+    write_day(tmp_path, d5, three_stories()[:2], "UTC", GENERATED)  # between two days that exist: both relinked
+    expected = {
+        d4: [(None, "index.html"), ("next", "2024-03-05.html")],
+        d5: [("prev", "2024-03-04.html"), (None, "index.html"), ("next", "2024-03-06.html")],
+        d6: [("prev", "2024-03-05.html"), (None, "index.html"), ("next", "2024-03-09.html")],
+        d9: [("prev", "2024-03-06.html"), (None, "index.html")],
+    }
+    for day, links in expected.items():
+        assert nav_links(tmp_path / f"{day}.html") == [links, links], day
+        for _, href in links:
+            assert (tmp_path / str(href)).exists()
+    assert digest_days(tmp_path) == [d4, d5, d6, d9]
+    assert leftovers(tmp_path) == []
+
+
+def test_a_page_without_links_is_left_as_it_was(tmp_path: Path) -> None:
+    """A day written by an older version (no links) is not rewritten when a neighbour arrives."""
+    old = tmp_path / "2024-03-05.html"
+    old.write_text("<!DOCTYPE html><html><body><p>an old digest</p></body></html>\n", encoding="utf-8")
+    write_day(tmp_path, DAY, three_stories(), "UTC", GENERATED)
+    assert old.read_text(encoding="utf-8") == "<!DOCTYPE html><html><body><p>an old digest</p></body></html>\n"
+    assert nav_links(tmp_path / "2024-03-06.html")[0] == [("prev", "2024-03-05.html"), (None, "index.html")]
+
+
+def index_rows(directory: Path) -> list[tuple[str, str]]:
+    doc = lxml.html.document_fromstring((directory / "index.html").read_text(encoding="utf-8"))
+    (days,) = doc.find_class("days")
+    return [(li.find("a").get("href"), " ".join(li.text_content().split())) for li in days.iter("li")]
+
+
+def test_the_index_lists_every_day_newest_first_with_its_count(tmp_path: Path) -> None:
+    write_day(tmp_path, date(2024, 3, 4), three_stories(), "UTC", GENERATED)
+    assert index_rows(tmp_path) == [("2024-03-04.html", "Monday 2024-03-04 — 3 stories · Markdown")]
+    write_day(tmp_path, DAY, three_stories()[:1], "UTC", GENERATED)
+    (tmp_path / "2024-03-02.html").write_text("<html><body>older, without a count</body></html>", encoding="utf-8")
+    (tmp_path / "2024-02-30.html").write_text("not a day", encoding="utf-8")
+    (tmp_path / "notes.html").write_text("not a day", encoding="utf-8")
+    files = write_day(tmp_path, date(2024, 3, 5), [], "UTC", GENERATED)  # every write rewrites the index
+    assert files.index == tmp_path / "index.html"
+    assert index_rows(tmp_path) == [
+        ("2024-03-06.html", "Wednesday 2024-03-06 — 1 story · Markdown"),
+        ("2024-03-05.html", "Tuesday 2024-03-05 — 0 stories · Markdown"),
+        ("2024-03-04.html", "Monday 2024-03-04 — 3 stories · Markdown"),
+        ("2024-03-02.html", "Saturday 2024-03-02"),
+    ]
+    doc = lxml.html.document_fromstring((tmp_path / "index.html").read_text(encoding="utf-8"))
+    assert not list(doc.iter("link"))  # no story feeds in this directory: none announced
+
+
+def test_the_index_announces_the_story_feeds_when_they_are_there(tmp_path: Path) -> None:
+    (tmp_path / "stories.atom").write_text("<feed/>", encoding="utf-8")
+    (tmp_path / "stories.json").write_text("{}", encoding="utf-8")
+    write_day(tmp_path, DAY, [], "UTC", GENERATED)
+    doc = lxml.html.document_fromstring((tmp_path / "index.html").read_text(encoding="utf-8"))
+    assert [(link.get("type"), link.get("href")) for link in doc.iter("link")] == [
+        ("application/atom+xml", "stories.atom"), ("application/feed+json", "stories.json")]
+    assert ["stories.atom", "stories.json"] == [a.get("href") for a in doc.iter("a") if a.get("href", "").startswith("stories.")]
+
+
+def test_hostile_text_stays_out_of_the_index_and_the_links(tmp_path: Path) -> None:
+    write_day(tmp_path, DAY, [hostile_story('</nav><nav class="days"><a href="javascript:alert(1)">x</a></nav>', "javascript:x")],
+              "UTC", GENERATED)
+    write_day(tmp_path, date(2024, 3, 7), [], "UTC", GENERATED)  # relinks DAY's page
+    html = (tmp_path / "2024-03-06.html").read_text(encoding="utf-8")
+    assert_inert_html(html)
+    assert nav_links(tmp_path / "2024-03-06.html") == [[(None, "index.html"), ("next", "2024-03-07.html")]] * 2
+    index = lxml.html.document_fromstring((tmp_path / "index.html").read_text(encoding="utf-8"))
+    assert [a.get("href") for a in index.iter("a")] == ["2024-03-07.html", "2024-03-07.md", "2024-03-06.html", "2024-03-06.md"]
+    assert not list(index.iter("script", "img", "svg", "iframe", "object", "embed", "form", "base"))

@@ -1,4 +1,11 @@
-"""The daily digest: Markdown and HTML from stored stories. Files are replaced atomically.
+"""The daily digest: Markdown and HTML from stored stories, and the digest directory's index page.
+Files are replaced atomically.
+
+Each story is marked "new" (first reported on the digest's day) or "updated" (first reported on an
+earlier day, so it was in an earlier digest; the variants published on this day are marked new).
+Both use publication times, as the choice of a day's stories does. Each HTML day links to the days
+before and after it that have a digest file, and to ``index.html``, which lists them all; the links
+of the neighbouring days are rewritten when a day is added between them.
 
 Every piece of feed text is treated as untrusted: Jinja2 autoescapes it, links
 keep only http(s) URLs, and the page's Content-Security-Policy forbids scripts.
@@ -9,17 +16,20 @@ absolute http(s), everything else (scripts, styles, handlers, images) is dropped
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import nh3
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, Template, pass_context, select_autoescape
+from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from .errors import StorageError
@@ -42,16 +52,47 @@ _MD_LEADING = re.compile(r"^(?:([#>+\-=])|(\d{1,9})([.)]))")
 _MD_TRAILING_HASHES = re.compile(r"(?<= )(#+)$")  # a heading's closing sequence: "Vote now #" would lose its "#"
 
 
+INDEX_NAME = "index.html"
+ATOM_FILE, JSON_FILE = "stories.atom", "stories.json"  # the story feeds beside the digests (storyfeeds.py), linked from the index
+_DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.html$")
+_NAV = re.compile(r'<nav class="days">.*?</nav>', re.DOTALL)  # only our own markup: feed text is escaped
+_STORY_COUNT = re.compile(rb'<html lang="en" data-stories="(\d+)"')
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # not strftime: no locale
+
+
 @dataclass(frozen=True)
 class DigestFiles:
+    """What a digest write produced: the day's files and story count, the index, the story feeds."""
+
     markdown: Path
     html: Path
     stories: int
+    index: Path | None = None
+    atom: Path | None = None
+    json: Path | None = None
+
+
+@dataclass(frozen=True)
+class DayMark:
+    """How a story stands on a digest's day: ``new`` (first reported that day) or ``updated`` (first
+    reported on ``since``, an earlier day); ``fresh``: its variants published that day."""
+
+    mark: Literal["new", "updated"]
+    since: date
+    fresh: frozenset[int]  # article ids
+
+
+def day_mark(story: Story, start: datetime, end: datetime, tz: ZoneInfo) -> DayMark:
+    """The story's mark for the day [start, end). Publication times decide, as they decide which
+    stories a day's digest holds: a story first reported before ``start`` was in an earlier one."""
+    first = min(v.published_at for v in story.variants)
+    fresh = frozenset(v.article_id for v in story.variants if start <= v.published_at < end)
+    return DayMark("updated" if first < start else "new", first.astimezone(tz).date(), fresh)
 
 
 def safe_url(url: str | None) -> str | None:
-    """The URL if it is http(s), else None (no javascript:, data:, ...)."""
-    if url and re.match(r"^https?://[^\s\"'<>]+$", url, re.IGNORECASE):
+    """The URL if it is http(s), else None (no javascript:, data:, control characters, ...)."""
+    if url and re.match(r"^https?://[^\s\"'<>\x00-\x1f\x7f]+$", url, re.IGNORECASE):
         return url
     return None
 
@@ -111,14 +152,15 @@ _MARKDOWN = """\
 {{ stories|length }} stories, ranked by how many distinct outlets carry them (copies included). Times in {{ tz }}.
 
 {% for s in stories -%}
+{% set m = marks[s.id] -%}
 ## {{ loop.index }}. {{ s.title|md }}
 
-*{{ s.sources|length }} source{{ 's' if s.sources|length != 1 }}* · first reported by **{{ s.first_source|md }}** at {{ s.first_reported_at|local }}
+*{{ s.sources|length }} source{{ 's' if s.sources|length != 1 }}* · first reported by **{{ s.first_source|md }}** at {{ s.first_reported_at|local }} · {% if m.mark == 'new' %}new story{% else %}updated: continues from {{ m.since }}{% if m.fresh %}, {{ m.fresh|length }} new article{{ 's' if m.fresh|length != 1 }} this day{% endif %}{% endif %}
 
 {{ s.canonical.text|excerpt|md }}
 
 {% for v in s.variants -%}
-- {{ v.source|md }} ({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %}): {% if v.url|safe_url %}[{{ v.title|md }}](<{{ v.url|safe_url }}>){% else %}{{ v.title|md }}{% endif %}
+- {{ v.source|md }} ({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %}{% if m.mark == 'updated' and v.article_id in m.fresh %}, new this day{% endif %}): {% if v.url|safe_url %}[{{ v.title|md }}](<{{ v.url|safe_url }}>){% else %}{{ v.title|md }}{% endif %}
 {% endfor %}
 {% endfor -%}
 {% if not stories %}No stories for this day.
@@ -126,36 +168,85 @@ _MARKDOWN = """\
 _Generated {{ generated_at|local }} by aggregator._
 """
 
-_HTML = """\
-<!DOCTYPE html>
-<html lang="en">
-<head>
+# Light and dark (the reader's system setting), readable on a phone; no external resources.
+_STYLE = """\
+:root { color-scheme: light dark; --fg: #222; --bg: #fff; --muted: #666; --faint: #888; --link: #0b57d0; --visited: #6a3ea1;
+  --new-fg: #137333; --new-bg: #e6f4ea; --upd-fg: #8a5a00; --upd-bg: #fef7e0; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e3e3e3; --bg: #131416; --muted: #a8abb0; --faint: #8c9096; --link: #8ab4f8; --visited: #c58af9;
+    --new-fg: #81c995; --new-bg: #0f3d22; --upd-fg: #fdd663; --upd-bg: #3f2e00; }
+}
+body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: var(--fg);
+  background: var(--bg); overflow-wrap: anywhere; }
+a { color: var(--link); } a:visited { color: var(--visited); }
+h2 { font-size: 1.15rem; margin-bottom: .2rem; } .meta { color: var(--muted); font-size: .9rem; }
+ul { padding-left: 1.2rem; } li { margin: .15rem 0; } .kind { color: var(--faint); font-size: .85rem; }
+.mark { display: inline-block; padding: 0 .4em; border-radius: .3em; font-size: .75rem; font-weight: 600; letter-spacing: .03em;
+  text-transform: uppercase; }
+.mark.new { color: var(--new-fg); background: var(--new-bg); } .mark.updated { color: var(--upd-fg); background: var(--upd-bg); }
+nav.days { display: flex; flex-wrap: wrap; justify-content: space-between; gap: .3rem 1rem; margin: 1rem 0; }
+@media (max-width: 32rem) { body { margin: 1rem auto; font-size: 15px; } h1 { font-size: 1.4rem; } ul { padding-left: 1rem; } }
+"""
+
+_HEAD = """\
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{{ csp }}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <meta name="referrer" content="no-referrer">
+"""
+
+_HTML = """\
+<!DOCTYPE html>
+<html lang="en" data-stories="{{ stories|length }}">
+<head>
+""" + _HEAD + """\
 <title>News digest — {{ day }}</title>
 <style>
-body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-h2 { font-size: 1.15rem; margin-bottom: .2rem; } .meta { color: #666; font-size: .9rem; }
-ul { padding-left: 1.2rem; } li { margin: .15rem 0; } .kind { color: #888; font-size: .85rem; }
-</style>
+{{ style }}</style>
 </head>
 <body>
+{{ nav }}
 <h1>News digest — {{ day }}</h1>
 <p class="meta">{{ stories|length }} stories, ranked by how many distinct outlets carry them (copies included). Times in {{ tz }}.</p>
-{% for s in stories %}
-<article id="story-{{ s.id }}">
+{% for s in stories %}{% set m = marks[s.id] %}
+<article id="story-{{ s.id }}" class="{{ m.mark }}">
 <h2 dir="auto">{{ loop.index }}. <bdi>{{ s.title }}</bdi></h2>
-<p class="meta">{{ s.sources|length }} source{{ 's' if s.sources|length != 1 }} · first reported by <strong>{{ s.first_source }}</strong> at {{ s.first_reported_at|local }} · story {{ s.id }}</p>
+<p class="meta">{% if m.mark == 'new' %}<span class="mark new">new</span>{% else %}<span class="mark updated">updated</span> continues from {{ m.since }}{% if m.fresh %}, {{ m.fresh|length }} new article{{ 's' if m.fresh|length != 1 }} this day{% endif %}{% endif %} · {{ s.sources|length }} source{{ 's' if s.sources|length != 1 }} · first reported by <strong>{{ s.first_source }}</strong> at {{ s.first_reported_at|local }} · story {{ s.id }}</p>
 <div class="lead" dir="auto">{{ s.canonical|lead }}</div>
 <ul>
-{% for v in s.variants %}<li><bdi>{{ v.source }}</bdi> <span class="kind">({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %})</span>: {% if v.url|safe_url %}<a href="{{ v.url|safe_url }}" rel="noopener noreferrer nofollow"><bdi>{{ v.title }}</bdi></a>{% else %}<bdi>{{ v.title }}</bdi>{% endif %}</li>
+{% for v in s.variants %}<li{% if m.mark == 'updated' and v.article_id in m.fresh %} class="fresh"{% endif %}><bdi>{{ v.source }}</bdi> <span class="kind">({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %})</span>: {% if v.url|safe_url %}<a href="{{ v.url|safe_url }}" rel="noopener noreferrer nofollow"><bdi>{{ v.title }}</bdi></a>{% else %}<bdi>{{ v.title }}</bdi>{% endif %}{% if m.mark == 'updated' and v.article_id in m.fresh %} <span class="mark new">new</span>{% endif %}</li>
 {% endfor %}</ul>
 </article>
 {% else %}
 <p>No stories for this day.</p>
 {% endfor %}
 <p class="meta">Generated {{ generated_at|local }} by aggregator.</p>
+{{ nav }}
+</body>
+</html>
+"""
+
+_INDEX = """\
+<!DOCTYPE html>
+<html lang="en">
+<head>
+""" + _HEAD + """\
+<title>News digests</title>
+{% if atom %}<link rel="alternate" type="application/atom+xml" title="Stories (Atom)" href="{{ atom }}">
+{% endif %}{% if json %}<link rel="alternate" type="application/feed+json" title="Stories (JSON Feed)" href="{{ json }}">
+{% endif %}<style>
+{{ style }}</style>
+</head>
+<body>
+<h1>News digests</h1>
+<p class="meta">{{ days|length }} day{{ 's' if days|length != 1 }}, newest first.{% if atom or json %} The latest stories as a feed:
+{% if atom %}<a href="{{ atom }}">Atom</a>{% endif %}{% if atom and json %} · {% endif %}{% if json %}<a href="{{ json }}">JSON Feed</a>{% endif %}.{% endif %}</p>
+<ul class="days">
+{% for d in days %}<li><a href="{{ d.day }}.html">{{ d.weekday }} {{ d.day }}</a><span class="meta">{% if d.stories is not none %} — {{ d.stories }} stor{{ 'ies' if d.stories != 1 else 'y' }}{% endif %}{% if d.markdown %} · <a href="{{ d.day }}.md">Markdown</a>{% endif %}</span></li>
+{% endfor %}</ul>
+{% if not days %}<p>No digests yet.</p>
+{% endif %}<p class="meta">Generated {{ generated_at|local }} by aggregator. Times in {{ tz }}.</p>
 </body>
 </html>
 """
@@ -175,10 +266,22 @@ def _without_bidi_controls(value: object) -> object:
     return value
 
 
-def _environment(tz: ZoneInfo, autoescape: bool) -> Environment:
+@pass_context
+def _local(context: Context, moment: datetime) -> str:
+    """A time in the page's zone (the context's ``tzinfo``)."""
+    return moment.astimezone(context["tzinfo"]).strftime("%Y-%m-%d %H:%M")
+
+
+@functools.cache
+def _template(source: str, autoescape: bool) -> Template:
+    """Each template compiled once (compiling is most of a small page's time)."""
+    return _environment(autoescape).from_string(source)
+
+
+def _environment(autoescape: bool) -> Environment:
     env = Environment(autoescape=select_autoescape(default=autoescape, default_for_string=autoescape), keep_trailing_newline=True,
                       finalize=_without_bidi_controls)
-    env.filters["local"] = lambda dt: dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    env.filters["local"] = _local
     env.filters["excerpt"] = excerpt
     env.filters["md"] = md_escape
     env.filters["safe_url"] = safe_url
@@ -187,13 +290,121 @@ def _environment(tz: ZoneInfo, autoescape: bool) -> Environment:
     return env
 
 
-def render_digest(day: date, stories: list[Story], tz_name: str, generated_at: datetime) -> tuple[str, str]:
-    """(markdown, html) for the given stories, already ranked."""
+def day_nav(prev_day: date | None, next_day: date | None) -> Markup:
+    """The links between days: the one before, the index, the one after (empty places kept, so
+    each link stays on its side)."""
+    before = Markup('<a href="%s.html" rel="prev">← %s</a>') % (prev_day, prev_day) if prev_day else Markup("<span></span>")
+    after = Markup('<a href="%s.html" rel="next">%s →</a>') % (next_day, next_day) if next_day else Markup("<span></span>")
+    return Markup('<nav class="days">%s <a href="%s">All days</a> %s</nav>') % (before, INDEX_NAME, after)
+
+
+def render_digest(day: date, stories: list[Story], tz_name: str, generated_at: datetime, *,
+                  prev_day: date | None = None, next_day: date | None = None) -> tuple[str, str]:
+    """(markdown, html) for the given stories, already ranked; ``prev_day`` and ``next_day``: the
+    days with a digest either side, for the HTML's links (the index is always linked)."""
     tz = ZoneInfo(tz_name)
-    context = {"day": day.isoformat(), "stories": stories, "tz": tz_name, "generated_at": generated_at, "csp": CSP}
-    markdown = _environment(tz, autoescape=False).from_string(_MARKDOWN).render(context)
-    html = _environment(tz, autoescape=True).from_string(_HTML).render(context)
+    start = datetime.combine(day, time(0), tzinfo=tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    marks = {s.id: day_mark(s, start, end, tz) for s in stories}
+    context = {"day": day.isoformat(), "stories": stories, "marks": marks, "tz": tz_name, "tzinfo": tz, "generated_at": generated_at, "csp": CSP,
+               "style": Markup(_STYLE), "nav": day_nav(prev_day, next_day)}  # noqa: S704 (our own constant)
+    markdown = _template(_MARKDOWN, autoescape=False).render(context)
+    html = _template(_HTML, autoescape=True).render(context)
     return markdown, html
+
+
+@dataclass(frozen=True)
+class IndexDay:
+    day: date
+    stories: int | None  # None: a file that does not say (written before the count was recorded)
+    markdown: bool
+
+    @property
+    def weekday(self) -> str:
+        return _WEEKDAYS[self.day.weekday()]
+
+
+def render_index(days: list[IndexDay], tz_name: str, generated_at: datetime, *, atom: str | None = None, json: str | None = None) -> str:
+    """The index page: every day's digest, in the order given (newest first), and the story feeds'
+    file names when there are any."""
+    context = {"days": days, "tz": tz_name, "tzinfo": ZoneInfo(tz_name), "generated_at": generated_at, "csp": CSP, "style": Markup(_STYLE),  # noqa: S704
+               "atom": atom, "json": json}
+    return _template(_INDEX, autoescape=True).render(context)
+
+
+def digest_days(directory: Path) -> list[date]:
+    """The days that have an HTML digest in ``directory``, oldest first."""
+    found = []
+    try:
+        names = [p.name for p in directory.iterdir()]
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StorageError(f"{directory}: cannot list: {exc.strerror or exc}") from None
+    for name in names:
+        if m := _DAY_FILE.match(name):
+            try:
+                found.append(date.fromisoformat(m[1]))
+            except ValueError:  # 2024-02-30.html: not ours
+                continue
+    return sorted(found)
+
+
+def _neighbours(days: list[date], day: date) -> tuple[date | None, date | None]:
+    before = [d for d in days if d < day]
+    after = [d for d in days if d > day]
+    return (before[-1] if before else None), (after[0] if after else None)
+
+
+def _story_count(path: Path) -> int | None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return None
+    m = _STORY_COUNT.search(head)
+    return int(m[1]) if m else None
+
+
+def relink(path: Path, prev_day: date | None, next_day: date | None) -> bool:
+    """Point an existing day page's links at these neighbours; False if it needed no change (or is
+    missing, or from a version without the links)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StorageError(f"{path}: cannot read: {exc}") from None
+    nav = str(day_nav(prev_day, next_day))
+    relinked = _NAV.sub(lambda _: nav, text)
+    if relinked == text:
+        return False
+    write_atomically(path, relinked)
+    return True
+
+
+def write_index(directory: Path, tz_name: str, generated_at: datetime) -> Path:
+    """Rewrite ``index.html`` from the day pages in ``directory`` (their counts read from their first bytes)."""
+    days = [IndexDay(d, _story_count(directory / f"{d}.html"), (directory / f"{d}.md").exists()) for d in reversed(digest_days(directory))]
+    feeds = {kind: name for kind, name in (("atom", ATOM_FILE), ("json", JSON_FILE)) if (directory / name).exists()}
+    path = directory / INDEX_NAME
+    write_atomically(path, render_index(days, tz_name, generated_at, **feeds))
+    return path
+
+
+def write_day(directory: Path, day: date, stories: list[Story], tz_name: str, generated_at: datetime) -> DigestFiles:
+    """Write a day's ``YYYY-MM-DD.md`` and ``.html`` (linked to the days either side that have
+    one), point those neighbours' links at it, and rewrite the index. Each file atomically."""
+    days = sorted(set(digest_days(directory)) | {day})
+    prev_day, next_day = _neighbours(days, day)
+    markdown, html = render_digest(day, stories, tz_name, generated_at, prev_day=prev_day, next_day=next_day)
+    md_path, html_path = directory / f"{day.isoformat()}.md", directory / f"{day.isoformat()}.html"
+    write_atomically(md_path, markdown)
+    write_atomically(html_path, html)
+    for neighbour in (prev_day, next_day):
+        if neighbour is not None:
+            relink(directory / f"{neighbour}.html", *_neighbours(days, neighbour))
+    return DigestFiles(md_path, html_path, len(stories), index=write_index(directory, tz_name, generated_at))
 
 
 def _umask() -> int:
