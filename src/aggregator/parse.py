@@ -1,10 +1,13 @@
-"""Feed bytes + HTTP headers → entries, with feedparser. Never given a URL."""
+"""Feed bytes + HTTP headers → entries: RSS and Atom with feedparser, JSON Feed (which feedparser
+does not read) with the standard library's ``json``. Never given a URL."""
 
 from __future__ import annotations
 
 import calendar
 import dataclasses
 import hashlib
+import html
+import json
 import logging
 import math
 import re
@@ -18,7 +21,7 @@ import feedparser
 
 from .errors import ParseError
 from .models import Entry, ParsedFeed
-from .text import html_to_text
+from .text import clean_text, html_to_text
 from .urls import normalize_url
 
 log = logging.getLogger(__name__)
@@ -39,11 +42,20 @@ _DIGITS = re.compile(r"\d+")
 # feedparser's headers of interest; anything else is noise to it.
 _PASSED_HEADERS = ("content-type", "content-location", "content-language")
 
+# JSON Feed (https://jsonfeed.org): its media type, the generic one servers often send instead,
+# and the prefix of the ``version`` URL every JSON Feed carries (1, 1.1, and later 1.x).
+JSON_FEED_TYPES = frozenset({"application/feed+json", "application/json"})
+JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/", re.IGNORECASE)
+NOT_JSON_FEED = "a JSON document, not an RSS or Atom feed, nor a JSON Feed (no jsonfeed.org `version` with `items`)"
+
 
 def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """Parse fetched bytes. Recoverable problems become ``warning``; hopeless input raises ParseError."""
     if not content.strip():
         raise ParseError(url, "empty response body")
+    json_feed = _json_feed(url, content, headers)
+    if json_feed is not None:
+        return json_feed
     content = strip_dtd(content)
     # No content-location: feedparser would resolve a bare RSS <guid> ("wire-1") against the feed's
     # address, so the id would change whenever the feed moves. Links are resolved below instead.
@@ -65,7 +77,7 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
         if start.startswith((b"<!doctype html", b"<html")):
             reason = "an HTML page, not a feed"
         elif start.startswith((b"{", b"[")):
-            reason = "a JSON document, not an RSS or Atom feed"
+            reason = NOT_JSON_FEED
         else:
             reason = "not an RSS or Atom feed" + (f" ({warning})" if warning else "")
         raise ParseError(url, reason)
@@ -96,6 +108,113 @@ def strip_dtd(content: bytes) -> bytes:
         return content
     log.info("removed an internal DTD subset of %d bytes from a feed", match.end() - match.start())
     return content[: match.start()] + content[match.end() :]
+
+
+def _media_type(headers: Mapping[str, str] | None) -> str:
+    for key, value in (headers or {}).items():
+        if key.lower() == "content-type":
+            return value.split(";", 1)[0].strip().lower()
+    return ""
+
+
+def _json_feed(url: str, content: bytes, headers: Mapping[str, str] | None) -> ParsedFeed | None:
+    """A JSON Feed read into the records feedparser's output becomes; None when the body is not a
+    JSON object (feedparser's turn: RSS and Atom never start with ``{``). A JSON object that is
+    not a JSON Feed, or broken JSON, is a ParseError, as broken XML is."""
+    if not content.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+        return None
+    try:
+        doc = json.loads(content)  # bytes: UTF-8/16/32 detected, a byte order mark allowed
+    except RecursionError:
+        raise ParseError(url, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, a number too long to convert
+        raise ParseError(url, f"invalid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        raise ParseError(url, NOT_JSON_FEED)
+    version = doc.get("version")
+    if not (isinstance(version, str) and JSON_FEED_VERSION.match(version.strip())) and _media_type(headers) != "application/feed+json":
+        raise ParseError(url, NOT_JSON_FEED)
+    feed_lang = _text_field(doc, "language") or None
+    feed_author = _json_authors(doc)
+    entries: dict[str, Entry] = {}
+    skipped = 0
+    for item in doc["items"]:
+        if not isinstance(item, dict):
+            skipped += 1
+            continue
+        entry = _json_entry(item, feed_lang, feed_author, url)
+        if entry is not None:
+            entries.setdefault(entry.guid, entry)  # a feed listing one id twice keeps the first
+    warning = f"{skipped} item(s) that are not JSON objects were skipped" if skipped else None
+    return ParsedFeed(
+        title=clean_text(html.unescape(_text_field(doc, "title"))) or None,
+        site_url=_text_field(doc, "home_page_url").strip() or None,
+        lang=feed_lang,
+        entries=tuple(without_template(list(entries.values()))),
+        warning=warning,
+        broken=bool(skipped),
+    )
+
+
+def _json_entry(item: dict[str, Any], feed_lang: str | None, feed_author: str | None, base: str) -> Entry | None:
+    """One JSON Feed item (https://jsonfeed.org/version/1.1): id → guid, url, title, content_html or
+    content_text → text, summary, date_published (else date_modified), authors, language."""
+    link = (_text_field(item, "url") or _text_field(item, "external_url")).strip()
+    url = normalize_url(urljoin(base, link)) if link else None
+    # Titles and summaries are plain text in JSON Feed; some publishers still escape them as HTML.
+    title = clean_text(html.unescape(_text_field(item, "title")))
+    content_html = _text_field(item, "content_html")
+    summary = _text_field(item, "summary").strip()
+    if content_html.strip():
+        text = html_to_text(content_html)
+    else:
+        text = clean_text(_text_field(item, "content_text") or html.unescape(summary))
+    if not title and not text:
+        return None
+    raw_id = item.get("id")
+    guid = (str(raw_id) if isinstance(raw_id, (str, int, float)) and not isinstance(raw_id, bool) else "").strip() or url
+    if not guid:  # as for RSS: the content, not the date, so a re-dated item stays the same item
+        guid = "sha1:" + hashlib.sha1(f"{title}\n\n{(content_html or text)[:500]}".encode()).hexdigest()
+    if summary:
+        summary_html = html.escape(summary)
+    else:
+        summary_html = content_html.strip()
+    return Entry(
+        guid=guid,
+        url=url,
+        title=title,
+        text=text,
+        published=_rfc3339(item.get("date_published")) or _rfc3339(item.get("date_modified")),
+        author=_json_authors(item) or feed_author,
+        lang=_text_field(item, "language") or feed_lang,
+        summary_html=summary_html if len(summary_html) <= MAX_SUMMARY_HTML else "",
+    )
+
+
+def _text_field(obj: dict[str, Any], key: str) -> str:
+    """A string member, or "" when it is absent or of another type."""
+    value = obj.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _json_authors(obj: dict[str, Any]) -> str | None:
+    """The names of ``authors`` (JSON Feed 1.1) or of ``author`` (1.0), comma-separated."""
+    found = obj.get("authors")
+    if not isinstance(found, list):
+        found = [obj.get("author")]
+    names = [a["name"].strip() for a in found if isinstance(a, dict) and isinstance(a.get("name"), str) and a["name"].strip()]
+    return ", ".join(names) or None
+
+
+def _rfc3339(value: Any) -> datetime | None:
+    """An RFC 3339 date-time in UTC (one without an offset is taken as UTC); None if unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().upper())
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _entry(raw: Any, feed_lang: str | None, base: str) -> Entry | None:

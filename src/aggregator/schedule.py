@@ -9,28 +9,50 @@ feed already in flight, so a feed is never polled twice at once.
 
 The digest is a cron job in the configured time zone: at the configured time
 it writes the digest of the day that just ended (final) and of today so far.
+
+The config file is watched (its size, modification time and inode, every
+``CONFIG_CHECK_S`` seconds): when it changes, the daemon reloads it and applies
+its feed list without a restart (new feeds polled, removed ones no longer, new
+names and intervals taken); other settings need a restart, and the log says so.
+A config that does not load is logged, and the daemon goes on with the one it has.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from .config import load_config
 from .core import Aggregator
-from .errors import AggregatorError
+from .decide import base_interval
+from .errors import AggregatorError, ConfigError
 from .models import FeedState
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 20.0
 HOUSEKEEPING_S = 600
+CONFIG_CHECK_S = 2.0  # how often the config file's size, time and inode are compared (a stat call)
+FileState = tuple[int, int, int, int] | None  # (inode, size, mtime ns, ctime ns); None: no file
+UNSEEN: FileState = (-1, -1, -1, -1)  # before the first check, which compares the file with the config the daemon started on
+
+
+def file_state(path: Path) -> FileState:
+    """What tells that a file changed, without reading it (None when it cannot be read)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class Daemon:
@@ -40,6 +62,8 @@ class Daemon:
         self.agg = agg
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
+        self._configured: set[int] = set()  # the ids of the feeds the config in force lists
+        self._config_seen: FileState = UNSEEN  # the config file as last loaded (or found unloadable)
 
     def stop(self) -> None:
         self._stop.set()
@@ -54,18 +78,22 @@ class Daemon:
         loaded = agg.ensure_index()
         digest_time = agg.config.settings.digest.time
         scheduler = AsyncIOScheduler(timezone=agg.config.tz, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
+        config_path = agg.config.path
         async with agg.new_fetcher() as fetcher:
             self._fetcher = fetcher
             now = agg.clock()
             due = agg.due_feeds(now)
             due_ids = {f.id for f in due}
             for feed in agg.feeds():
+                self._configured.add(feed.id)
                 if not feed.disabled_reason and feed.id not in due_ids:
                     self._arm(scheduler, feed.id, feed.next_poll_at or now, now)
             if due:  # one round for all that is due (a first start: every feed's backlog), then a job each
                 self._track(loop.create_task(self._catch_up(scheduler, due)))
             scheduler.add_job(self._digest, CronTrigger(hour=digest_time.hour, minute=digest_time.minute, timezone=agg.config.tz), id="digest")
             scheduler.add_job(self._housekeeping, IntervalTrigger(seconds=HOUSEKEEPING_S), id="housekeeping")
+            if config_path is not None:
+                scheduler.add_job(self._check_config, IntervalTrigger(seconds=CONFIG_CHECK_S), args=[scheduler, config_path], id="config")
             scheduler.start()
             log.info("daemon started: %d feeds, %d signatures in the dedup window, digest daily at %s %s",
                      len(agg.feeds()), loaded, digest_time.strftime("%H:%M"), agg.config.settings.timezone)
@@ -100,18 +128,19 @@ class Daemon:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _catch_up(self, scheduler: AsyncIOScheduler, feeds: list[FeedState]) -> None:
-        """Poll the feeds due at start as one round: their backlogs are stored across feeds in
-        publication order, so the stories do not depend on which feed answered last."""
+    async def _catch_up(self, scheduler: AsyncIOScheduler, feeds: list[FeedState], label: str = "first round") -> None:
+        """Poll the feeds due at start (or added to the config) as one round: their backlogs are
+        stored across feeds in publication order, so the stories do not depend on which feed
+        answered last."""
         agg = self.agg
         try:
             reports = await agg.poll_round(agg.clock(), fetcher=self._fetcher, feeds=feeds)
-            log.info("first round: %d feeds, %d new articles", len(reports), sum(r.new_articles for r in reports))
+            log.info("%s: %d feeds, %d new articles", label, len(reports), sum(r.new_articles for r in reports))
         except Exception as exc:  # e.g. the database is locked for too long: every feed retries on its own later
             if isinstance(exc, AggregatorError):
-                log.error("first round failed: %s", exc)
+                log.error("%s failed: %s", label, exc)
             else:  # a bug must not leave every feed unscheduled
-                log.exception("first round failed")
+                log.exception("%s failed", label)
             if not self._stop.is_set():
                 for feed in feeds:
                     self._arm(scheduler, feed.id, agg.clock() + timedelta(minutes=5), agg.clock())
@@ -126,6 +155,8 @@ class Daemon:
 
     async def _poll(self, scheduler: AsyncIOScheduler, feed_id: int) -> None:
         agg = self.agg
+        if feed_id not in self._configured:  # removed from the config since this poll was armed
+            return
         try:
             feed = agg.store.feed(feed_id)
             if feed.disabled_reason:
@@ -148,10 +179,73 @@ class Daemon:
 
     def _rearm(self, scheduler: AsyncIOScheduler, feed: FeedState) -> None:
         """After a poll: the feed's next job, at the time the decider chose."""
+        if feed.id not in self._configured:  # removed from the config while it was being polled
+            return
         if feed.disabled_reason:
             log.warning("%s: disabled: %s", feed.url, feed.disabled_reason)
         elif not self._stop.is_set():
             self._arm(scheduler, feed.id, feed.next_poll_at or self.agg.clock(), self.agg.clock())
+
+    async def _check_config(self, scheduler: AsyncIOScheduler, path: Path) -> None:
+        """Reload the config when its file changed, and apply its feed list (see the module's docstring)."""
+        state = file_state(path)
+        if state == self._config_seen:
+            return
+        if state is None:
+            self._config_seen = None
+            log.error("%s: the config file is gone or unreadable; still running on the config loaded before", path)
+            return
+        try:
+            new = await asyncio.to_thread(load_config, path)
+        except ConfigError as exc:
+            if file_state(path) == state:  # (not half-written by an editor: that is seen again next time)
+                self._config_seen = state
+                log.error("config not reloaded: %s (still running on the config loaded before)", exc)
+            return
+        if file_state(path) != state:  # changed while it was read: read again next time
+            return
+        try:
+            change = await self.agg.apply_feeds(new)
+        except AggregatorError as exc:  # e.g. the database was locked too long: tried again next time
+            log.error("config reloaded, but its feeds not applied: %s (trying again)", exc)
+            return
+        self._config_seen = state
+        if self._stop.is_set():
+            return
+        self._schedule_changes(scheduler, change.removed, change.retuned)
+        if change.added or change.removed or change.retuned:
+            log.info("%s reloaded: %d feed(s) added, %d removed, %d renamed or with a new interval; %d feed(s) in all",
+                     path, len(change.added), len(change.removed), len(change.retuned), len(self._configured))
+        if change.settings:
+            log.warning("%s: changed settings are not applied until the daemon restarts: %s", path, ", ".join(change.settings))
+
+    def _schedule_changes(self, scheduler: AsyncIOScheduler, removed: tuple[str, ...], retuned: tuple[str, ...]) -> None:
+        """Jobs for the feeds the config now lists, none for those it left out; a feed whose new
+        interval is shorter is polled by then, not at the time the old interval set."""
+        agg = self.agg
+        now = agg.clock()
+        feeds = agg.feeds()
+        listed = {f.id for f in feeds}
+        for feed_id in self._configured - listed:
+            if scheduler.get_job(f"feed-{feed_id}") is not None:
+                scheduler.remove_job(f"feed-{feed_id}")
+        for url in removed:
+            log.info("%s: no longer polled (removed from the config)", url)
+        new = [f for f in feeds if f.id not in self._configured and not f.disabled_reason]
+        self._configured = listed
+        due = [f for f in new if f.next_poll_at is None or f.next_poll_at <= now]
+        for feed in new:
+            log.info("%s: polled from now on (added to the config)", feed.url)
+            if feed not in due:  # listed before, removed, now back: its stored schedule holds
+                self._arm(scheduler, feed.id, feed.next_poll_at or now, now)
+        if due:  # one round, as at start: their backlogs are stored in publication order
+            self._track(asyncio.get_running_loop().create_task(self._catch_up(scheduler, due, "feeds added to the config")))
+        sched = agg.config.settings.schedule
+        for feed in agg.store.feeds(config_urls=list(retuned)) if retuned else []:
+            job = scheduler.get_job(f"feed-{feed.id}")  # none while it is being polled: the poll re-arms it
+            sooner = now + timedelta(seconds=base_interval(feed, sched))
+            if job is not None and job.next_run_time is not None and job.next_run_time > sooner:
+                self._arm(scheduler, feed.id, sooner, now)
 
     async def _digest(self) -> None:
         today = self.agg.today()
