@@ -28,6 +28,17 @@ class Routes:
         return route(request) if callable(route) else route
 
 
+@pytest.fixture(autouse=True)
+def no_aggregator_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's exported AGGREGATOR_* settings do not change what the tests see (the tests that
+    are about them set their own). The browser tests' artifact directory is no setting: it stays."""
+    import os
+
+    for name in os.environ:
+        if name.startswith("AGGREGATOR_") and name != "AGGREGATOR_TEST_ARTIFACTS":
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def routes() -> Routes:
     return Routes()

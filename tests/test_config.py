@@ -12,6 +12,7 @@ import yaml
 from aggregator import config as cfg
 from aggregator.config import load_config
 from aggregator.errors import ConfigError
+from helpers import cli
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "config" / "feeds.yaml"
@@ -356,3 +357,144 @@ def test_a_key_given_twice_is_refused_not_silently_overridden(tmp_path: Path) ->
 
 def test_an_unpadded_quoted_digest_time_is_read_as_hours(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, 'settings:\n  digest: {time: "7:30"}\n')).settings.digest.time.strftime("%H:%M") == "07:30"
+
+
+# -- environment variables (for containers and units): over the file's settings ------------------
+
+
+def env_config(path: Path, **variables: str) -> cfg.Config:
+    return load_config(path, environ=variables)
+
+
+def env_error(path: Path, **variables: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        env_config(path, **variables)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, """\
+        settings:
+          storage: from-file
+          timezone: Europe/Paris
+          fetch: {user_agent: file-agent, max_concurrency: 8}
+          digest: {time: "06:00"}
+        feeds:
+          - url: https://news.example.com/rss
+        """)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = env_config(
+        path,
+        AGGREGATOR_STORAGE="relative/store",  # relative to the working directory, as a path on a command line
+        AGGREGATOR_DATABASE_URL="postgresql+psycopg://news@db.internal/news",
+        AGGREGATOR_TIMEZONE="America/New_York",
+        AGGREGATOR_FETCH__MAX_CONCURRENCY="4",
+        AGGREGATOR_FETCH__CONNECT_TIMEOUT="3s",
+        AGGREGATOR_SCHEDULE__JITTER="0.2",
+        AGGREGATOR_EXTRACT__FETCH_PAGES="false",
+        AGGREGATOR_DIGEST__TIME="7:30",
+        AGGREGATOR_ALLOW_HOSTS="10.1.0.0/16, feeds.internal",
+        AGGREGATOR_CONFIG="/elsewhere/feeds.yaml",  # the CLI's, not a setting
+        AGGREGATOR_TOKEN="secret",  # the web app's, not a setting
+        PATH="/usr/bin",
+    )
+    s = config.settings
+    assert s.storage == elsewhere / "relative" / "store"
+    assert config.database_url == "postgresql+psycopg://news@db.internal/news"
+    assert s.timezone == "America/New_York"
+    assert (s.fetch.max_concurrency, s.fetch.connect_timeout, s.fetch.user_agent) == (4, 3, "file-agent")  # the rest of the section stays
+    assert s.schedule.jitter == pytest.approx(0.2)
+    assert s.extract.fetch_pages is False
+    assert s.digest.time.strftime("%H:%M") == "07:30"
+    assert s.allow_hosts == ("10.1.0.0/16", "feeds.internal")
+    assert [f.url for f in config.feeds] == ["https://news.example.com/rss"]
+    assert config.path == path
+
+
+def test_environment_is_read_from_os_environ_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "settings:\n  timezone: UTC\n")
+    monkeypatch.setenv("AGGREGATOR_TIMEZONE", "Asia/Tokyo")
+    monkeypatch.setenv("AGGREGATOR_STORAGE", str(tmp_path / "state"))
+    config = load_config(path)
+    assert config.settings.timezone == "Asia/Tokyo" and config.storage_dir == tmp_path / "state"
+    assert load_config(path, environ={}).settings.timezone == "UTC"
+
+
+def test_an_empty_value_is_null_where_the_file_may_say_null(tmp_path: Path) -> None:
+    path = write(tmp_path, 'settings:\n  database_url: "sqlite:///x.db"\n  allow_hosts: [a.example]\n')
+    config = env_config(path, AGGREGATOR_DATABASE_URL="", AGGREGATOR_ALLOW_HOSTS="")
+    assert config.settings.database_url is None and config.settings.allow_hosts == ()
+
+
+def test_environment_over_a_file_without_settings(tmp_path: Path) -> None:
+    for text in ("", "feeds: []\n", "settings:\n", "settings:\n  fetch:\n"):
+        config = env_config(write(tmp_path, text), AGGREGATOR_FETCH__USER_AGENT="agent/2", AGGREGATOR_STORAGE=str(tmp_path))
+        assert config.settings.fetch.user_agent == "agent/2" and config.storage_dir == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("variables", "says"),
+    [
+        ({"AGGREGATOR_FETCH__MAX_CONCURRENCY": "0"}, "environment variable AGGREGATOR_FETCH__MAX_CONCURRENCY: settings.fetch.max_concurrency: Input should be greater than or equal to 1"),
+        ({"AGGREGATOR_FETCH__MAX_CONCURRENCY": "many"}, "environment variable AGGREGATOR_FETCH__MAX_CONCURRENCY: settings.fetch.max_concurrency: Input should be a valid integer"),
+        ({"AGGREGATOR_TIMEZONE": "Mars/Olympus"}, "environment variable AGGREGATOR_TIMEZONE: settings.timezone: Value error, unknown time zone 'Mars/Olympus'"),
+        ({"AGGREGATOR_DATABASE_URL": "nosuch://x"}, "environment variable AGGREGATOR_DATABASE_URL: settings.database_url: Value error, not a database URL"),
+        ({"AGGREGATOR_SCHEDULE__DEFAULT_INTERVAL": "soon"}, "environment variable AGGREGATOR_SCHEDULE__DEFAULT_INTERVAL: settings.schedule.default_interval: Value error, expected a duration"),
+        ({"AGGREGATOR_EXTRACT__FETCH_PAGES": "perhaps"}, "environment variable AGGREGATOR_EXTRACT__FETCH_PAGES: settings.extract.fetch_pages: Input should be a valid boolean"),
+        ({"AGGREGATOR_ALLOW_HOSTS": "127.0.0.1:8080"}, "environment variable AGGREGATOR_ALLOW_HOSTS: settings.allow_hosts: Value error"),
+        ({"AGGREGATOR_FETCH__CA_BUNDLE": "/no/such/ca.pem"}, "environment variable AGGREGATOR_FETCH__CA_BUNDLE: settings.fetch.ca_bundle: /no/such/ca.pem is not a file"),
+        # a cross-key rule broken by a variable: the file and the variable are both named
+        ({"AGGREGATOR_SCHEDULE__MIN_INTERVAL": "2d"}, "<file> with environment variable AGGREGATOR_SCHEDULE__MIN_INTERVAL: settings.schedule: Value error, min_interval"),
+        # names that look like a setting but are none: refused, not ignored (the file's value would stay in force unseen)
+        ({"AGGREGATOR_STORGE": "/x"}, "environment variable AGGREGATOR_STORGE: no such setting (did you mean AGGREGATOR_STORAGE?)"),
+        ({"AGGREGATOR_FETCH__AGENT": "x"}, "environment variable AGGREGATOR_FETCH__AGENT: no such setting (did you mean AGGREGATOR_FETCH__USER_AGENT?)"),
+        ({"AGGREGATOR_USER_AGENT": "x"}, "environment variable AGGREGATOR_USER_AGENT: no such setting (did you mean AGGREGATOR_FETCH__USER_AGENT?)"),
+        ({"AGGREGATOR_DIGEST_TIME": "08:00"}, "environment variable AGGREGATOR_DIGEST_TIME: no such setting (did you mean AGGREGATOR_DIGEST__TIME?)"),
+        ({"AGGREGATOR_FETCH__PROXY": "x"}, "environment variable AGGREGATOR_FETCH__PROXY: settings.fetch has no key 'proxy' (its keys: user_agent,"),
+        ({"AGGREGATOR_FETCH": "x"}, "environment variable AGGREGATOR_FETCH: settings.fetch is a section: set one of its keys, e.g. AGGREGATOR_FETCH__USER_AGENT"),
+        ({"AGGREGATOR_FEEDS": "https://a.example/rss"}, "environment variable AGGREGATOR_FEEDS: feeds are listed in the config file only"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(tmp_path: Path, variables: dict[str, str], says: str) -> None:
+    path = write(tmp_path, "settings:\n  timezone: UTC\n")
+    message = env_error(path, **variables).replace(str(path), "<file>")
+    assert message.startswith(says), message
+
+
+def test_other_aggregator_variables_are_left_alone(tmp_path: Path) -> None:
+    """Names far from any setting belong to other tools (the web app's token, a test run's artifacts folder)."""
+    path = write(tmp_path, "settings:\n  timezone: UTC\n")
+    others = {"AGGREGATOR_TOKEN": "t" * 32, "AGGREGATOR_CONFIG": str(path), "AGGREGATOR_TEST_ARTIFACTS": "/tmp/a", "AGGREGATOR_HOST": "0.0.0.0",
+              "AGGREGATOR_PORT": "8080", "AGGREGATOR_LOG_LEVEL": "debug"}
+    assert cfg.settings_from_env(others) == []
+    assert env_config(path, **others).settings.timezone == "UTC"
+
+
+def test_a_mistake_in_the_file_still_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "settings:\n  fetch: {max_redirects: -1}\n")
+    message = env_error(path, AGGREGATOR_FETCH__USER_AGENT="agent/2")
+    assert message.startswith(f"{path}: settings.fetch.max_redirects:"), message
+
+
+def test_every_setting_has_a_variable(tmp_path: Path) -> None:
+    """The rule covers every key of the shipped config's `settings`: each one's variable is accepted."""
+    settings = yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))["settings"]
+    names = [k.upper() for k, v in settings.items() if not isinstance(v, dict)]
+    names += [f"{k.upper()}__{key.upper()}" for k, v in settings.items() if isinstance(v, dict) for key in v]
+    assert {o.variable for o in cfg.settings_from_env({f"AGGREGATOR_{n}": "" for n in names})} == {f"AGGREGATOR_{n}" for n in names}
+
+
+def test_the_cli_reads_its_config_path_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "settings:\n  storage: from-file\nfeeds:\n  - url: https://news.example.com/rss\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    shown = cli("feeds", env={"AGGREGATOR_CONFIG": str(path), "AGGREGATOR_STORAGE": str(state)})
+    assert shown.returncode == 1 and f"{state / 'aggregator.db'}: no database here yet" in shown.stderr, shown.stderr
+    missing = cli("feeds", env={"AGGREGATOR_CONFIG": str(tmp_path / "nope.yaml")})
+    assert missing.returncode == 2 and "nope.yaml: config file not found" in missing.stderr and "AGGREGATOR_CONFIG" in missing.stderr
+    typo = cli("feeds", env={"AGGREGATOR_CONFIG": str(path), "AGGREGATOR_TIMEZON": "UTC"})
+    assert typo.returncode == 2 and "AGGREGATOR_TIMEZON: no such setting (did you mean AGGREGATOR_TIMEZONE?)" in typo.stderr

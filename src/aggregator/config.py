@@ -8,14 +8,19 @@ file's own directory, so a config works from any working directory.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import os
 import re
 import ssl
+import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from .defaults import (  # noqa: F401  (re-exported: the defaults are part of the config)
     CONNECT_TIMEOUT_S,
@@ -124,6 +129,7 @@ def _clock_time(value: Any) -> Any:
 class DigestSettings(_Strict):
     time: Annotated[dt.time, BeforeValidator(_clock_time)] = dt.time(7, 0)
     max_stories: int = Field(50, ge=1, strict=True)
+    feed_max_stories: int = Field(100, ge=1, strict=True)  # stories in stories.atom/.json: the most recently updated of the last 48 hours
 
 
 class FeedConfig(_Strict):
@@ -237,24 +243,40 @@ class _UniqueKeyLoader(_SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
-    """Read and validate a config file; raise ConfigError naming the file and key."""
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file, with the settings the environment overrides over the
+    file's (``os.environ`` unless ``environ`` is given, ``{}`` for none: see ``settings_from_env``);
+    raise ConfigError naming the file and key, or the environment variable."""
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
+        raise ConfigError(f"{path}: config file not found (pass --config PATH or set AGGREGATOR_CONFIG)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    return config_from_dict(raw or {}, path)
+    raw = raw or {}
+    overrides = settings_from_env(os.environ if environ is None else environ)
+    if not overrides:
+        return config_from_dict(raw, path)
+    return config_from_dict(with_overrides(raw, overrides), path, {"settings." + ".".join(o.keys): o.variable for o in overrides})
 
 
-def config_from_dict(raw: Any, path: Path) -> Config:
-    """Validate an already-parsed mapping as if it came from ``path``."""
+def config_from_dict(raw: Any, path: Path, origins: Mapping[str, str] | None = None) -> Config:
+    """Validate an already-parsed mapping as if it came from ``path``; ``origins`` names the
+    environment variable that gave each overridden key (``settings.fetch.user_agent``), for the errors."""
+    given = origins or {}
+
+    def source(key: str) -> str:
+        """Who gave ``key``: its variable; for a section, the file and the variables setting its keys."""
+        if key in given:
+            return f"environment variable {given[key]}"
+        within = sorted(variable for k, variable in given.items() if k.startswith(key + "."))
+        return f"{path} with environment variable{'s' * (len(within) > 1)} {', '.join(within)}" if within else str(path)
+
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'settings' and 'feeds'")
     try:
@@ -264,7 +286,7 @@ def config_from_dict(raw: Any, path: Path) -> Config:
         key = ".".join(str(p) for p in first["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         message = "Input should be a list" if first["type"] in ("tuple_type", "list_type") else first["msg"]  # our tuples are YAML lists
-        raise ConfigError(f"{path}: {key}: {message}{more}") from None
+        raise ConfigError(f"{source(key)}: {key}: {message}{more}") from None
     seen: dict[str, str] = {}
     for feed in config.feeds:
         key = normalize_url(feed.url)
@@ -276,21 +298,122 @@ def config_from_dict(raw: Any, path: Path) -> Config:
     if fetch.ca_bundle is not None:
         bundle = fetch.ca_bundle if fetch.ca_bundle.is_absolute() else (path.parent / fetch.ca_bundle).resolve()
         if not bundle.is_file():
-            raise ConfigError(f"{path}: settings.fetch.ca_bundle: {bundle} is not a file")
+            raise ConfigError(f"{source('settings.fetch.ca_bundle')}: settings.fetch.ca_bundle: {bundle} is not a file")
         try:
             ssl.create_default_context(cafile=str(bundle))
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"{path}: settings.fetch.ca_bundle: {bundle} is not a PEM certificate bundle ({exc})") from None
+            raise ConfigError(f"{source('settings.fetch.ca_bundle')}: settings.fetch.ca_bundle: {bundle} is not a PEM certificate bundle ({exc})") from None
         fetch = fetch.model_copy(update={"ca_bundle": bundle})
     storage = settings.storage if settings.storage.is_absolute() else (path.parent / settings.storage).resolve()
     return config.model_copy(update={"settings": settings.model_copy(update={"storage": storage, "fetch": fetch})})
 
 
+ENV_PREFIX = "AGGREGATOR_"
+ENV_NOT_SETTINGS = frozenset({"AGGREGATOR_CONFIG", "AGGREGATOR_TOKEN"})  # read elsewhere: the config's path (the CLI), the web app's token
+
+
+class EnvOverride(NamedTuple):
+    """One setting an environment variable gives."""
+
+    variable: str
+    keys: tuple[str, ...]  # under ``settings``: ("storage",) or ("fetch", "user_agent")
+    value: Any
+
+
+def settings_from_env(environ: Mapping[str, str]) -> list[EnvOverride]:
+    """The settings the environment gives: ``AGGREGATOR_<KEY>`` for a key of ``settings``
+    (``AGGREGATOR_STORAGE``, ``AGGREGATOR_DATABASE_URL``, ``AGGREGATOR_TIMEZONE``) and
+    ``AGGREGATOR_<SECTION>__<KEY>`` for a key in one of its sections (``AGGREGATOR_FETCH__USER_AGENT``).
+
+    A value is text, read as the key's type reads it: a whole number for an integer, a
+    comma-separated list for ``allow_hosts``, a path relative to the working directory (not to the
+    file), empty for null where the key may be null; the rest (durations, booleans, times of day,
+    names) the model parses as it parses the file's.
+
+    A name that is no setting but looks like one is an error, since ignoring it would silently leave
+    the file's value in force: a section's name (``AGGREGATOR_FETCH__AGENT``), a setting's name
+    misspelt (``AGGREGATOR_STORGE``), a section's key without its section (``AGGREGATOR_USER_AGENT``),
+    ``AGGREGATOR_FEEDS``. Other ``AGGREGATOR_`` names (``AGGREGATOR_TOKEN``, a tool's own) are not ours.
+    """
+    overrides = []
+    for variable in sorted(environ):
+        if variable.startswith(ENV_PREFIX) and variable not in ENV_NOT_SETTINGS:
+            keys = tuple(variable.removeprefix(ENV_PREFIX).lower().split("__"))
+            field = _env_field(variable, keys)
+            if field is not None:
+                overrides.append(EnvOverride(variable, keys, _env_value(field, environ[variable])))
+    return overrides
+
+
+def with_overrides(raw: Any, overrides: list[EnvOverride]) -> Any:
+    """The parsed file with the environment's settings in place of its own (``raw`` is not changed)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("settings") or {}, dict):
+        return raw  # a file of the wrong shape: its own error says so
+    settings = dict(raw.get("settings") or {})
+    for override in overrides:
+        *sections, key = override.keys
+        table = settings
+        for name in sections:
+            inner = table.get(name) or {}
+            table[name] = table = dict(inner) if isinstance(inner, dict) else {}  # (a section that is no mapping: replaced)
+        table[key] = override.value
+    return {**raw, "settings": settings}
+
+
+def _sections() -> dict[str, type[BaseModel]]:
+    return {name: f.annotation for name, f in Settings.model_fields.items() if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)}
+
+
+def _env_field(variable: str, keys: tuple[str, ...]) -> FieldInfo | None:
+    """The model field that ``keys`` names under ``settings``; None for a name that is not ours; a
+    ConfigError naming the variable for one that looks like a setting but is none."""
+    sections = _sections()
+    if len(keys) == 1 and keys[0] in Settings.model_fields and keys[0] not in sections:
+        return Settings.model_fields[keys[0]]
+    if len(keys) == 2 and keys[0] in sections and keys[1] in sections[keys[0]].model_fields:
+        return sections[keys[0]].model_fields[keys[1]]
+    if keys == ("feeds",):
+        raise ConfigError(f"environment variable {variable}: feeds are listed in the config file only (settings can be set here)")
+    if len(keys) == 1 and keys[0] in sections:
+        example = next(iter(sections[keys[0]].model_fields)).upper()
+        raise ConfigError(f"environment variable {variable}: settings.{keys[0]} is a section: set one of its keys, e.g. {variable}__{example}")
+    known = {name: name for name in Settings.model_fields if name not in sections}
+    for name, model in sections.items():
+        known.update({f"{name}__{key}": f"{name}__{key}" for key in model.model_fields})
+        known.update({key: f"{name}__{key}" for key in model.model_fields if key not in known})  # a key without its section
+    close = difflib.get_close_matches("__".join(keys), known, n=1, cutoff=0.75)
+    if close:
+        raise ConfigError(f"environment variable {variable}: no such setting (did you mean {ENV_PREFIX}{known[close[0]].upper()}?)")
+    if keys[0] in sections:
+        raise ConfigError(f"environment variable {variable}: settings.{keys[0]} has no key {'__'.join(keys[1:])!r} "
+                          f"(its keys: {', '.join(sections[keys[0]].model_fields)})")
+    return None
+
+
+def _env_value(field: FieldInfo, text: str) -> Any:
+    """A variable's text as the value the file would give ``field``."""
+    annotation = field.annotation
+    types = typing.get_args(annotation) or (annotation,)
+    if text == "" and type(None) in types:
+        return None
+    if annotation is int and re.fullmatch(r"\s*[+-]?\d+\s*", text):  # our integers are strict: the file gives them as numbers
+        return int(text)
+    if typing.get_origin(annotation) is tuple:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if Path in types:
+        return Path.cwd() / text  # (an absolute path stays itself)
+    return text
+
+
 def feeds_from_opml(path: Path) -> tuple[list[FeedConfig], list[str]]:
     """The feeds listed in an OPML subscription file (parsed with defusedxml: no entity tricks), and
-    why each subscription that cannot be polled (not http or https, a bad port) is left out."""
+    why each subscription that cannot be polled (not http or https, a bad port) is left out.
+    ``feed://`` addresses and upper-case schemes (``HTTP://``) are read as the http(s) they mean;
+    an outline whose only text is its address (``feeds export`` of an unnamed feed) has no name."""
     from defusedxml import ElementTree as SafeET
     from defusedxml.common import DefusedXmlException
+
+    from .discover import subscription_url
 
     try:
         root = SafeET.parse(path).getroot()
@@ -305,10 +428,13 @@ def feeds_from_opml(path: Path) -> tuple[list[FeedConfig], list[str]]:
     feeds: dict[str, FeedConfig] = {}
     refused: list[str] = []
     for outline in root.iter("outline"):
-        url = (outline.get("xmlUrl") or "").strip()
-        if not url:
+        given = (outline.get("xmlUrl") or "").strip()
+        if not given:
             continue
+        url = subscription_url(given)
         name = (outline.get("title") or outline.get("text") or "").strip() or None
+        if name in (given, url):
+            name = None
         try:
             feeds.setdefault(normalize_url(url), FeedConfig(url=url, name=name))
         except ValidationError as exc:

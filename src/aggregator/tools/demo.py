@@ -265,7 +265,7 @@ def _replay(directory: Path, corpus: Corpus, progress: Callable[[int, int], None
     clock = [start]
     with LoopbackServer(site) as server:
         site.base_url = server.base_url
-        config = load_config(write_demo_config(directory, server.base_url, corpus))
+        config = load_config(write_demo_config(directory, server.base_url, corpus), environ={})  # the demo keeps to its directory, whatever AGGREGATOR_STORAGE says
         agg = make_aggregator(config, clock=lambda: clock[0])  # (under the writer lock run_demo holds)
         try:
             steps = hours * 60 // STEP_MINUTES
