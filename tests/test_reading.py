@@ -146,3 +146,6 @@ def test_the_interval_in_force_is_the_configs_when_it_sets_one(tmp_path, server,
     state = json.loads(cli("feeds", "-c", str(config), "--json").stdout)[0]
     assert datetime.fromisoformat(state["next_poll_at"]) == NOW + expected
     assert state["interval_in_force_s"] == expected.total_seconds() and why in state["interval_reason"]
+    listed = cli("feeds", "-c", str(config)).stdout.splitlines()[1].split("\t")  # to a pipe: one whole line per feed
+    assert listed[:3] == ["Harbour Gazette", server.url("/a.xml"), "ok"] and listed[5] == ("10m" if interval else "2h")
+    assert why in listed[6]

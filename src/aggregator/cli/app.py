@@ -160,6 +160,17 @@ def local(dt: datetime, tz: tzinfo) -> str:
     return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
+def format_duration(seconds: float) -> str:
+    """Seconds as the config writes durations: 45s, 15m, 2h, 1h30m, 1d."""
+    total = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts[:2]) or "0s"
+
+
 def parse_since(value: str, now: datetime, tz: tzinfo) -> datetime:
     """A duration ago, or an ISO date-time (local time in ``tz`` when it names no offset)."""
     from ..config import parse_duration

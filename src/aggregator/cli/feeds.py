@@ -14,12 +14,13 @@ import typer
 
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import AggregatorError
-from .app import ConfigOption, app, err, flagged, friendly, load, local, out, print_json
+from .app import ConfigOption, app, err, flagged, format_duration, friendly, load, local, out, print_json
 from .reading import JsonOption, library
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..discover import Found
+    from ..models import FeedState
 
 feeds_app = typer.Typer(rich_markup_mode=None, add_completion=False)
 app.add_typer(feeds_app, name="feeds")
@@ -57,26 +58,38 @@ def feeds(
             err().print(f"{enable}: enabled and due now (if a daemon is running, it picks this up when restarted)")
         states = lib.feeds()
         tz = lib.config.tz
-    from ..decide import health
+    from ..decide import health, interval_in_force
 
+    sched = lib.config.settings.schedule
     if as_json:
         from ..shapes import feed_dict
 
-        print_json([feed_dict(f, lib.config.settings.schedule) for f in states])
+        print_json([feed_dict(f, sched) for f in states])
+        return
+
+    def fmt(dt: datetime | None) -> str:
+        return local(dt, tz) if dt else "—"
+
+    def every(f: FeedState) -> tuple[str, str]:
+        seconds, why = interval_in_force(f, sched)
+        return format_duration(seconds), why
+
+    if not out().is_terminal:  # a pipe or a file: one tab-separated line per feed, whole
+        out().print("# name, url, health, last success, next poll, interval in force, why, last error or disabled reason")
+        for f in states:
+            out().print("\t".join((f.name, f.url, health(f), fmt(f.last_success_at), "—" if f.disabled_reason else fmt(f.next_poll_at),
+                                   *every(f), f.disabled_reason or f.last_error or "")))
         return
     from rich.table import Table
 
     table = Table(expand=True)
     table.add_column("feed", overflow="fold")  # feeds of one host differ at the end of their URLs
-    for col in ("health", "last success", "next poll", "last error / disabled reason"):
+    for col in ("health", "last success", "next poll", "every", "last error / disabled reason"):
         table.add_column(col)
-
-    def fmt(dt: datetime | None) -> str:
-        return local(dt, tz) if dt else "—"
-
     for f in states:
+        every_s, why = every(f)
         table.add_row(f"{f.name}\n{f.url}", health(f), fmt(f.last_success_at), "—" if f.disabled_reason else fmt(f.next_poll_at),
-                      f.disabled_reason or f.last_error or "")
+                      f"{every_s}\n({why})", f.disabled_reason or f.last_error or "")
     out().print(table)
 
 
