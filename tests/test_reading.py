@@ -110,6 +110,9 @@ def test_a_read_story_that_gains_a_source_comes_back_updated_with_what_is_new(tm
     assert story is not None and [v.source for v in story.new_variants] == ["Valley Times"]
     shown = cli("story", str(strike["id"]), "-c", str(config))
     assert "updated: 1 new article(s) since read" in shown.stdout
+    rows = [line.split("\t") for line in shown.stdout.splitlines() if line.count("\t") == 6]  # to a pipe: a whole line per variant
+    assert sorted(r[2] for r in rows) == ["Coast Radio", "Harbour Gazette", "Valley Times"]
+    assert [r[6] for r in rows if r[2] == "Valley Times"] == ["new"] and all(r[5].startswith("http://127.0.0.1/") for r in rows)
     assert cli("unread", str(strike["id"]), "-c", str(config)).returncode == 0
     assert next(s for s in json.loads(cli("clusters", "-c", str(config), "--since", "1d", "--json").stdout)
                 if s["id"] == strike["id"])["status"] == "unread"

@@ -160,6 +160,12 @@ def local(dt: datetime, tz: tzinfo) -> str:
     return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
+def print_row(*fields: str) -> None:
+    """One tab-separated line to stdout, as it is (Rich would expand the tabs): the listings' form
+    for a pipe or a file. Tabs and line breaks inside a field become spaces."""
+    typer.echo("\t".join(" ".join(f.split("\t")).replace("\r", " ").replace("\n", " ") for f in fields))
+
+
 def format_duration(seconds: float) -> str:
     """Seconds as the config writes durations: 45s, 15m, 2h, 1h30m, 1d."""
     total = round(seconds)

@@ -14,7 +14,7 @@ import typer
 
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import AggregatorError
-from .app import ConfigOption, app, err, flagged, format_duration, friendly, load, local, out, print_json
+from .app import ConfigOption, app, err, flagged, format_duration, friendly, load, local, out, print_json, print_row
 from .reading import JsonOption, library
 
 if TYPE_CHECKING:
@@ -75,10 +75,10 @@ def feeds(
         return format_duration(seconds), why
 
     if not out().is_terminal:  # a pipe or a file: one tab-separated line per feed, whole
-        out().print("# name, url, health, last success, next poll, interval in force, why, last error or disabled reason")
+        print_row("# name, url, health, last success, next poll, interval in force, why, last error or disabled reason")
         for f in states:
-            out().print("\t".join((f.name, f.url, health(f), fmt(f.last_success_at), "—" if f.disabled_reason else fmt(f.next_poll_at),
-                                   *every(f), f.disabled_reason or f.last_error or "")))
+            print_row(f.name, f.url, health(f), fmt(f.last_success_at), "—" if f.disabled_reason else fmt(f.next_poll_at), *every(f),
+                      f.disabled_reason or f.last_error or "")
         return
     from rich.table import Table
 

@@ -13,7 +13,7 @@ import typer
 
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import AggregatorError
-from .app import ConfigOption, app, friendly, load, local, out, parse_day, parse_since, print_json
+from .app import ConfigOption, app, friendly, load, local, out, parse_day, parse_since, print_json, print_row
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -43,10 +43,9 @@ def print_stories(stories: list[Story], lib: Library, title: str) -> None:
     (id, status, sources, first source, first reported, title, all sources)."""
     tz = lib.config.tz
     if not out().is_terminal:
-        out().print(f"# {title}", soft_wrap=True)
+        print_row(f"# {title}: id, status, sources, first source, first reported, title, all sources")
         for s in stories:
-            out().print("\t".join((str(s.id), s.status, str(len(s.sources)), s.first_source, local(s.first_reported_at, tz), s.title,
-                                   ", ".join(s.sources))), soft_wrap=True)
+            print_row(str(s.id), s.status, str(len(s.sources)), s.first_source, local(s.first_reported_at, tz), s.title, ", ".join(s.sources))
         return
     from rich.table import Table
 
@@ -136,10 +135,10 @@ def story(
         out().print(found.canonical.text, soft_wrap=plain)
         new = {v.article_id for v in found.new_variants} if found.status == "updated" else set()
         if plain:  # one tab-separated line per variant, URLs whole
-            out().print("\n# variants: kind, similarity to the canonical, outlet, published, title, url, new since read", soft_wrap=True)
+            out().print("")
+            print_row("# variants: kind, similarity to the canonical, outlet, published, title, url, new since read")
             for v in found.variants:
-                out().print("\t".join((v.kind, f"{v.similarity:.2f}", v.source, local(v.published_at, tz), v.title, v.url or "",
-                                       "new" if v.article_id in new else "")), soft_wrap=True)
+                print_row(v.kind, f"{v.similarity:.2f}", v.source, local(v.published_at, tz), v.title, v.url or "", "new" if v.article_id in new else "")
             return
         table = Table(title="variants (kind and similarity relative to the canonical)", expand=True)
         for col in ("kind", "sim", "outlet", "published"):
