@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -74,3 +77,31 @@ def cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Complete
     with fresh_process_logging():
         result = CliRunner().invoke(app, list(args), env={**WIDE, **(env or {})}, catch_exceptions=False, prog_name="aggregator")
     return subprocess.CompletedProcess(["aggregator", *args], result.exit_code, result.stdout, result.stderr)
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    """Poll ``predicate`` every 0.2 s until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def count(db: Path, table: str) -> int:
+    """Rows in a table of a SQLite file another process writes (0 while there is none yet)."""
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        try:
+            return int(conn.execute(f"select count(*) from {table}").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

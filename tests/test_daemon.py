@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 
 from aggregator.tools.demo import DemoSite, article_path, load_corpus
 from aggregator.tools.feedserver import LoopbackServer
-from helpers import aggregator, cli, write_config
+from helpers import aggregator, cli, count, wait_for, write_config
 
 OUTLETS = ["globalwire", "meridian", "dailyherald", "northstar", "citizen"]
 DEADLINE_S = 60
@@ -27,23 +26,8 @@ def start_daemon(config: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def count(db: Path, table: str) -> int:
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        try:
-            return int(conn.execute(f"select count(*) from {table}").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
-def wait_for(predicate, what: str, timeout: float = DEADLINE_S) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:

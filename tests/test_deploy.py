@@ -13,7 +13,6 @@ import shlex
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import pytest
 from aggregator.schedule import STOP_GRACE_S
 from aggregator.tools.demo import DemoSite, load_corpus
 from aggregator.tools.feedserver import LoopbackServer
-from helpers import write_config
+from helpers import count, free_port, wait_for, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "deploy" / "aggregator.service"
@@ -39,29 +38,10 @@ OUTLETS = ["globalwire", "dailyherald"]  # a full-text feed, and a teaser feed w
 DEADLINE_S = 60
 
 
-def wait_for(predicate, what: str, timeout: float = DEADLINE_S) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
-def count(db: Path, table: str) -> int:
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        try:
-            return int(conn.execute(f"select count(*) from {table}").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def installed_program() -> list[str]:

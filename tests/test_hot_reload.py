@@ -6,7 +6,6 @@ on 127.0.0.1 and the config is changed with `aggregator feeds add | remove`, as 
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pytest
 from aggregator.config import config_from_dict
 from aggregator.core import ConfigChange, config_change
 from aggregator.tools.feedserver import LoopbackServer, Request, Response
-from helpers import cli, write_config
+from helpers import cli, count, wait_for, write_config
 
 DEADLINE_S = 30
 
@@ -64,23 +63,8 @@ def feeds_server() -> Iterator[LoopbackServer]:
         yield server
 
 
-def articles(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db) as conn:
-            return int(conn.execute("select count(*) from articles").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_daemon_applies_feeds_added_and_removed_without_a_restart(tmp_path: Path, feeds_server: LoopbackServer) -> None:
@@ -99,12 +83,12 @@ def test_the_daemon_applies_feeds_added_and_removed_without_a_restart(tmp_path: 
         daemon = subprocess.Popen([sys.executable, "-m", "aggregator", "-v", "run", "--config", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=sink, text=True)
     try:
-        wait_for(lambda: articles(db) == 2, "the first feed's articles")
+        wait_for(lambda: count(db, "articles") == 2, "the first feed's articles")
         wait_for(lambda: polls("/a.xml") >= 2, "the first feed polled again, on its 1 s interval")
 
         added = cli("feeds", "add", b, "--config", str(config))
         assert added.returncode == 0, added.stderr
-        wait_for(lambda: articles(db) == 4, "the added feed's articles, stored by the running daemon")
+        wait_for(lambda: count(db, "articles") == 4, "the added feed's articles, stored by the running daemon")
         assert f"{b}: polled from now on (added to the config)" in log()
 
         removed = cli("feeds", "remove", a, "--config", str(config))
@@ -162,7 +146,7 @@ def test_a_new_name_and_a_shorter_interval_apply_at_once(tmp_path: Path, feeds_s
     async def scenario() -> None:
         running = asyncio.create_task(daemon.run())
         try:
-            await until(lambda: articles(tmp_path / "aggregator.db") == 2, "the first round")
+            await until(lambda: count(tmp_path / "aggregator.db", "articles") == 2, "the first round")
             assert polls() == 1  # and the next one an hour away
             text = config.read_text(encoding="utf-8")
             config.write_text(text.replace("interval: 1h", "interval: 1s").replace("name: Alpha", "name: Alpha Desk"), encoding="utf-8")
