@@ -30,10 +30,63 @@ def test_default_policy_blocks_every_non_public_address(address, blocked):
 def test_allow_list_accepts_names_addresses_and_networks():
     guard = NetGuard.from_allow_list(["feeds.internal", "127.0.0.1", "10.1.0.0/16"])
     guard.check("feeds.internal", ipaddress.ip_address("10.9.9.9"))
-    guard.check("anything", ipaddress.ip_address("127.0.0.1"))
-    guard.check("anything", ipaddress.ip_address("10.1.200.3"))
+    guard.check("127.0.0.1", ipaddress.ip_address("127.0.0.1"))
+    guard.check("10.1.200.3", ipaddress.ip_address("10.1.200.3"))
     with pytest.raises(Exception, match="private address"):
-        guard.check("anything", ipaddress.ip_address("10.2.0.1"))
+        guard.check("10.2.0.1", ipaddress.ip_address("10.2.0.1"))
+
+
+def test_an_allowed_address_is_opened_to_urls_naming_it_not_to_every_name_resolving_there():
+    named = {"feeds.lan"}
+    guard = NetGuard.from_allow_list(["127.0.0.1", "10.1.0.0/16", "wiki.internal"], named=lambda: named)
+    for host, ip in [("anything.example", "127.0.0.1"), ("evil.example", "10.1.200.3"), ("localhost", "127.0.0.1")]:
+        with pytest.raises(Exception, match=f"blocked: {host} resolves to {ip}, .* opens only to URLs naming it"):
+            guard.check(host, ipaddress.ip_address(ip))
+    guard.check("feeds.lan", ipaddress.ip_address("10.1.0.7"))  # a feed host the config names
+    guard.check("FEEDS.LAN", ipaddress.ip_address("10.1.0.7"))
+    guard.check("wiki.internal", ipaddress.ip_address("127.0.0.1"))  # a name allow_hosts lists
+    named.clear()  # the config in force changed (a hot reload): its feed hosts are read at each check
+    with pytest.raises(Exception, match="blocked: feeds.lan resolves to"):
+        guard.check("feeds.lan", ipaddress.ip_address("10.1.0.7"))
+    with pytest.raises(Exception, match="private address"):
+        NetGuard.from_allow_list([], named=lambda: {"feeds.lan"}).check("feeds.lan", ipaddress.ip_address("10.1.0.7"))
+    guard.check("news.example", ipaddress.ip_address("93.184.216.34"))  # public addresses: as before
+
+
+def test_a_redirect_to_a_name_resolving_to_an_allowed_address_is_refused(server, routes):
+    """allow_hosts: [127.0.0.1] opens http://127.0.0.1:PORT/, not a redirect to http://localhost:PORT/
+    (a name of anyone's choosing can resolve to 127.0.0.1), unless the name is listed too."""
+    port = server.url("/").split(":")[2].split("/")[0]
+    routes["/feed"] = Response(302, b"", {"Location": f"http://localhost:{port}/feed2"})
+    routes["/feed2"] = Response(200, b"<rss/>")
+    with pytest.raises(FetchError, match="blocked: localhost resolves to .*settings.allow_hosts"):
+        fetch(server.url("/feed"), ["127.0.0.1"])
+    assert server.paths() == ["/feed"]
+    fetch(server.url("/feed"), ["127.0.0.1", "localhost"])
+    assert server.paths() == ["/feed", "/feed", "/feed2"]
+
+
+def test_the_configs_feed_hosts_may_reach_the_addresses_allow_hosts_opens(server, routes, make_config):
+    """A name the config gives as a feed's host is "named by the config": a redirect to it is
+    followed; a redirect to another name resolving to the same address is not."""
+    from aggregator.factory import make_aggregator
+
+    port = server.url("/").split(":")[2].split("/")[0]
+    rss = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
+    routes["/a.xml"] = Response(302, b"", {"Location": f"http://localhost:{port}/b.xml"})
+    routes["/b.xml"] = Response(200, rss, {"Content-Type": "application/rss+xml"})
+
+    def poll(feeds: list[dict[str, object]]) -> dict[str, str | None]:
+        agg = make_aggregator(make_config(feeds, allow_hosts=["127.0.0.1", "::1"], extract={"fetch_pages": False}))
+        try:
+            return {r.feed_url.rsplit("/", 1)[-1]: r.error for r in asyncio.run(agg.poll_round(due_only=False))}
+        finally:
+            agg.close()
+
+    alone = [{"url": server.url("/a.xml"), "name": "A"}]
+    assert "blocked: localhost resolves to" in (poll(alone)["a.xml"] or "")
+    named = [*alone, {"url": f"http://localhost:{port}/b.xml", "name": "B"}]
+    assert poll(named) == {"a.xml": None, "b.xml": None}
 
 
 def fetch(url: str, allow: list[str]) -> None:

@@ -11,6 +11,8 @@ Rules:
   only once that URL answered with a usable feed.
 - HTTP 410 Gone disables the feed, with the reason kept.
 - 429/503 with Retry-After: wait as told, clamped to [min_interval, max_backoff].
+- ``now`` is when the answer (or the failure) came, not when the round began: a
+  "Retry-After: 120" that came 40 s into a round means 120 s from then.
 - any other failure: exponential backoff from the interval, capped at max_backoff.
 - during a global outage (every recent poll failed at the network level,
   across hosts) a failure is not held against the feed: retry soon, count nothing.

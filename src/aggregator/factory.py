@@ -5,7 +5,7 @@ migrates the database). The one-writer rule is enforced here too (``writer``).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,11 +43,32 @@ def open_library(config: Config, clock: Clock = utcnow) -> Library:
     return library
 
 
-def make_fetcher(config: Config, transport: httpx.AsyncBaseTransport | None = None) -> Fetcher:
-    """An HTTP client under the config's limits and address guard (``transport``: tests' own)."""
+def make_fetcher(config: Config, transport: httpx.AsyncBaseTransport | None = None,
+                 current: Callable[[], Config] | None = None) -> Fetcher:
+    """An HTTP client under the config's limits and address guard (``transport``: tests' own). The
+    guard lets the hosts of the config's feeds reach the addresses ``allow_hosts`` opens; with
+    ``current``, the feeds of the config in force at each connection (a hot reload changes them)."""
     from .fetch import Fetcher
 
-    return Fetcher(config.settings.fetch, config.settings.allow_hosts, transport=transport)
+    return Fetcher(config.settings.fetch, config.settings.allow_hosts, transport=transport,
+                   named_hosts=_FeedHosts(current or (lambda: config)))
+
+
+class _FeedHosts:
+    """The hosts of the feeds of the config in force, worked out once per feed list."""
+
+    def __init__(self, current: Callable[[], Config]) -> None:
+        self._current = current
+        self._feeds: object = None
+        self._hosts: frozenset[str] = frozenset()
+
+    def __call__(self) -> frozenset[str]:
+        feeds = self._current().feeds
+        if feeds is not self._feeds:
+            from .netguard import feed_hosts
+
+            self._feeds, self._hosts = feeds, feed_hosts(f.url for f in feeds)
+        return self._hosts
 
 
 def make_aggregator(config: Config, clock: Clock = utcnow, transport: httpx.AsyncBaseTransport | None = None) -> Aggregator:
@@ -60,7 +81,8 @@ def make_aggregator(config: Config, clock: Clock = utcnow, transport: httpx.Asyn
 
     store = open_store(config)
     ingest = Ingest(Deduplicator(config.settings.dedup), store, clock)
-    agg = Aggregator(config, store, ingest, Pool(config.settings.extract.workers), lambda: make_fetcher(config, transport), clock)
+    agg = Aggregator(config, store, ingest, Pool(config.settings.extract.workers),
+                     lambda: make_fetcher(config, transport, current=lambda: agg.config), clock)
     agg.sync_feeds(refresh=True)
     return agg
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import ssl
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Set
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urljoin, urlsplit
@@ -43,14 +43,18 @@ class Fetcher:
     """Fetch URLs under the configured limits. Use as an async context manager."""
 
     def __init__(
-        self, settings: FetchSettings, allow_hosts: Iterable[str] = (), transport: httpx.AsyncBaseTransport | None = None
+        self, settings: FetchSettings, allow_hosts: Iterable[str] = (), transport: httpx.AsyncBaseTransport | None = None,
+        named_hosts: Callable[[], Set[str]] | None = None,
     ) -> None:
+        """``named_hosts``: the hosts the config names (its feeds'), which may reach the addresses
+        ``allow_hosts`` opens even when not listed there (``NetGuard``)."""
         self.settings = settings
+        guard = NetGuard.from_allow_list(allow_hosts, named_hosts)
         self._client = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent},
             timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout),
             follow_redirects=False,
-            transport=transport or HostPools(NetGuard.from_allow_list(allow_hosts), settings.per_host_concurrency, tls_context(settings)),
+            transport=transport or HostPools(guard, settings.per_host_concurrency, tls_context(settings)),
             trust_env=False,
         )
         self._all = asyncio.Semaphore(settings.max_concurrency)

@@ -9,7 +9,12 @@ answer checked, and the connection pinned to the checked address, so a DNS
 answer that changes between check and connect cannot slip through.
 
 ``settings.allow_hosts`` opens specific hosts: names (``feeds.internal``),
-addresses (``127.0.0.1``) or networks (``10.1.0.0/16``).
+addresses (``127.0.0.1``) or networks (``10.1.0.0/16``). An address or network
+opens its addresses to URLs that name them, not to every name that resolves
+there: a connection to an address only the allow list opens is made for a URL
+whose host is that address written out, a name the allow list lists, or the
+host of a feed the config lists (``named``); a redirect to some other name
+resolving there (``http://evil.example/`` -> 127.0.0.1) is refused.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore
 
@@ -52,27 +58,69 @@ def why_blocked(ip: IPAddress) -> str | None:
     return None
 
 
+def _no_names() -> Set[str]:
+    return frozenset()
+
+
 @dataclass(frozen=True)
 class NetGuard:
     """The policy: what is allowed beyond public addresses."""
 
     allow_names: frozenset[str] = frozenset()
     allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # The hosts the config names (its feeds'), read at each check: a hot reload changes them.
+    named: Callable[[], Set[str]] = _no_names
 
     @classmethod
-    def from_allow_list(cls, entries: Iterable[str]) -> NetGuard:
-        """From ``settings.allow_hosts``; ValueError names an entry that is none of the three forms."""
+    def from_allow_list(cls, entries: Iterable[str], named: Callable[[], Set[str]] | None = None) -> NetGuard:
+        """From ``settings.allow_hosts``; ValueError names an entry that is none of the three forms.
+        ``named``: the hosts the config names besides (lower-case, ASCII), e.g. ``feed_hosts``."""
         names, networks = parse_allow_list(entries)
-        return cls(names, networks)
+        return cls(names, networks, named or _no_names)
 
     def check(self, host: str, ip: IPAddress) -> None:
         """Raise BlockedAddress unless ``ip`` (an answer for ``host``) may be contacted."""
-        if host.lower().strip("[]") in self.allow_names or any(ip in net for net in self.allow_networks):
+        name = host.lower().strip("[]")
+        if name in self.allow_names:
             return
         reason = why_blocked(ip)
-        if reason:
-            where = f"{ip} is" if host.strip("[]") == str(ip) else f"{host} resolves to {ip},"
-            raise BlockedAddress(f"blocked: {where} {reason} (allow it with settings.allow_hosts)")
+        if not reason:
+            return
+        literal = _address(name) == ip
+        if any(ip in net for net in self.allow_networks):
+            # Opened for URLs naming it (or naming a host the config names), not for whatever name
+            # resolves there: a redirect to a name of the attacker's, pointed at 127.0.0.1, stays out.
+            if literal or name in self.named():
+                return
+            raise BlockedAddress(
+                f"blocked: {host} resolves to {ip}, {reason} that settings.allow_hosts opens only to URLs naming it "
+                f"or a host the config names (list {name} in settings.allow_hosts to allow it)"
+            )
+        where = f"{ip} is" if literal else f"{host} resolves to {ip},"
+        raise BlockedAddress(f"blocked: {where} {reason} (allow it with settings.allow_hosts)")
+
+
+def _address(name: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
+
+
+def feed_hosts(urls: Iterable[str]) -> frozenset[str]:
+    """The hosts of these URLs as the guard compares them (lower case; IDN names in their ASCII form)."""
+    hosts = set()
+    for url in urls:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            continue
+        if host:
+            try:
+                hosts.add(host.encode("idna").decode("ascii"))
+            except UnicodeError:
+                hosts.add(host)
+    return frozenset(hosts)
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):

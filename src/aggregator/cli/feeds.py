@@ -210,11 +210,15 @@ def _find(cfg: Config, address: str) -> Found:
     """The feed at ``address`` (or linked from the page there), fetched under the config's limits."""
     import asyncio
 
+    from ..config import FeedConfig
     from ..discover import find_feed
     from ..factory import make_fetcher
 
+    # The address typed is named by the user as a feed of the config is: the guard treats it so.
+    probe = cfg.model_copy(update={"feeds": (*cfg.feeds, FeedConfig(url=address))})
+
     async def run() -> Found:
-        async with make_fetcher(cfg) as fetcher:
+        async with make_fetcher(probe) as fetcher:
             return await find_feed(fetcher, address)
 
     with err().status(f"fetching {address}"):
