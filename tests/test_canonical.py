@@ -10,7 +10,7 @@ import pytest
 
 from aggregator.config import DedupSettings
 from aggregator.dedup import NEW_ARTICLE, Deduplicator
-from aggregator.dedup.canonical import Member, MemberUpdate, settle
+from aggregator.dedup.canonical import CREDIBLE_MARGIN_S, Member, MemberUpdate, choose_canonical, credible_time, settle
 from aggregator.factory import make_aggregator
 from aggregator.tools.feedserver import Response
 from test_dedup import COPY, COPY_TITLE, ORIGINAL, ORIGINAL_TITLE, REWRITE, REWRITE_TITLE, T0, text
@@ -56,6 +56,43 @@ def test_ties_go_to_the_first_seen_then_to_the_stored_article() -> None:
     assert earlier_seen.canonical_id == NEW_ARTICLE
     same = settle([member(5, 1, 800, seen=2)], member(NEW_ARTICLE, 1, 800, seen=2), relation)  # type: ignore[arg-type]
     assert same.canonical_id == 5  # the new article's id will be higher than every stored one
+
+
+# -- a first source that cannot be faked (issue 18) ---------------------------------------------------
+
+
+def test_a_date_within_the_feeds_polling_gap_and_margin_is_credible() -> None:
+    seen, gap = 100 * HOUR, 2 * HOUR
+    assert credible_time(seen - gap - CREDIBLE_MARGIN_S, seen, gap) == seen - gap - CREDIBLE_MARGIN_S  # just within
+    assert credible_time(seen - 10, seen, 0.0) == seen - 10
+    assert credible_time(seen + 60, seen, gap) == seen + 60  # (the future is clamped earlier, by the poller)
+
+
+def test_a_date_earlier_than_the_gap_and_margin_counts_as_first_seen() -> None:
+    seen, gap = 100 * HOUR, 2 * HOUR
+    assert credible_time(seen - gap - CREDIBLE_MARGIN_S - 1, seen, gap) == seen
+    assert credible_time(seen - 72 * HOUR, seen, gap) == seen
+    assert credible_time(seen - 72 * HOUR, seen, None) == seen - 72 * HOUR  # nothing seen before: nothing to be first against
+
+
+def test_a_member_whose_date_was_not_credible_is_first_only_from_its_first_sighting() -> None:
+    honest = member(1, 10, 1000, seen=10.2)
+    backdated = Member(2, -20 * HOUR, 11 * HOUR, 1000, reported_at=11 * HOUR)  # claims 30 hours earlier, seen after the honest one
+    assert choose_canonical([honest, backdated]) is honest and choose_canonical([backdated, honest]) is honest
+    settled = settle([honest], Member(NEW_ARTICLE, -20 * HOUR, 11 * HOUR, 1200, reported_at=11 * HOUR), relation)  # type: ignore[arg-type]
+    assert settled.canonical_id == 1 and settled.first_reported == 10 * HOUR
+    # seen first, it leads, from its first sighting (not its date); a later report cannot displace it
+    alone = settle([], Member(NEW_ARTICLE, -20 * HOUR, 9 * HOUR, 1000, reported_at=9 * HOUR), relation)  # type: ignore[arg-type]
+    assert alone.first_reported == 9 * HOUR
+    first = settle([Member(3, -20 * HOUR, 9 * HOUR, 1000, reported_at=9 * HOUR)], member(NEW_ARTICLE, 10, 1000), relation)  # type: ignore[arg-type]
+    assert first.canonical_id == 3 and first.first_reported == 9 * HOUR
+
+
+def test_members_reported_at_the_same_sighting_go_by_their_dates() -> None:
+    """A backlog seen in one poll: its reported times tie, and its own dates order it."""
+    older = Member(7, 2 * HOUR, 50 * HOUR, 1000, reported_at=50 * HOUR)
+    newer = Member(5, 4 * HOUR, 50 * HOUR, 1000, reported_at=50 * HOUR)
+    assert choose_canonical([newer, older]) is older
 
 
 # -- placements from the index ------------------------------------------------------------------------

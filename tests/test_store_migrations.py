@@ -20,6 +20,9 @@ def make_v1_database(path: Path) -> None:
     db.executescript(
         """
         DROP TRIGGER articles_fts_insert; DROP TRIGGER articles_fts_delete; DROP TRIGGER articles_fts_update;
+        DROP INDEX ix_articles_first_seen;
+        DROP INDEX ix_articles_reported;
+        ALTER TABLE articles DROP COLUMN reported_at;
         DROP TABLE articles_fts;
         DROP TABLE story_reads;
         ALTER TABLE feeds DROP COLUMN named;
@@ -44,7 +47,7 @@ def test_v1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
     store.close()
     db = sqlite3.connect(path)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
-    assert {r[1] for r in db.execute("PRAGMA table_info(articles)")} >= {"summary_html", "title", "text"}
+    assert {r[1] for r in db.execute("PRAGMA table_info(articles)")} >= {"summary_html", "title", "text", "reported_at"}
     assert {r[1] for r in db.execute("PRAGMA table_info(feeds)")} >= {"learned_interval_s"}
     assert db.execute("SELECT name FROM sqlite_master WHERE name = 'dedup_snapshots'").fetchone() is not None
     assert db.execute("SELECT title, text, summary_html FROM articles").fetchall() == [("Old title", "Old text", None)]

@@ -18,9 +18,10 @@ from .backlog import ROUND_BACKLOG, ROUND_HOLD_S, Backlog, fail
 from .config import Config
 from .errors import FeedError, FetchError, NetworkError, StorageError
 from .extract import choose_text, extract_page, needs_page
-from .ingest import Candidate, FeedBatch, Ingest
+from .ingest import Candidate, FeedBatch, Ingest, claims, page_date_credible
 from .library import Clock, Library, utcnow
 from .models import Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport
+from .pages import RoundPages
 from .parse import parse_feed
 from .pool import Pool
 from .store import StoreProtocol
@@ -161,10 +162,11 @@ class Aggregator(Library):
         own = fetcher is None
         fetcher = fetcher or self.new_fetcher()
         backlog = Backlog(len(feeds), lambda batches: self._write(self.ingest.commit, batches), ROUND_BACKLOG, ROUND_HOLD_S)
+        pages = self._round_pages(fetcher)  # a page that several feeds list is fetched once
 
         async def poll(i: int, feed: FeedState) -> PollReport:
             try:
-                report = await self.poll_feed(fetcher, feed, now, hold=lambda batch: backlog.put(i, batch))
+                report = await self.poll_feed(fetcher, feed, now, hold=lambda batch: backlog.put(i, batch), pages=pages)
             except StorageError:
                 raise  # the database, not the feed: every feed of the round is affected
             except Exception as exc:  # a defect met on one feed must not cost the round's other feeds
@@ -179,27 +181,34 @@ class Aggregator(Library):
         try:
             return list(await asyncio.gather(*(poll(i, f) for i, f in enumerate(feeds))))
         finally:
+            pages.close()
             if own:
                 await fetcher.aclose()
             self.save_snapshot()
 
     async def poll_feed(
         self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None,
-        hold: Callable[[FeedBatch], Awaitable[int]] | None = None,
+        hold: Callable[[FeedBatch], Awaitable[int]] | None = None, pages: RoundPages | None = None,
     ) -> PollReport:
         """Fetch, parse, extract, dedup and store one feed; errors end up on the feed, not raised.
-        With ``hold``, its new articles are handed to it to store (a round's backlog)."""
+        With ``hold``, its new articles are handed to it to store (a round's backlog); with
+        ``pages``, its article pages are the round's (each fetched once for all its feeds).
+        ``now`` is the round's time; the next poll counts from when the answer came."""
         if feed.id in self._in_flight:
             return PollReport(feed.url, None, 0, error="already being polled")
         self._in_flight.add(feed.id)
         now = now or self.clock()
         sched = self.config.settings.schedule
+        own_pages = pages is None
+        if pages is None:
+            pages = self._round_pages(fetcher)
         try:
             try:
                 result = await fetcher.fetch_feed(feed.url, feed.etag, feed.last_modified)
+                answered = self._answered(now)
                 self._recent.append((host_of(feed.url), True))
                 if result.not_modified:
-                    await self._update_feed(feed.id, decide.after_success(feed, result, None, now, sched), now)
+                    await self._update_feed(feed.id, decide.after_success(feed, result, None, answered, sched), now)
                     return PollReport(feed.url, 304, 0, not_modified=True)
                 if len(result.content) >= PARSE_OFFLOAD_BYTES:  # the other core parses while this one fetches and stores
                     parsed = await self._offload(parse_feed, result.final_url, result.content, result.headers)
@@ -209,8 +218,8 @@ class Aggregator(Library):
                     feed_log.warning("%s: read, but the feed is broken: %s", feed.url, parsed.warning)
                 elif parsed.warning:
                     log.info("%s: minor feed problem: %s", feed.url, parsed.warning)
-                candidates = await self._prepare(fetcher, feed, parsed, now)
-                batch = FeedBatch(feed, parsed, candidates, decide.after_success(feed, result, parsed, now, sched), now)
+                candidates = await self._prepare(pages, feed, parsed, now)
+                batch = FeedBatch(feed, parsed, candidates, decide.after_success(feed, result, parsed, answered, sched), now)
                 if hold is not None:
                     new = await hold(batch)
                 else:
@@ -221,26 +230,38 @@ class Aggregator(Library):
                 reached = not isinstance(exc, NetworkError)
                 self._recent.append((host_of(feed.url), reached))
                 rule = decide.after_failure if reached or not self.network_outage() else decide.during_outage
-                await self._update_feed(feed.id, rule(feed, exc, now, sched), now)
+                # Retry-After and backoff count from the answer, not from the round's start.
+                await self._update_feed(feed.id, rule(feed, exc, self._answered(now), sched), now)
                 return PollReport(feed.url, getattr(exc, "status", None), 0, error=exc.message)
         finally:
             self._in_flight.discard(feed.id)
+            if own_pages:
+                pages.close()
+
+    def _answered(self, now: datetime) -> datetime:
+        """When an answer came: the clock, read as it comes (never before the round's ``now``, which a
+        caller may set ahead of the clock)."""
+        return max(now, self.clock())
+
+    def _round_pages(self, fetcher: Fetcher) -> RoundPages:
+        return RoundPages(lambda entry: self._page(fetcher, entry))
 
     def network_outage(self) -> bool:
         """True when the last polls all failed to reach their servers, across several hosts."""
         recent = list(self._recent)
         return len(recent) == OUTAGE_SAMPLE and not any(ok for _, ok in recent) and len({h for h, _ in recent}) >= 3
 
-    async def _prepare(self, fetcher: Fetcher, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[Candidate]:
+    async def _prepare(self, round_pages: RoundPages, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[Candidate]:
         """Entries not stored yet, with their text (from the page when the feed's is short)."""
         with self.store.reading() as r:
             known = r.known_guids(feed.id, [e.guid for e in parsed.entries])
             fresh = [e for e in parsed.entries if e.guid not in known]
-            known_urls = r.known_urls([e.url for e in fresh if e.url])
-        fresh = [e for e in fresh if not e.url or e.url not in known_urls]
+            owners = r.url_owners([e.url for e in fresh if e.url])
+        claimed = claims(feed, parsed, fresh, owners, now)  # stored from a feed whose site does not serve them
+        fresh = [e for e in fresh if not e.url or e.url not in owners]
         ext = self.config.settings.extract
         pages = await asyncio.gather(*(
-            self._page(fetcher, e) if ext.fetch_pages and needs_page(e, ext.min_feed_text_chars) else _none()
+            round_pages.get(e) if ext.fetch_pages and needs_page(e, ext.min_feed_text_chars) else _none()
             for e in fresh
         ))
         candidates = []
@@ -249,14 +270,19 @@ class Aggregator(Library):
             title = entry.title or (page.title if page else "") or ""
             if not text and not title:
                 continue
-            dated = entry.published or (page.published if page else None)
+            # An undated entry takes its page's date only when that is credible for this feed;
+            # otherwise it is dated when first seen (stale page metadata must not make it first).
+            page_date = page.published if page else None
+            if page_date is not None and not page_date_credible(feed, page_date, now):
+                page_date = None
+            dated = entry.published or page_date
             published = dated or now
             if published > now + FUTURE_TOLERANCE:  # a feed's clock or typo; never let it sort ahead of real news
                 published = now
             lang = entry.lang or (page.lang if page else None) or parsed.lang
             candidates.append(Candidate(entry, text or title, title or text[:120], published, lang, from_page, dated is not None))
         # Oldest first (feeds list newest first): stories then grow in the order the news happened.
-        return sorted(candidates, key=lambda c: (c.published, c.entry.guid))
+        return sorted(candidates, key=lambda c: (c.published, c.entry.guid)) + claimed
 
     async def _page(self, fetcher: Fetcher, entry: Entry) -> PageText | None:
         assert entry.url

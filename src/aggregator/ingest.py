@@ -15,8 +15,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from .dedup import RESTORE_BATCH, Deduplicator, Placement, Signature, normalize
+from .dedup.canonical import credible_time
+from .dedup.index import ts
 from .errors import SchemaMismatch
 from .models import Article, Entry, FeedState, FeedUpdate, ParsedFeed, outlet_name
 from .store import Joined, StoreProtocol, TransactionProtocol
@@ -24,6 +27,7 @@ from .store import Joined, StoreProtocol, TransactionProtocol
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 500  # articles between dedup snapshots (a restart replays at most this many)
+MAX_POLLING_GAP = timedelta(hours=12)  # a feed failing for days must not thereby date its items back days
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Candidate:
     lang: str | None
     from_page: bool
     dated: bool = True  # False: neither the feed nor the page gave a date (``published`` is the poll's time)
+    claim: int | None = None  # a stored article's id: its URL is this feed's site's, stored from another feed (re-credited)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,11 @@ class FeedBatch:
             return self.feed.name
         return outlet_name(self.parsed.title) or self.feed.name
 
+    @property
+    def site(self) -> str:
+        """The site its articles are served from: the one the feed names, else the feed's own address."""
+        return self.parsed.site_url or self.feed.url
+
 
 class Ingest:
     """The dedup index plus the writes that must change together with it."""
@@ -70,6 +80,7 @@ class Ingest:
         self.lock = threading.RLock()  # one writer: the database and the dedup index change together
         self._index_ready = False
         self._snapshot_at = 0
+        self._gaps: dict[int, float | None] = {}  # the polling gap of each feed being committed (``_polling_gap``)
 
     def ensure_index(self) -> int:
         """The dedup index, rebuilt from storage if needed; returns how many articles it holds."""
@@ -105,6 +116,7 @@ class Ingest:
         self.dedup.replay(tail)
         self.dedup.evict(since)
         self.dedup.retire(self.store.retired_members(since))
+        self.dedup.discredit(self.store.late_members(since))
         self._snapshot_at = last
         self._index_ready = True
         log.info("dedup index rebuilt: %d articles in the window (%d replayed after the snapshot)", len(self.dedup), len(tail))
@@ -145,28 +157,51 @@ class Ingest:
         nor on how feeds are listed; undated ones then go as one batch (``_store_undated``).
         Returns how many articles each batch added."""
         self.ensure_index()  # rebuilt here if an earlier transaction was rolled back
-        added = [0] * len(batches)
+        added, credited = [0] * len(batches), [0] * len(batches)
+        self._gaps = {batch.feed.id: self._polling_gap(batch) for batch in batches}
         queue = sorted(
             ((not cand.dated, cand.published, cand.entry.guid, batch.feed.url, b, cand)
              for b, batch in enumerate(batches) for cand in batch.candidates),
             key=lambda item: item[:4],
         )
+        # An article URL listed by several feeds of the round goes to the one whose site serves it,
+        # else to the first listing it.
+        chosen: dict[str, tuple[int, str]] = {}
+        for *_, guid, _url, b, cand in queue:
+            url = cand.entry.url
+            if url and cand.claim is None:
+                held = chosen.get(url)
+                if held is None or (_serves(batches[b].site, url) and not _serves(batches[held[0]].site, url)):
+                    chosen[url] = (b, guid)
         try:
             with self.store.transaction() as tx:
                 # Re-check inside the transaction: another feed may have stored the same URL meanwhile.
-                known = tx.known_urls([c.entry.url for batch in batches for c in batch.candidates if c.entry.url])
+                owners = tx.url_owners([c.entry.url for batch in batches for c in batch.candidates if c.entry.url])
                 seen = [tx.known_guids(batch.feed.id, [c.entry.guid for c in batch.candidates]) for batch in batches]
                 undated: list[tuple[FeedBatch, Candidate]] = []
                 for _undated, _published, guid, _url, b, cand in queue:
-                    if guid in seen[b] or (cand.entry.url and cand.entry.url in known):
+                    url, batch = cand.entry.url, batches[b]
+                    if guid in seen[b]:
+                        continue
+                    if url and url in owners:
+                        # Stored from another feed: it stays one article, credited to the feed whose
+                        # site serves it (a feed listing another outlet's URL first does not keep it).
+                        article_id, site = owners[url]
+                        if _serves(batch.site, url) and not _serves(site, url):
+                            source = cand.entry.source or batch.source
+                            tx.recredit_article(article_id, batch.feed.id, guid, source)
+                            self.dedup.recredit(article_id, source)
+                            owners[url] = (article_id, batch.site)
+                            credited[b] += 1
+                            seen[b].add(guid)
+                        continue
+                    if cand.claim is not None or (url and chosen.get(url) != (b, guid)):
                         continue
                     if cand.dated:
-                        self._store_article(tx, batches[b], cand)
+                        self._store_article(tx, batch, cand)
                     else:
-                        undated.append((batches[b], cand))
+                        undated.append((batch, cand))
                     added[b] += 1
-                    if cand.entry.url:
-                        known.add(cand.entry.url)
                     seen[b].add(guid)
                 self._store_undated(tx, undated)
                 for batch in batches:  # a feed the config does not name goes by its title, once it has one
@@ -179,24 +214,40 @@ class Ingest:
             if any(added):  # the rows were rolled back: the index rebuilds from storage before the next use
                 self._index_ready = False
             raise
-        for batch, n in zip(batches, added, strict=True):
+        for batch, n, m in zip(batches, added, credited, strict=True):
             if n:
                 log.info("%s: %d new article(s)", batch.feed.url, n)
+            if m:
+                log.info("%s: %d article(s) its site serves, stored from another feed, credited to it", batch.feed.url, m)
         return added
 
+    def _polling_gap(self, batch: FeedBatch) -> float | None:
+        """How long (seconds) the feed went unpolled before this answer: since its last successful
+        poll (at most ``MAX_POLLING_GAP``). A feed's first poll has no gap of its own: since the
+        newest article first seen before it, from any feed (its backlog cannot predate what was
+        seen already); None when nothing was (a new database: nothing to be first against)."""
+        previous = batch.feed.last_success_at or self.dedup.newest_first_seen(before=batch.now)
+        if previous is None:
+            return None
+        return min(max((batch.now - previous).total_seconds(), 0.0), MAX_POLLING_GAP.total_seconds())
+
     def _article(self, batch: FeedBatch, cand: Candidate) -> Article:
+        # A date earlier than the poll by more than the feed's gap plus a margin is the feed's word
+        # only: it is kept (shown), but the article counts as reported when first seen.
+        credible = credible_time(ts(cand.published), ts(batch.now), self._gaps.get(batch.feed.id))
         return Article(
             feed_id=batch.feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
             published_at=cand.published, first_seen_at=batch.now, lang=cand.lang, source=cand.entry.source or batch.source,
             content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
             from_page=cand.from_page, summary_html=cand.entry.summary_html,
+            reported_at=None if credible == ts(cand.published) else batch.now,
         )
 
     def _store_article(self, tx: TransactionProtocol, batch: FeedBatch, cand: Candidate) -> None:
         """Sign, decide, insert and index one new article."""
         article = self._article(batch, cand)
         sig = self.dedup.sign(article.title, article.text, article.source)
-        placement = self.dedup.decide(sig, article.published_at, article.source, article.first_seen_at, len(article.text))
+        placement = self.dedup.decide(sig, article.published_at, article.source, article.first_seen_at, len(article.text), article.reported_at)
         article_id = self._insert(tx, article, sig)
         story_id = self._place(tx, article, article_id, placement, batch.now)
         self.dedup.add(article_id, story_id, placement)
@@ -244,3 +295,39 @@ class Ingest:
         changed = tuple((m.article_id, m.kind, m.similarity) for m in settled.changed)
         tx.join_story(story_id, article_id, Joined(settled.own.kind, settled.own.similarity, placement.canonical(article_id),
                                                    placement.first_reported_at, changed), now)
+
+
+def page_date_credible(feed: FeedState, published: datetime, now: datetime) -> bool:
+    """Whether an article page's date may date an entry its feed left undated: only when it is
+    no earlier than the feed's last successful poll (its first: now) less ``CREDIBLE_MARGIN_S``.
+    A page's stale metadata alone never dates an item back: it is dated when first seen."""
+    gap = (now - feed.last_success_at).total_seconds() if feed.last_success_at else 0.0
+    gap = min(max(gap, 0.0), MAX_POLLING_GAP.total_seconds())
+    return credible_time(ts(published), ts(now), gap) == ts(published)
+
+
+def claims(feed: FeedState, parsed: ParsedFeed, entries: Sequence[Entry], owners: dict[str, tuple[int, str | None]],
+           now: datetime) -> list[Candidate]:
+    """Entries whose URL is stored from another feed, when this feed's site serves it and that
+    feed's does not: the article is to be credited to this feed (``Ingest.commit``)."""
+    site = parsed.site_url or feed.url
+    return [
+        Candidate(e, "", e.title, now, None, False, claim=owners[e.url][0])
+        for e in entries
+        if e.url and e.url in owners and _serves(site, e.url) and not _serves(owners[e.url][1], e.url)
+    ]
+
+
+def _host(url: str | None) -> str:
+    try:
+        host = (urlsplit(url).hostname or "") if url else ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
+def _serves(site: str | None, url: str) -> bool:
+    """Whether a site serves an article URL: the same host, or one a subdomain of the other
+    (``www.`` aside: www.example.org, example.org and news.example.org are one site)."""
+    a, b = _host(site), _host(url)
+    return bool(a and b) and (a == b or a.endswith("." + b) or b.endswith("." + a))

@@ -71,9 +71,11 @@ class Library:
     def today(self) -> date:
         return self.clock().astimezone(self.config.tz).date()
 
-    def stories_between(self, start: datetime, end: datetime) -> list[Story]:
-        """Stories with a report in [start, end), most sources first, then earliest reported."""
-        stories = self.store.load_stories(self.store.story_ids_between(start, end))
+    def stories_between(self, start: datetime, end: datetime, activity: bool = True) -> list[Story]:
+        """Stories with activity in [start, end) (a report published, or first seen, then: a story
+        first seen today is today's whatever its dates say; ``activity`` False: published then), most
+        sources first, then earliest reported."""
+        stories = self.store.load_stories(self.store.story_ids_between(start, end, activity))
         return sorted(stories, key=lambda s: (-len(s.sources), -len(s.variants), s.first_reported_at, s.id))
 
     def stories_on(self, day: date) -> list[Story]:
@@ -142,7 +144,8 @@ class Library:
 
         now = self.clock()
         # Up to a day ahead too: a report its feed dates a little in the future is news now.
-        recent = self.stories_between(now - WINDOW, now + timedelta(days=1))
+        # (By publication: a new subscription's backlog of old reports is no news for a feed reader.)
+        recent = self.stories_between(now - WINDOW, now + timedelta(days=1), activity=False)
         recent.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
         chosen = recent[: self.config.settings.digest.feed_max_stories]
         return self.store.load_stories([s.id for s in chosen], with_text=True)

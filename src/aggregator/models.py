@@ -125,6 +125,7 @@ class Article:
     content_hash: str
     from_page: bool = False  # text came from the article page, not the feed
     summary_html: str = ""
+    reported_at: datetime | None = None  # its first sighting, where ``published_at`` is not credible (``dedup.canonical.credible_time``)
 
 
 @dataclass(frozen=True)

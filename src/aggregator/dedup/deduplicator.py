@@ -43,6 +43,7 @@ class Placement:
     source: str | None
     scored: Scored
     version: int
+    reported: datetime | None = None  # its first sighting, where its date was not credible (``canonical.credible_time``)
 
     @property
     def story_id(self) -> int | None:
@@ -81,6 +82,9 @@ class Deduplicator:
         self._permutations = permutations(settings.num_perm, settings.seed)
         self._tokens = TokenCache()
         self._version = 0  # changes whenever the index learns or forgets
+        # Members whose date was not credible -> the time they count as reported (their first
+        # sighting): the canonical rule's only input the window's rows do not hold (rare).
+        self.late: dict[int, float] = {}
 
     def __len__(self) -> int:
         return len(self.window)
@@ -161,19 +165,22 @@ class Deduplicator:
     # -- placing ---------------------------------------------------------------------------------
 
     def decide(self, sig: Signature, published: datetime, source: str | None = None, first_seen: datetime | None = None,
-               text_length: int = 0) -> Placement:
-        """Where this article goes, and what that changes in its story. Does not change the index."""
+               text_length: int = 0, reported: datetime | None = None) -> Placement:
+        """Where this article goes, and what that changes in its story. Does not change the index.
+        ``reported``: when it counts as reported, where its date is not credible (``credible_time``):
+        being first is decided on it; matching stories still goes by ``published``."""
         scored = self.rule.score(sig, published, source_key(source))
         first_seen = first_seen or published
-        new = Member(NEW_ARTICLE, ts(published), ts(first_seen), text_length)
+        new = Member(NEW_ARTICLE, ts(published), ts(first_seen), text_length, None if reported is None else ts(reported))
         settlement = self._settle(scored.decision.story_id, new, {NEW_ARTICLE: sig})
-        return Placement(scored.decision, settlement, sig, published, first_seen, text_length, source, scored, self._version)
+        return Placement(scored.decision, settlement, sig, published, first_seen, text_length, source, scored, self._version, reported)
 
     def _settle(self, story_id: int | None, new: Member, exact: dict[int, Signature], leave_out: frozenset[int] = frozenset()) -> Settlement:
         """``settle`` over the story's members the window knows (but ``leave_out``)."""
         facts = {} if story_id is None else {f.article_id: f for f in self.window.facts(story_id) if f.article_id not in leave_out}
         facts.pop(new.article_id, None)
-        members = [Member(f.article_id, f.published, f.first_seen, f.text_length) for f in facts.values()]
+        late = self.late
+        members = [Member(f.article_id, f.published, f.first_seen, f.text_length, late.get(f.article_id)) for f in facts.values()]
 
         def signature(article_id: int) -> Signature:
             found = exact.get(article_id)
@@ -190,6 +197,8 @@ class Deduplicator:
         learn from it."""
         p = placement
         scored = p.scored if p.version == self._version else self.rule.score(p.signature, p.published, source_key(p.source))
+        if p.reported is not None:
+            self.late[article_id] = ts(p.reported)
         self._learn(article_id, story_id, p.signature, p.published, p.source, p.first_seen, p.text_length, scored)
 
     def learn(self, article_id: int, story_id: int, sig: Signature, published: datetime, source: str | None = None,
@@ -290,7 +299,28 @@ class Deduplicator:
         gone = self.window.evict(before)
         if gone:
             self._version += 1
+            if self.late:
+                kept = self.window.row_of.keys() | {f.article_id for facts in self.window.retired.values() for f in facts}
+                self.late = {a: t for a, t in self.late.items() if a in kept}
         return gone
+
+    def newest_first_seen(self, before: datetime) -> datetime | None:
+        """The latest first sighting, before ``before``, of an article the window holds (None: none)."""
+        rows = self.window.rows
+        seen = rows.first_seen[: rows.high][rows.alive[: rows.high]]
+        seen = seen[seen < ts(before)]
+        return datetime.fromtimestamp(float(seen.max()), timezone.utc) if len(seen) else None
+
+    def recredit(self, article_id: int, source: str) -> None:
+        """An indexed article's outlet changes (it is credited to the feed whose site serves it)."""
+        row = self.window.row_of.get(article_id)
+        if row is not None:
+            self.window.rows.source[row] = source_key(source)
+
+    def discredit(self, members: Iterable[tuple[int, datetime]]) -> None:
+        """Stored members whose date was not credible, as (article id, when it counts as reported):
+        a restart's, before the window is restored (see ``decide``)."""
+        self.late.update((article_id, ts(when)) for article_id, when in members)
 
     def snapshot(self) -> bytes:
         """Document frequencies, boilerplate counts, crowding scores and story gaps, as bytes."""

@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, func, insert, select, type_coerce
+from sqlalchemy import String, bindparam, func, insert, or_, select, type_coerce, update
 from sqlalchemy.engine import Connection
 
 from ..models import Article, SignatureChunk
 from .interface import StoredSignature
-from .schema import articles, dedup_snapshots, signatures, story_members
+from .schema import articles, dedup_snapshots, feeds, signatures, story_members
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,9 +65,47 @@ def insert_article(conn: Connection, article: Article) -> int:
             content_hash=article.content_hash,
             from_page=int(article.from_page),
             summary_html=article.summary_html or None,
+            reported_at=article.reported_at,
         ),
     )
     return new_id(result)
+
+
+def url_owners(conn: Connection, urls: Iterable[str]) -> dict[str, tuple[int, str | None]]:
+    """Of these (normalised) article URLs, those stored: (article id, the site of the feed that
+    stored it: the site URL it gave, else its own address)."""
+    urls = [u for u in urls if u]
+    found: dict[str, tuple[int, str | None]] = {}
+    query = (select(articles.c.url, articles.c.id, func.coalesce(feeds.c.site_url, feeds.c.url)).join(feeds, feeds.c.id == articles.c.feed_id)
+             .where(articles.c.url.in_(bindparam("keys", expanding=True))).order_by(articles.c.id))
+    for i in range(0, len(urls), 500):
+        for url, article_id, site in conn.execute(query, {"keys": urls[i : i + 500]}):
+            found.setdefault(url, (int(article_id), site))
+    return found
+
+
+def recredit_article(conn: Connection, article_id: int, feed_id: int, guid: str, source: str) -> None:
+    """The article belongs to another feed (the one whose site serves it), as its entry ``guid``,
+    under its outlet's name."""
+    conn.execute(update(articles).where(articles.c.id == article_id).values(feed_id=feed_id, guid=guid, source=source))
+
+
+def late_members(conn: Connection, since: datetime) -> Iterator[tuple[int, datetime]]:
+    """(article, when it counts as reported) of the articles whose date was not credible, in the
+    stories that have a member published or first seen since ``since`` (what a restart's window holds)."""
+    live = (
+        select(story_members.c.story_id)
+        .join(articles, articles.c.id == story_members.c.article_id)
+        .where(or_(articles.c.published_at >= since, articles.c.first_seen_at >= since))
+        .distinct()
+    )
+    query = (
+        select(articles.c.id, articles.c.reported_at)
+        .join(story_members, story_members.c.article_id == articles.c.id)
+        .where(articles.c.reported_at.is_not(None), story_members.c.story_id.in_(live))
+    )
+    for article_id, when in conn.execute(query):
+        yield int(article_id), when
 
 
 def insert_signature(conn: Connection, article_id: int, scheme: str, data: bytes) -> None:

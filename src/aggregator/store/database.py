@@ -40,6 +40,10 @@ class Reading:
         """Which of these (normalised) article URLs are stored, from any feed."""
         return articles.known_urls(self._conn, urls)
 
+    def url_owners(self, urls: Iterable[str]) -> dict[str, tuple[int, str | None]]:
+        """Of these (normalised) article URLs, those stored: (article id, its feed's site URL)."""
+        return articles.url_owners(self._conn, urls)
+
 
 class Transaction(Reading):
     """One atomic unit of work, lent by ``Store.transaction`` (see ``TransactionProtocol``)."""
@@ -51,6 +55,10 @@ class Transaction(Reading):
     def insert_signature(self, article_id: int, scheme: str, data: bytes) -> None:
         """Store an article's signature."""
         articles.insert_signature(self._conn, article_id, scheme, data)
+
+    def recredit_article(self, article_id: int, feed_id: int, guid: str, source: str) -> None:
+        """The article belongs to the feed whose site serves it: its feed, entry id and outlet change."""
+        articles.recredit_article(self._conn, article_id, feed_id, guid, source)
 
     def create_story(self, article: Article, article_id: int, now: datetime) -> int:
         """A new story with this article as its canonical member; returns the story's id."""
@@ -209,10 +217,18 @@ class Store:
 
     # -- the stories read model ---------------------------------------------------
 
-    def story_ids_between(self, start: datetime, end: datetime) -> list[int]:
-        """Stories with at least one member published in [start, end)."""
+    def late_members(self, since: datetime) -> Iterator[tuple[int, datetime]]:
+        """(article, when it counts as reported) of the live stories' members whose date was not credible."""
         with self._connect() as conn:
-            return stories.story_ids_between(conn, start, end)
+            yield from articles.late_members(conn, since)
+
+    # -- the stories read model ---------------------------------------------------
+
+    def story_ids_between(self, start: datetime, end: datetime, activity: bool = True) -> list[int]:
+        """Stories with activity in [start, end): a member published, or first seen, then (``activity``
+        False: published then)."""
+        with self._connect() as conn:
+            return stories.story_ids_between(conn, start, end, activity)
 
     def load_stories(self, story_ids: Sequence[int], with_text: bool = False) -> list[Story]:
         """Stories with their variants, in the order of ``story_ids``."""

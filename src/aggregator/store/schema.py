@@ -39,7 +39,7 @@ from ..errors import StorageError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATE_ATTEMPTS = 5
 
 
@@ -103,9 +103,14 @@ articles = Table(
     Column("content_hash", String(64), nullable=False),
     Column("from_page", Integer, nullable=False, default=0),
     Column("summary_html", Text),  # the feed's summary, untrusted: sanitized when rendered
+    # When the feed's date is not credible (earlier than the first sighting by more than the feed's
+    # polling gap plus a margin): the time it counts as reported, its first sighting. NULL: its date.
+    Column("reported_at", UTCDateTime),
     UniqueConstraint("feed_id", "guid", name="uq_articles_feed_guid"),
     Index("ix_articles_url", "url"),
     Index("ix_articles_published", "published_at"),
+    Index("ix_articles_first_seen", "first_seen_at"),  # listings by activity (a story first seen in a day)
+    Index("ix_articles_reported", "reported_at", sqlite_where=text("reported_at IS NOT NULL")),  # the few a restart reads
 )
 
 signatures = Table(
@@ -206,11 +211,19 @@ def _add_reading(conn: Connection) -> None:
     _create_search_index(conn, rebuild=True)
 
 
+def _add_reported(conn: Connection) -> None:
+    """v6: when an article counts as reported where its date is not credible; listing by first sighting."""
+    conn.execute(text("ALTER TABLE articles ADD COLUMN reported_at DATETIME"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_articles_first_seen ON articles (first_seen_at)"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_articles_reported ON articles (reported_at) WHERE reported_at IS NOT NULL"))
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_learned_interval,
     2: _add_dedup_snapshots,
     3: _add_summary_html,
     4: _add_reading,
+    5: _add_reported,
 }
 
 

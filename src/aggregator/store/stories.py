@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from ..models import Article, Story, Variant
@@ -34,7 +34,8 @@ def create_story(conn: Connection, article: Article, article_id: int, now: datet
     """A new story with this article as its canonical member; returns the story's id."""
     result = conn.execute(
         _INSERT_STORY,
-        dict(canonical_article_id=article_id, title=article.title, first_seen_at=now, first_reported_at=article.published_at, updated_at=now),
+        dict(canonical_article_id=article_id, title=article.title, first_seen_at=now, first_reported_at=article.reported_at or article.published_at,
+             updated_at=now),
     )
     story_id = new_id(result)
     conn.execute(_INSERT_MEMBER, dict(story_id=story_id, article_id=article_id, kind="canonical", similarity=1.0, joined_at=now))
@@ -50,12 +51,14 @@ def join_story(conn: Connection, story_id: int, article_id: int, joined: Joined,
         conn.execute(_SET_MEMBER, [dict(article_id_=a, kind=kind, similarity=sim) for a, kind, sim in joined.changed])
 
 
-def story_ids_between(conn: Connection, start: datetime, end: datetime) -> list[int]:
-    """Stories with at least one member published in [start, end)."""
+def story_ids_between(conn: Connection, start: datetime, end: datetime, activity: bool = True) -> list[int]:
+    """Stories with activity in [start, end): a member published then, or first seen then (a story
+    first seen today is today's, whatever dates its feeds gave). ``activity`` False: published only."""
+    published = and_(articles.c.published_at >= start, articles.c.published_at < end)
     query = (
         select(story_members.c.story_id)
         .join(articles, articles.c.id == story_members.c.article_id)
-        .where(articles.c.published_at >= start, articles.c.published_at < end)
+        .where(or_(published, and_(articles.c.first_seen_at >= start, articles.c.first_seen_at < end)) if activity else published)
         .distinct()
     )
     return [r[0] for r in conn.execute(query)]
@@ -73,7 +76,8 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
                   stored_time(stories.c.updated_at), stored_time(story_reads.c.read_at)).outerjoin(story_reads)
     published, seen = stored_time(articles.c.published_at), stored_time(articles.c.first_seen_at)
     cols = [story_members.c.story_id, story_members.c.article_id, story_members.c.kind, story_members.c.similarity,
-            articles.c.source, articles.c.title, articles.c.url, published, seen]
+            articles.c.source, articles.c.title, articles.c.url, published, seen, stored_time(articles.c.reported_at)]
+    late: dict[int, datetime] = {}  # members whose date is not credible -> when they count as reported
     if with_text:
         cols += [articles.c.text, articles.c.summary_html]
     for chunk_start in range(0, len(story_ids), 500):
@@ -89,8 +93,10 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
         for r in conn.execute(query).all():
             by_story[r[0]].append(
                 Variant(r[1], r[0], r[2], r[3], r[4], r[5], r[6], as_utc(r[7]), as_utc(r[8]),
-                        r[9] if with_text else "", (r[10] or "") if with_text else "")
+                        r[10] if with_text else "", (r[11] or "") if with_text else "")
             )
+            if r[9] is not None:
+                late[r[1]] = as_utc(r[9])
     result = []
     for sid in story_ids:
         found = heads.get(sid)
@@ -98,7 +104,8 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
             continue
         title, canonical, first_reported, updated, read_at = found
         variants = tuple(by_story[sid])
-        first = min(variants, key=lambda v: (v.published_at, v.article_id))
+        # The first source: the first *reported* (``dedup.canonical.credible_time``), as the canonical rule decides.
+        first = min(variants, key=lambda v: (late.get(v.article_id, v.published_at), v.published_at, v.first_seen_at, v.article_id))
         result.append(Story(id=sid, title=title, canonical_article_id=canonical, first_reported_at=first_reported,
                             first_source=first.source, updated_at=updated, variants=variants, read_at=read_at))
     return result
