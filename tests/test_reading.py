@@ -152,3 +152,22 @@ def test_the_interval_in_force_is_the_configs_when_it_sets_one(tmp_path, server,
     listed = cli("feeds", "-c", str(config)).stdout.splitlines()[1].split("\t")  # to a pipe: one whole line per feed
     assert listed[:3] == ["Harbour Gazette", server.url("/a.xml"), "ok"] and listed[5] == ("10m" if interval else "2h")
     assert why in listed[6]
+
+
+def test_a_story_says_where_its_variants_figures_differ_and_which_is_newest(tmp_path, server, routes) -> None:
+    later = STRIKE.replace("killed at least 12 people", "killed 15 people").replace("the Syrian Observatory for Human Rights said",
+                                                                                   "local medics said")
+    serve(routes, "/a.xml", rss("Harbour Gazette", [("a1", "Strike kills 12 in Idlib, monitor says", STRIKE, NOW - timedelta(hours=3))]))
+    serve(routes, "/b.xml", rss("Coast Radio", [("b1", "Idlib strike toll rises to 15", later, NOW - timedelta(hours=1))]))
+    config = write_config(tmp_path, [{"url": server.url("/a.xml"), "name": "Harbour Gazette"}, {"url": server.url("/b.xml"), "name": "Coast Radio"}],
+                          extract={"fetch_pages": False})
+    poll(config, NOW)
+    listing = json.loads(cli("clusters", "-c", str(config), "--date", "2026-11-20", "--json").stdout)
+    assert len(listing) == 1 and listing[0]["articles"] == 2
+    story = json.loads(cli("story", str(listing[0]["id"]), "-c", str(config), "--json").stdout)
+    killed = next(g for g in story["facts"] if g["what"] == "killed")
+    assert not killed["agree"] and killed["newest"] == "15"
+    assert {v["label"]: (v["outlets"], v["attributions"]) for v in killed["values"]} == {
+        "12": (["Harbour Gazette"], ["Syrian Observatory for Human Rights"]), "15": (["Coast Radio"], ["local medics"])}
+    shown = cli("story", str(listing[0]["id"]), "-c", str(config)).stdout
+    assert "facts: killed: 12 (Syrian Observatory for Human Rights, 1 outlet) · 15 (local medics, 1 outlet); newest: 15" in shown

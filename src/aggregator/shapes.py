@@ -10,6 +10,7 @@ from .models import FeedState, SearchResult, Story
 
 if TYPE_CHECKING:
     from .config import ScheduleSettings
+    from .facts import FactGroup
 
 
 def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
@@ -37,8 +38,26 @@ def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
         ],
     }
     if with_text:
+        from .facts import story_facts
+
         data["canonical_text"] = story.canonical.text
+        data["facts"] = [facts_dict(g) for g in story_facts(story)]
     return data
+
+
+def facts_dict(group: FactGroup) -> dict[str, Any]:
+    """What a story's variants say for one category (killed, injured, ...): each value with the
+    outlets giving it and the sources they name, whether they agree, and the newest value."""
+    return {
+        "what": group.what,
+        "agree": group.agree,
+        "newest": group.newest.label,
+        "values": [
+            {"value": v.value, "label": v.label, "outlets": list(v.outlets), "attributions": list(v.attributions),
+             "first_published": v.first_published.isoformat(), "last_published": v.last_published.isoformat()}
+            for v in group.values
+        ],
+    }
 
 
 def feed_dict(feed: FeedState, sched: ScheduleSettings) -> dict[str, Any]:

@@ -341,7 +341,10 @@ def make_app(config: Config, token: str | None = None, clock: Clock = utcnow, ho
         found = web.library().story(story_id(request))
         if found is None:
             raise HTTPException(404, f"no story with id {request.path_params['id']}")
+        from ..facts import story_facts
+
         return web.page(request, "story.html", title=found.title, story=found, day=found.first_reported_at.astimezone(config.tz).date(),
+                        facts=story_facts(found),
                         new={v.article_id for v in found.new_variants} if found.read_at else set())
 
     def feeds_page(request: Request) -> Response:
