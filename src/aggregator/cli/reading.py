@@ -111,12 +111,18 @@ def story(
     story_id: Annotated[int, typer.Argument(metavar="ID", help="Story id, as listed by `clusters`.", show_default=False, callback=_story_id)],
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     as_json: JsonOption = False,
+    why: Annotated[bool, typer.Option("--why", help="Why its canonical is the canonical: each member's text length, times, and the rule that decided.")] = False,
 ) -> None:
     """Show one story: the canonical text and every variant with outlet, time, URL and similarity."""
     with library(config) as lib:
         found = lib.story(story_id)
         if found is None:
             raise AggregatorError(f"no story with id {story_id}")
+        if why:
+            from .explain import show_why
+
+            show_why(found, as_json)
+            return
         if as_json:
             from ..shapes import story_dict
 
@@ -132,6 +138,10 @@ def story(
                   "updated": f"updated: {len(found.new_variants)} new article(s) since read"}[found.status]
         out().print(f"first reported by {found.first_source} at {local(found.first_reported_at, tz)}; "
                     f"{len(found.sources)} source(s), {len(found.variants)} article(s); {status}\n", soft_wrap=plain)
+        from ..facts import story_facts, summary_line
+
+        if facts := story_facts(found):
+            out().print(f"facts: {summary_line(facts)}\n", soft_wrap=plain)
         out().print(found.canonical.text, soft_wrap=plain)
         new = {v.article_id for v in found.new_variants} if found.status == "updated" else set()
         if plain:  # one tab-separated line per variant, URLs whole
