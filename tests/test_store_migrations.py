@@ -24,7 +24,7 @@ def make_v1_database(path: Path) -> None:
         DROP INDEX ix_articles_reported;
         ALTER TABLE articles DROP COLUMN reported_at;
         DROP TABLE articles_fts;
-        DROP TABLE story_reads;
+        DROP TABLE story_reads; DROP TABLE article_revisions; DROP TABLE story_events; DROP TABLE corrections;
         ALTER TABLE feeds DROP COLUMN named;
         ALTER TABLE feeds DROP COLUMN interval_set;
         ALTER TABLE articles DROP COLUMN summary_html;

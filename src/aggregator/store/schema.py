@@ -39,7 +39,7 @@ from ..errors import StorageError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MIGRATE_ATTEMPTS = 5
 
 
@@ -151,6 +151,43 @@ story_reads = Table(  # the one reader's read marks
     Column("read_at", UTCDateTime, nullable=False),
 )
 
+article_revisions = Table(  # the versions an article had before its feed changed it (the article row holds the latest)
+    "article_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", Integer, ForeignKey("articles.id"), nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),  # when this version was first seen
+    Column("replaced_at", UTCDateTime, nullable=False),  # when the next version replaced it
+    Column("title", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Index("ix_revisions_article", "article_id"),
+)
+
+story_events = Table(  # a story's timeline beyond its members' arrivals (story_members.joined_at): what changed, when, why
+    "story_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("story_id", Integer, ForeignKey("stories.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(16), nullable=False),  # canonical, revised, split, merged, undone, ...
+    Column("article_id", Integer, ForeignKey("articles.id")),
+    Column("detail", Text, nullable=False, server_default=text("''")),  # one sentence: what changed and why
+    Index("ix_events_story", "story_id"),
+)
+
+corrections = Table(  # the reader's splits and merges: constraints later articles respect, undoable
+    "corrections",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(8), nullable=False),  # split | merge
+    Column("story_id", Integer, ForeignKey("stories.id"), nullable=False),  # split: the story split; merge: the one kept
+    Column("other_story_id", Integer, ForeignKey("stories.id"), nullable=False),  # split: the new story; merge: the one merged in
+    Column("article_ids", Text, nullable=False),  # JSON list: the articles moved
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("undone_at", UTCDateTime),
+)
+
 dedup_snapshots = Table(
     "dedup_snapshots",
     metadata,
@@ -218,12 +255,20 @@ def _add_reported(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_articles_reported ON articles (reported_at) WHERE reported_at IS NOT NULL"))
 
 
+def _add_story_intelligence(conn: Connection) -> None:
+    """v7: article revisions, story timelines, the reader's corrections."""
+    article_revisions.create(conn)
+    story_events.create(conn)
+    corrections.create(conn)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_learned_interval,
     2: _add_dedup_snapshots,
     3: _add_summary_html,
     4: _add_reading,
     5: _add_reported,
+    6: _add_story_intelligence,
 }
 
 
