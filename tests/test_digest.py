@@ -88,8 +88,8 @@ def test_story_details_are_shown() -> None:
     markdown, html = render(three_stories(), tz="Europe/Paris")
     doc = lxml.html.document_fromstring(html)
     flood = doc.get_element_by_id("story-10")
-    assert "3 sources" in flood.text_content()
-    assert "first reported by Harbour Gazette at 2024-03-05 23:00" in flood.text_content()  # in the digest's time zone
+    assert "3 outlets (1 copy of Harbour Gazette)" in flood.text_content()
+    assert "first: Harbour Gazette at 2024-03-05 23:00" in flood.text_content()  # in the digest's time zone
     links = [(a.text_content(), a.get("href")) for a in flood.iter("a")]
     assert links == [
         ("Storm floods harbour town", "https://gazette.example.org/flood"),
@@ -97,7 +97,7 @@ def test_story_details_are_shown() -> None:
         ("Forty evacuated", "https://radio.example.net/evac"),
     ]
     assert "similarity 0.91" in flood.text_content()
-    assert "1 source ·" in doc.get_element_by_id("story-30").text_content()
+    assert "1 outlet ·" in doc.get_element_by_id("story-30").text_content()
     assert "Times in Europe/Paris" in markdown
     assert "[Ferries halted](<https://wire.example.com/ferries>)" in markdown
 
@@ -625,3 +625,59 @@ def test_hostile_text_stays_out_of_the_index_and_the_links(tmp_path: Path) -> No
     index = lxml.html.document_fromstring((tmp_path / "index.html").read_text(encoding="utf-8"))
     assert [a.get("href") for a in index.iter("a")] == ["2024-03-07.html", "2024-03-07.md", "2024-03-06.html", "2024-03-06.md"]
     assert not list(index.iter("script", "img", "svg", "iframe", "object", "embed", "form", "base"))
+
+
+# -- copies of whom, figures that differ, the last update ---------------------------------------------
+
+STRIKE = ("A missile strike killed at least 12 people in a village in Idlib province early on Tuesday, the Syrian Observatory "
+          "for Human Rights said. Rescuers pulled bodies from the rubble of two houses.")
+
+
+def strike_story(*, later_toll: int | None) -> Story:
+    later = STRIKE.replace("killed at least 12 people", f"killed {later_toll} people") if later_toll else STRIKE
+    return story(90, "Strike in Idlib", [
+        variant(1, 90, source="Global Wire", title="Strike kills 12", url="https://wire.example.com/s", text=STRIKE),
+        variant(2, 90, "copy", source="Harbour Gazette", title="Idlib strike", url="https://gazette.example.org/s", minutes=30, text=STRIKE,
+                similarity=0.95),
+        variant(3, 90, "report", source="Coast Radio", title="Toll rises", url="https://radio.example.net/s", minutes=150, text=later,
+                similarity=0.6),
+    ])
+
+
+def test_copies_say_whose_text_they_carry() -> None:
+    markdown, html = render([strike_story(later_toll=None)])
+    block = lxml.html.document_fromstring(html).get_element_by_id("story-90").text_content()
+    assert "3 outlets (1 copy of Global Wire)" in block
+    assert "Harbour Gazette (2024-03-05 22:30, copy of Global Wire, similarity 0.95)" in block
+    assert "Coast Radio (2024-03-06 00:30, report, similarity 0.60)" in block  # reports are no one's copy
+    assert "*3 outlets (1 copy of Global Wire)*" in markdown
+    assert "- Harbour Gazette (2024-03-05 22:30, copy of Global Wire, similarity 0.95)" in markdown
+
+
+def test_a_disagreeing_figure_appears_with_its_newest_value() -> None:
+    markdown, html = render([strike_story(later_toll=15)])
+    facts = lxml.html.document_fromstring(html).get_element_by_id("story-90").find_class("facts")
+    assert [p.text_content() for p in facts] == [
+        "Figures differ: killed: 12 (Syrian Observatory for Human Rights, 2 outlets) · 15 (Syrian Observatory for Human Rights, "
+        "1 outlet); newest: 15"]
+    assert "\nFigures differ: killed: 12 (Syrian Observatory for Human Rights, 2 outlets) · 15 (" in markdown
+    assert "newest: 15\n" in markdown
+
+
+def test_agreed_figures_are_shown_compactly_and_no_figures_no_line() -> None:
+    markdown, html = render([strike_story(later_toll=None), *three_stories()])
+    doc = lxml.html.document_fromstring(html)
+    assert [p.text_content() for p in doc.get_element_by_id("story-90").find_class("facts")] == ["Figures: killed 12"]
+    assert doc.get_element_by_id("story-10").find_class("facts") == []  # no figures in its text: no line
+    assert markdown.count("Figures") == 1 and "\nFigures: killed 12\n" in markdown
+
+
+def test_the_last_update_is_shown_beside_the_first_report() -> None:
+    s = strike_story(later_toll=None)
+    markdown, html = render([s], tz="Europe/Paris")  # first 23:00 on the 5th, last update 01:30 on the 6th (Paris)
+    block = lxml.html.document_fromstring(html).get_element_by_id("story-90").text_content()
+    assert "first: Global Wire at 2024-03-05 23:00 · last update 2024-03-06 01:30" in block
+    assert "first: **Global Wire** at 2024-03-05 23:00 · last update 2024-03-06 01:30" in markdown
+    same_day = replace(s, updated_at=T0 + timedelta(minutes=40))  # the same local day as the first report: the time alone
+    _, html = render([same_day], tz="Europe/Paris")
+    assert "· last update 23:40 ·" in lxml.html.document_fromstring(html).get_element_by_id("story-90").text_content()

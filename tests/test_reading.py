@@ -171,3 +171,23 @@ def test_a_story_says_where_its_variants_figures_differ_and_which_is_newest(tmp_
         "12": (["Harbour Gazette"], ["Syrian Observatory for Human Rights"]), "15": (["Coast Radio"], ["local medics"])}
     shown = cli("story", str(listing[0]["id"]), "-c", str(config)).stdout
     assert "facts: killed: 12 (Syrian Observatory for Human Rights, 1 outlet) · 15 (local medics, 1 outlet); newest: 15" in shown
+
+
+def test_the_clusters_line_ends_with_the_last_update_and_copies_say_of_whom(tmp_path, server, routes) -> None:
+    from zoneinfo import ZoneInfo
+
+    serve(routes, "/a.xml", rss("Harbour Gazette", [("a1", "Strike kills 12 in Idlib, monitor says", STRIKE, NOW - timedelta(hours=3))]))
+    serve(routes, "/b.xml", rss("Coast Radio", [("b1", "At least 12 killed in Idlib strike", STRIKE, NOW - timedelta(hours=1))]))
+    config = write_config(tmp_path, [{"url": server.url("/a.xml"), "name": "Harbour Gazette"}, {"url": server.url("/b.xml"), "name": "Coast Radio"}],
+                          extract={"fetch_pages": False}, timezone="Europe/Paris")
+    poll(config, NOW)
+    (listed,) = json.loads(cli("clusters", "-c", str(config), "--date", "2026-11-20", "--json").stdout)
+    assert [(v["source"], v["kind"], v["copy_of"]) for v in listed["variants"]] == [
+        ("Harbour Gazette", "canonical", None), ("Coast Radio", "copy", "Harbour Gazette")]
+    header, line = cli("clusters", "-c", str(config), "--date", "2026-11-20").stdout.splitlines()  # to a pipe: tab-separated
+    assert header.endswith(", all sources, last update")
+    fields = line.split("\t")
+    assert fields[:5] == [str(listed["id"]), "unread", "2", "Harbour Gazette", "2026-11-20 10:00"]  # the old columns stay where they were
+    assert fields[6] == "Harbour Gazette, Coast Radio"
+    updated = datetime.fromisoformat(listed["updated_at"]).astimezone(ZoneInfo("Europe/Paris"))
+    assert fields[-1] == fields[7] == updated.strftime("%Y-%m-%d %H:%M") == "2026-11-20 13:00"  # local time (the poll's, first seen)

@@ -172,7 +172,7 @@ def test_ids_stay_and_updated_moves_when_a_story_gains_a_variant(stream: Stream)
     assert ferry_after.published_parsed == ferry_before.published_parsed
     assert [a.name for a in ferry_after.authors] == ["Harbour Gazette", "Wire Service"]
     content = lxml.html.fragment_fromstring(ferry_after.content[0].value, create_parent="div")
-    assert "2 outlets: Harbour Gazette, Wire Service" in content.text_content()
+    assert "2 outlets (1 copy of Harbour Gazette): Harbour Gazette, Wire Service" in content.text_content()
     assert [a.text_content() for a in content.iter("a")] == ["Ferry terminal to open in March", "Ferry terminal opens in March"]
     for title in ("Council approves budget",):
         assert after[title].updated_parsed == before[title].updated_parsed  # the others did not move
@@ -381,3 +381,31 @@ def test_the_digest_writes_the_feeds_beside_it(stream: Stream, tmp_path) -> None
     result = cli("digest", "--config", str(tmp_path / "feeds.yaml"))
     assert result.returncode == 0, result.stderr
     assert all(name in result.stdout for name in ("index.html", "stories.atom", "stories.json")), result.stdout
+
+
+# -- what an entry says: copies of whom, figures that differ -------------------------------------------
+
+STRIKE = ("A missile strike killed at least 12 people in a village in Idlib province early on Tuesday, the Syrian Observatory "
+          "for Human Rights said. Rescuers pulled bodies from the rubble of two houses.")
+
+
+def test_an_entry_says_whose_text_the_copies_carry_and_which_figures_differ() -> None:
+    later = STRIKE.replace("killed at least 12 people", "killed 15 people")
+    s = hand_story(80, "Strike in Idlib", [
+        hand_variant(1, 80, source="Global Wire", title="Strike kills 12", url="https://wire.example.com/s", text=STRIKE),
+        hand_variant(2, 80, "copy", source="Harbour Gazette", title="Idlib strike", url="https://gazette.example.org/s", minutes=30,
+                     text=STRIKE, similarity=0.95),
+        hand_variant(3, 80, "report", source="Coast Radio", title="Toll rises to 15", url="https://radio.example.net/s", minutes=90,
+                     text=later, similarity=0.6),
+    ])
+    (content,) = entry_contents(atom_feed([s], base_url=None, title="t", updated=NOW))
+    text = lxml.html.fragment_fromstring(content, create_parent="div").text_content()
+    assert "3 outlets (1 copy of Global Wire): Global Wire, Harbour Gazette, Coast Radio" in text
+    assert "Harbour Gazette (2024-03-05 22:30, copy of Global Wire, similarity 0.95)" in text
+    assert "Figures differ: killed: 12 (Syrian Observatory for Human Rights, 2 outlets) · 15" in text and "newest: 15" in text
+    (item,) = json.loads(json_feed([s], base_url=None, title="t", updated=NOW))["items"]
+    assert [v["copy_of"] for v in item["_aggregator"]["variants"]] == [None, "Global Wire", None]
+    assert "copy of Global Wire" in item["content_html"] and "newest: 15" in item["content_html"]
+    agreed = hand_story(81, "Strike in Idlib", [hand_variant(4, 81, source="Global Wire", text=STRIKE)])
+    (content,) = entry_contents(atom_feed([agreed], base_url=None, title="t", updated=NOW))
+    assert "<p>Figures: killed 12</p>" in content

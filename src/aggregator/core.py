@@ -18,13 +18,14 @@ from .backlog import ROUND_BACKLOG, ROUND_HOLD_S, Backlog, fail
 from .config import Config
 from .errors import FeedError, FetchError, NetworkError, StorageError
 from .extract import choose_text, extract_page, needs_page
-from .ingest import Candidate, FeedBatch, Ingest, claims, page_date_credible
+from .ingest import Candidate, FeedBatch, Ingest, claims, content_hash, page_date_credible
 from .library import Clock, Library, utcnow
 from .models import Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport
 from .pages import RoundPages
 from .parse import parse_feed
 from .pool import Pool
 from .store import StoreProtocol
+from .store.interface import StoredEntry
 from .urls import host_of
 
 if TYPE_CHECKING:
@@ -252,10 +253,22 @@ class Aggregator(Library):
         return len(recent) == OUTAGE_SAMPLE and not any(ok for _, ok in recent) and len({h for h, _ in recent}) >= 3
 
     async def _prepare(self, round_pages: RoundPages, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[Candidate]:
-        """Entries not stored yet, with their text (from the page when the feed's is short)."""
+        """Entries not stored yet, with their text (from the page when the feed's is short), and the
+        stored entries the feed changed (``_revisions``)."""
         with self.store.reading() as r:
-            known = r.known_guids(feed.id, [e.guid for e in parsed.entries])
-            fresh = [e for e in parsed.entries if e.guid not in known]
+            stored = r.known_entries(feed.id, [e.guid for e in parsed.entries], [e.url for e in parsed.entries if e.url])
+            by_guid = {s.guid: s for s in stored}
+            by_url = {s.url: s for s in stored if s.url}
+            known, matched = [], {by_guid[e.guid].article_id for e in parsed.entries if e.guid in by_guid}
+            for e in parsed.entries:
+                if e.guid in by_guid:
+                    known.append((e, by_guid[e.guid]))
+                elif e.url and e.url in by_url and by_url[e.url].article_id not in matched:
+                    # The same article URL under a new entry id: one entry per article, so that two
+                    # entries listing one URL never take turns revising it.
+                    matched.add(by_url[e.url].article_id)
+                    known.append((e, by_url[e.url]))
+            fresh = [e for e in parsed.entries if e.guid not in by_guid and not (e.url and e.url in by_url)]
             owners = r.url_owners([e.url for e in fresh if e.url])
         claimed = claims(feed, parsed, fresh, owners, now)  # stored from a feed whose site does not serve them
         fresh = [e for e in fresh if not e.url or e.url not in owners]
@@ -282,7 +295,37 @@ class Aggregator(Library):
             lang = entry.lang or (page.lang if page else None) or parsed.lang
             candidates.append(Candidate(entry, text or title, title or text[:120], published, lang, from_page, dated is not None))
         # Oldest first (feeds list newest first): stories then grow in the order the news happened.
-        return sorted(candidates, key=lambda c: (c.published, c.entry.guid)) + claimed
+        return sorted(candidates, key=lambda c: (c.published, c.entry.guid)) + claimed + await self._revisions(round_pages, known, now)
+
+    async def _revisions(self, round_pages: RoundPages, known: list[tuple[Entry, StoredEntry]], now: datetime) -> list[Candidate]:
+        """Stored entries whose title or text the feed changed, as revisions (``Ingest._revise``).
+        A text from the feed is compared as the feed gives it now: an unchanged entry costs a hash.
+        A text from the article page is fetched again only when the feed's title for it changed:
+        fetching every page at every poll would cost a request per entry; if the page cannot be
+        fetched, the title alone is revised (its text stays)."""
+        ext = self.config.settings.extract
+        changed: list[tuple[Entry, StoredEntry, bool]] = []  # (entry, stored, fetch its page)
+        for entry, stored in known:
+            if stored.from_page:
+                if entry.title and entry.title != stored.title:
+                    changed.append((entry, stored, bool(entry.url) and ext.fetch_pages))
+                continue
+            title, text = _version(entry, None)
+            if (title or text) and content_hash(title, text) != stored.content_hash:
+                changed.append((entry, stored, ext.fetch_pages and needs_page(entry, ext.min_feed_text_chars)))
+        pages = await asyncio.gather(*(round_pages.get(e) if fetch else _none() for e, _, fetch in changed))
+        revisions = []
+        for (entry, stored, _fetch), page in zip(changed, pages, strict=True):
+            keep_text = stored.from_page and page is None  # the page is gone: the title changes, the text stays
+            title, text = _version(entry, page)
+            if keep_text:
+                title, text = entry.title, ""
+            elif not (title or text) or content_hash(title, text) == stored.content_hash:
+                continue
+            from_page = keep_text or (page is not None and choose_text(entry.text, page)[1])
+            revisions.append(Candidate(entry, text, title, entry.published or now, entry.lang, from_page, entry.published is not None,
+                                       revises=stored.article_id, keep_text=keep_text))
+        return revisions
 
     async def _page(self, fetcher: Fetcher, entry: Entry) -> PageText | None:
         assert entry.url
@@ -339,3 +382,10 @@ class Aggregator(Library):
 
 async def _none() -> None:
     return None
+
+
+def _version(entry: Entry, page: PageText | None) -> tuple[str, str]:
+    """(title, text) of an entry as ``_prepare`` stores it (and ``content_hash`` compares it)."""
+    text, _ = choose_text(entry.text, page)
+    title = entry.title or (page.title if page else "") or ""
+    return title or text[:120], text or title

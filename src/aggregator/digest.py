@@ -33,6 +33,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from .errors import StorageError
+from .listing import kind_label, last_update, outlets_line
 from .models import Story, Variant
 from .text import html_to_text
 
@@ -155,12 +156,14 @@ _MARKDOWN = """\
 {% set m = marks[s.id] -%}
 ## {{ loop.index }}. {{ s.title|md }}
 
-*{{ s.sources|length }} source{{ 's' if s.sources|length != 1 }}* · first reported by **{{ s.first_source|md }}** at {{ s.first_reported_at|local }} · {% if m.mark == 'new' %}new story{% else %}updated: continues from {{ m.since }}{% if m.fresh %}, {{ m.fresh|length }} new article{{ 's' if m.fresh|length != 1 }} this day{% endif %}{% endif %}
+*{{ s|outlets|md }}* · first: **{{ s.first_source|md }}** at {{ s.first_reported_at|local }} · {{ s|last_update }} · {% if m.mark == 'new' %}new story{% else %}updated: continues from {{ m.since }}{% if m.fresh %}, {{ m.fresh|length }} new article{{ 's' if m.fresh|length != 1 }} this day{% endif %}{% endif %}
 
-{{ s.canonical.text|excerpt|md }}
+{% if facts[s.id] %}{{ facts[s.id]|md }}
+
+{% endif %}{{ s.canonical.text|excerpt|md }}
 
 {% for v in s.variants -%}
-- {{ v.source|md }} ({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %}{% if m.mark == 'updated' and v.article_id in m.fresh %}, new this day{% endif %}): {% if v.url|safe_url %}[{{ v.title|md }}](<{{ v.url|safe_url }}>){% else %}{{ v.title|md }}{% endif %}
+- {{ v.source|md }} ({{ v.published_at|local }}, {{ kind_label(s, v)|md }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %}{% if m.mark == 'updated' and v.article_id in m.fresh %}, new this day{% endif %}): {% if v.url|safe_url %}[{{ v.title|md }}](<{{ v.url|safe_url }}>){% else %}{{ v.title|md }}{% endif %}
 {% endfor %}
 {% endfor -%}
 {% if not stories %}No stories for this day.
@@ -181,6 +184,7 @@ body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto
 a { color: var(--link); } a:visited { color: var(--visited); }
 h2 { font-size: 1.15rem; margin-bottom: .2rem; } .meta { color: var(--muted); font-size: .9rem; }
 ul { padding-left: 1.2rem; } li { margin: .15rem 0; } .kind { color: var(--faint); font-size: .85rem; }
+.facts { font-size: .9rem; margin: .2rem 0; }
 .mark { display: inline-block; padding: 0 .4em; border-radius: .3em; font-size: .75rem; font-weight: 600; letter-spacing: .03em;
   text-transform: uppercase; }
 .mark.new { color: var(--new-fg); background: var(--new-bg); } .mark.updated { color: var(--upd-fg); background: var(--upd-bg); }
@@ -212,10 +216,11 @@ _HTML = """\
 {% for s in stories %}{% set m = marks[s.id] %}
 <article id="story-{{ s.id }}" class="{{ m.mark }}">
 <h2 dir="auto">{{ loop.index }}. <bdi>{{ s.title }}</bdi></h2>
-<p class="meta">{% if m.mark == 'new' %}<span class="mark new">new</span>{% else %}<span class="mark updated">updated</span> continues from {{ m.since }}{% if m.fresh %}, {{ m.fresh|length }} new article{{ 's' if m.fresh|length != 1 }} this day{% endif %}{% endif %} · {{ s.sources|length }} source{{ 's' if s.sources|length != 1 }} · first reported by <strong>{{ s.first_source }}</strong> at {{ s.first_reported_at|local }} · story {{ s.id }}</p>
-<div class="lead" dir="auto">{{ s.canonical|lead }}</div>
+<p class="meta">{% if m.mark == 'new' %}<span class="mark new">new</span>{% else %}<span class="mark updated">updated</span> continues from {{ m.since }}{% if m.fresh %}, {{ m.fresh|length }} new article{{ 's' if m.fresh|length != 1 }} this day{% endif %}{% endif %} · {{ s|outlets }} · first: <strong>{{ s.first_source }}</strong> at {{ s.first_reported_at|local }} · {{ s|last_update }} · story {{ s.id }}</p>
+{% if facts[s.id] %}<p class="facts" dir="auto">{{ facts[s.id] }}</p>
+{% endif %}<div class="lead" dir="auto">{{ s.canonical|lead }}</div>
 <ul>
-{% for v in s.variants %}<li{% if m.mark == 'updated' and v.article_id in m.fresh %} class="fresh"{% endif %}><bdi>{{ v.source }}</bdi> <span class="kind">({{ v.published_at|local }}, {{ v.kind }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %})</span>: {% if v.url|safe_url %}<a href="{{ v.url|safe_url }}" rel="noopener noreferrer nofollow"><bdi>{{ v.title }}</bdi></a>{% else %}<bdi>{{ v.title }}</bdi>{% endif %}{% if m.mark == 'updated' and v.article_id in m.fresh %} <span class="mark new">new</span>{% endif %}</li>
+{% for v in s.variants %}<li{% if m.mark == 'updated' and v.article_id in m.fresh %} class="fresh"{% endif %}><bdi>{{ v.source }}</bdi> <span class="kind">({{ v.published_at|local }}, {{ kind_label(s, v) }}{% if v.kind != 'canonical' %}, similarity {{ '%.2f'|format(v.similarity) }}{% endif %})</span>: {% if v.url|safe_url %}<a href="{{ v.url|safe_url }}" rel="noopener noreferrer nofollow"><bdi>{{ v.title }}</bdi></a>{% else %}<bdi>{{ v.title }}</bdi>{% endif %}{% if m.mark == 'updated' and v.article_id in m.fresh %} <span class="mark new">new</span>{% endif %}</li>
 {% endfor %}</ul>
 </article>
 {% else %}
@@ -272,6 +277,11 @@ def _local(context: Context, moment: datetime) -> str:
     return moment.astimezone(context["tzinfo"]).strftime("%Y-%m-%d %H:%M")
 
 
+@pass_context
+def _last_update(context: Context, story: Story) -> str:
+    return last_update(story, context["tzinfo"])
+
+
 @functools.cache
 def _template(source: str, autoescape: bool) -> Template:
     """Each template compiled once (compiling is most of a small page's time)."""
@@ -285,6 +295,9 @@ def _environment(autoescape: bool) -> Environment:
     env.filters["excerpt"] = excerpt
     env.filters["md"] = md_escape
     env.filters["safe_url"] = safe_url
+    env.filters["outlets"] = outlets_line
+    env.filters["last_update"] = _last_update
+    env.globals["kind_label"] = kind_label
     if autoescape:
         env.filters["lead"] = make_lead(html_cleaner())
     return env
@@ -306,7 +319,11 @@ def render_digest(day: date, stories: list[Story], tz_name: str, generated_at: d
     start = datetime.combine(day, time(0), tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
     marks = {s.id: day_mark(s, start, end, tz) for s in stories}
-    context = {"day": day.isoformat(), "stories": stories, "marks": marks, "tz": tz_name, "tzinfo": tz, "generated_at": generated_at, "csp": CSP,
+    from .facts import story_facts
+    from .listing import facts_brief
+
+    facts = {s.id: facts_brief(story_facts(s)) for s in stories}  # (variants without text give none)
+    context = {"day": day.isoformat(), "stories": stories, "marks": marks, "facts": facts, "tz": tz_name, "tzinfo": tz, "generated_at": generated_at, "csp": CSP,
                "style": Markup(_STYLE), "nav": day_nav(prev_day, next_day)}  # noqa: S704 (our own constant)
     markdown = _template(_MARKDOWN, autoescape=False).render(context)
     html = _template(_HTML, autoescape=True).render(context)

@@ -23,11 +23,18 @@ from .dedup.index import ts
 from .errors import SchemaMismatch
 from .models import Article, Entry, FeedState, FeedUpdate, ParsedFeed, outlet_name
 from .store import Joined, StoreProtocol, TransactionProtocol
+from .timeline import canonical_detail, revision_detail
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 500  # articles between dedup snapshots (a restart replays at most this many)
 MAX_POLLING_GAP = timedelta(hours=12)  # a feed failing for days must not thereby date its items back days
+
+
+def content_hash(title: str, text: str) -> str:
+    """What an article's content is compared by (``articles.content_hash``): case, accents and digit
+    grouping aside (``dedup.normalize``), a changed title or text is a new version."""
+    return hashlib.sha256(normalize(f"{title}\n{text}").encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class Candidate:
     from_page: bool
     dated: bool = True  # False: neither the feed nor the page gave a date (``published`` is the poll's time)
     claim: int | None = None  # a stored article's id: its URL is this feed's site's, stored from another feed (re-credited)
+    revises: int | None = None  # a stored article's id: this feed changed the entry (a revision, not a new article)
+    keep_text: bool = False  # a revision of the title alone: the article's page could not be fetched again, its text stays
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,7 @@ class Ingest:
         nor on how feeds are listed; undated ones then go as one batch (``_store_undated``).
         Returns how many articles each batch added."""
         self.ensure_index()  # rebuilt here if an earlier transaction was rolled back
-        added, credited = [0] * len(batches), [0] * len(batches)
+        added, credited, revised = [0] * len(batches), [0] * len(batches), [0] * len(batches)
         self._gaps = {batch.feed.id: self._polling_gap(batch) for batch in batches}
         queue = sorted(
             ((not cand.dated, cand.published, cand.entry.guid, batch.feed.url, b, cand)
@@ -179,8 +188,12 @@ class Ingest:
                 owners = tx.url_owners([c.entry.url for batch in batches for c in batch.candidates if c.entry.url])
                 seen = [tx.known_guids(batch.feed.id, [c.entry.guid for c in batch.candidates]) for batch in batches]
                 undated: list[tuple[FeedBatch, Candidate]] = []
+                revisions: list[tuple[int, Candidate]] = []
                 for _undated, _published, guid, _url, b, cand in queue:
                     url, batch = cand.entry.url, batches[b]
+                    if cand.revises is not None:
+                        revisions.append((b, cand))
+                        continue
                     if guid in seen[b]:
                         continue
                     if url and url in owners:
@@ -204,6 +217,8 @@ class Ingest:
                     added[b] += 1
                     seen[b].add(guid)
                 self._store_undated(tx, undated)
+                for b, cand in revisions:
+                    revised[b] += self._revise(tx, batches[b], cand)
                 for batch in batches:  # a feed the config does not name goes by its title, once it has one
                     if batch.source != batch.feed.name:
                         tx.rename_feed(batch.feed.id, batch.feed.name, batch.source)
@@ -214,9 +229,11 @@ class Ingest:
             if any(added):  # the rows were rolled back: the index rebuilds from storage before the next use
                 self._index_ready = False
             raise
-        for batch, n, m in zip(batches, added, credited, strict=True):
+        for batch, n, m, r in zip(batches, added, credited, revised, strict=True):
             if n:
                 log.info("%s: %d new article(s)", batch.feed.url, n)
+            if r:
+                log.info("%s: %d article(s) revised by the feed", batch.feed.url, r)
             if m:
                 log.info("%s: %d article(s) its site serves, stored from another feed, credited to it", batch.feed.url, m)
         return added
@@ -238,7 +255,7 @@ class Ingest:
         return Article(
             feed_id=batch.feed.id, guid=cand.entry.guid, url=cand.entry.url, title=cand.title, text=cand.text,
             published_at=cand.published, first_seen_at=batch.now, lang=cand.lang, source=cand.entry.source or batch.source,
-            content_hash=hashlib.sha256(normalize(f"{cand.title}\n{cand.text}").encode()).hexdigest(),
+            content_hash=content_hash(cand.title, cand.text),
             from_page=cand.from_page, summary_html=cand.entry.summary_html,
             reported_at=None if credible == ts(cand.published) else batch.now,
         )
@@ -293,8 +310,35 @@ class Ingest:
     def _join(tx: TransactionProtocol, story_id: int, article_id: int, placement: Placement, now: datetime) -> None:
         settled = placement.settlement
         changed = tuple((m.article_id, m.kind, m.similarity) for m in settled.changed)
-        tx.join_story(story_id, article_id, Joined(settled.own.kind, settled.own.similarity, placement.canonical(article_id),
+        canonical = placement.canonical(article_id)
+        # Members change kind only when the canonical changes (``canonical.settle``): only then is
+        # the one before read (a primary-key read), to say on the timeline who leads now and why.
+        before = tx.story_canonical(story_id) if changed else None
+        tx.join_story(story_id, article_id, Joined(settled.own.kind, settled.own.similarity, canonical,
                                                    placement.first_reported_at, changed), now)
+        if before is not None and before != canonical:
+            facts = tx.lead_facts([before, canonical, article_id])
+            longest = max(f.text_length for f in facts.values())
+            tx.add_story_event(story_id, now, "canonical", canonical, canonical_detail(facts[canonical], facts.get(before), longest))
+
+    def _revise(self, tx: TransactionProtocol, batch: FeedBatch, cand: Candidate) -> bool:
+        """A stored article its feed changed: the version it had is kept as a revision, the article
+        takes the new one, and the story's timeline says what changed. Its story membership is not
+        decided again, and its stored signature stays the first version's (the dedup index is the
+        record of how stories were decided; a corrected figure is the same story). False: nothing
+        changed after all (the page gave the text already stored)."""
+        assert cand.revises is not None
+        old = tx.article_version(cand.revises)
+        if old is None:
+            return False
+        text = old.text if cand.keep_text else cand.text
+        new_hash = content_hash(cand.title, text)
+        if new_hash == old.content_hash:
+            return False
+        tx.revise_article(old, cand.title, text, new_hash, cand.from_page, cand.entry.summary_html, batch.now)
+        if old.story_id is not None:
+            tx.add_story_event(old.story_id, batch.now, "revised", old.article_id, revision_detail(old.title, old.text, cand.title, text))
+        return True
 
 
 def page_date_credible(feed: FeedState, published: datetime, now: datetime) -> bool:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .config import Config
 from .errors import UsageError
-from .models import FeedState, SearchHit, SearchResult, Story
+from .models import FeedState, Revision, SearchHit, SearchResult, Story, TimelineEvent
 from .store import StoreProtocol
 
 if TYPE_CHECKING:
@@ -149,3 +149,17 @@ class Library:
         recent.sort(key=lambda s: (s.updated_at, s.id), reverse=True)
         chosen = recent[: self.config.settings.digest.feed_max_stories]
         return self.store.load_stories([s.id for s in chosen], with_text=True)
+
+    # -- a story's history ------------------------------------------------------------------
+
+    def timeline(self, story: Story) -> list[TimelineEvent]:
+        """What happened to a story, oldest first: each variant's arrival, each change of its
+        canonical and why, each revision of an article by its feed, and each arrival that changed a
+        figure's newest value ("killed: 12 → 15"). ``story`` as ``story()`` gives it (with text)."""
+        from .timeline import with_figures
+
+        return with_figures(story, self.store.timeline(story.id), self.store.revisions(story.id))
+
+    def revisions(self, story: Story) -> list[Revision]:
+        """The earlier versions of the story's articles (each article holds its latest), by article, oldest first."""
+        return self.store.revisions(story.id)

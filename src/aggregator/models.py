@@ -158,6 +158,12 @@ class Variant:
     first_seen_at: datetime
     text: str = ""
     summary_html: str = ""
+    reported_at: datetime | None = None  # its first sighting, where its date is not credible (``dedup.canonical.credible_time``)
+
+
+def first_reported(variants: Sequence[Variant]) -> Variant:
+    """The first *reported* variant: by its credible time (``dedup.canonical.credible_time``), as the canonical rule orders them."""
+    return min(variants, key=lambda v: (v.reported_at or v.published_at, v.published_at, v.first_seen_at, v.article_id))
 
 
 @dataclass(frozen=True)
@@ -197,6 +203,11 @@ class Story:
     @property
     def canonical(self) -> Variant:
         return next(v for v in self.variants if v.article_id == self.canonical_article_id)
+
+    @property
+    def first_variant(self) -> Variant:
+        """The first *reported* variant (``first_reported``)."""
+        return first_reported(self.variants)
 
 
 @dataclass(frozen=True)
@@ -250,3 +261,28 @@ class SearchResult:
 
     story: Story
     hits: tuple[SearchHit, ...]
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One line of a story's timeline: a variant arriving (``arrived``), the canonical changing
+    (``canonical``), an article revised by its feed (``revised``), a figure's newest value changing
+    (``figure``), or a correction (``split``, ``merged``, ...); ``text`` says what and why."""
+
+    at: datetime
+    kind: str
+    article_id: int | None
+    source: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A version an article had before its feed changed it (the article holds the latest)."""
+
+    article_id: int
+    source: str
+    seen_at: datetime  # when this version was first seen
+    replaced_at: datetime  # when the next version replaced it
+    title: str
+    text: str

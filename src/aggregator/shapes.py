@@ -3,18 +3,23 @@ and the web API, so both say the same thing in the same words."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .models import FeedState, SearchResult, Story
+from .listing import copy_of
+from .models import FeedState, Revision, SearchResult, Story, TimelineEvent
 
 if TYPE_CHECKING:
     from .config import ScheduleSettings
     from .facts import FactGroup
 
 
-def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
-    """A story: its head, read state, and every variant (the canonical's text with ``with_text``)."""
+def story_dict(story: Story, with_text: bool = False, timeline: Sequence[TimelineEvent] | None = None,
+               revisions: Sequence[Revision] | None = None) -> dict[str, Any]:
+    """A story: its head, read state, and every variant; with ``with_text``, the canonical's text,
+    who reported first and the figures; its ``timeline`` and its articles' earlier versions
+    (``revisions``) when given (``Library.timeline``, ``Library.revisions``)."""
     data: dict[str, Any] = {
         "id": story.id,
         "title": story.title,
@@ -32,7 +37,7 @@ def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
             {
                 "article_id": v.article_id, "source": v.source, "title": v.title, "url": v.url,
                 "published_at": v.published_at.isoformat(), "first_seen_at": v.first_seen_at.isoformat(),
-                "kind": v.kind, "similarity": v.similarity,
+                "kind": v.kind, "similarity": v.similarity, "copy_of": copy_of(story, v),
             }
             for v in story.variants
         ],
@@ -41,7 +46,21 @@ def story_dict(story: Story, with_text: bool = False) -> dict[str, Any]:
         from .facts import story_facts
 
         data["canonical_text"] = story.canonical.text
+        first = story.first_variant
+        data["first_reported"] = {"source": first.source, "at": first.published_at.isoformat(), "article_id": first.article_id}
+        if first.reported_at is not None and first.reported_at != first.published_at:  # its date is not credible: it counts from then
+            data["first_reported"]["credited_at"] = first.reported_at.isoformat()
         data["facts"] = [facts_dict(g) for g in story_facts(story)]
+    if timeline is not None:
+        data["timeline"] = [
+            {"at": e.at.isoformat(), "kind": e.kind, "article_id": e.article_id, "source": e.source, "text": e.text} for e in timeline
+        ]
+    if revisions is not None:
+        data["revisions"] = [
+            {"article_id": r.article_id, "source": r.source, "seen_at": r.seen_at.isoformat(), "replaced_at": r.replaced_at.isoformat(),
+             "title": r.title, "text": r.text}
+            for r in revisions
+        ]
     return data
 
 

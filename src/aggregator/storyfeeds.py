@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup, escape
 
 from .digest import ATOM_FILE, JSON_FILE, excerpt, html_cleaner, make_lead, safe_url
+from .facts import story_facts
+from .listing import copy_of, facts_brief, kind_label, last_update, outlets_line
 from .models import Story, Variant
 
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
@@ -86,8 +88,7 @@ def _entry_url(story: Story, base: str | None) -> str | None:
 
 
 def _outlets(story: Story) -> str:
-    n = len(story.sources)
-    return f"{n} outlet{'s' if n != 1 else ''}: {', '.join(story.sources)}"
+    return f"{outlets_line(story)}: {', '.join(story.sources)}"
 
 
 class _Renderer:
@@ -104,17 +105,18 @@ class _Renderer:
 
     def content_html(self, story: Story) -> str:
         parts = [
-            Markup("<p>First reported by <strong>%s</strong> at %s (%s).</p>")
-            % (story.first_source, self.local(story.first_reported_at), self.tz_name),
+            Markup("<p>First reported by <strong>%s</strong> at %s (%s) · %s.</p>")
+            % (story.first_source, self.local(story.first_reported_at), self.tz_name, last_update(story, self.tz)),
             Markup("<p>%s</p>") % _outlets(story),
-            self.lead(story.canonical),
-            Markup("<ul>"),
         ]
+        if figures := facts_brief(story_facts(story)):  # (the variants' text is loaded: the excerpt needs it)
+            parts.append(Markup("<p>%s</p>") % figures)
+        parts += [self.lead(story.canonical), Markup("<ul>")]
         for v in story.variants:
             url = safe_url(v.url)
             title = Markup('<a href="%s">%s</a>') % (url, v.title) if url else escape(v.title)
             similarity = "" if v.kind == "canonical" else f", similarity {v.similarity:.2f}"
-            parts.append(Markup("<li>%s (%s, %s%s): %s</li>") % (v.source, self.local(v.published_at), v.kind, similarity, title))
+            parts.append(Markup("<li>%s (%s, %s%s): %s</li>") % (v.source, self.local(v.published_at), kind_label(story, v), similarity, title))
         parts.append(Markup("</ul>"))
         return clean_text(self.cleaner.clean(str(Markup("").join(parts))))
 
@@ -204,6 +206,7 @@ def _json_item(story: Story, base: str | None, render: _Renderer) -> dict[str, A
         "story_id": story.id,
         "variants": [
             {"source": clean_text(v.source), "title": clean_text(v.title), "url": safe_url(v.url), "kind": v.kind,
+             "copy_of": clean_text(of) if (of := copy_of(story, v)) is not None else None,
              "similarity": round(v.similarity, 3), "date_published": _rfc3339(v.published_at)}
             for v in story.variants
         ],

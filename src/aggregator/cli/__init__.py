@@ -6,7 +6,7 @@ non-zero exit code, never a traceback. ``app`` (the frame, shared options and he
 registers every command and loads nothing of the pipeline.
 """
 
-from . import explain, feeds, polling, reading, tools, web
+from . import corrections, explain, feeds, polling, reading, tools, web
 from .app import app
 
-__all__ = ["app", "explain", "feeds", "polling", "reading", "tools", "web"]
+__all__ = ["app", "corrections", "explain", "feeds", "polling", "reading", "tools", "web"]

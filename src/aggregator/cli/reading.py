@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import AggregatorError
@@ -40,25 +41,35 @@ STATUS_MARK = {"unread": "•", "read": "", "updated": "+"}
 
 def print_stories(stories: list[Story], lib: Library, title: str) -> None:
     """A TTY gets a table that fits it; a pipe or file gets one tab-separated line per story, whole
-    (id, status, sources, first source, first reported, title, all sources)."""
+    (id, status, sources, first source, first reported, title, all sources, last update: a new
+    field goes at the end, so the positions scripts read stay)."""
+    from ..listing import copy_count, last_update
+
     tz = lib.config.tz
     if not out().is_terminal:
-        print_row(f"# {title}: id, status, sources, first source, first reported, title, all sources")
+        print_row(f"# {title}: id, status, sources, first source, first reported, title, all sources, last update")
         for s in stories:
-            print_row(str(s.id), s.status, str(len(s.sources)), s.first_source, local(s.first_reported_at, tz), s.title, ", ".join(s.sources))
+            print_row(str(s.id), s.status, str(len(s.sources)), s.first_source, local(s.first_reported_at, tz), s.title, ", ".join(s.sources),
+                      local(s.updated_at, tz))
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_lines=False, expand=True, caption="• unread   + updated since read (new sources)")
     table.add_column("story", justify="right", no_wrap=True)
     table.add_column("", no_wrap=True)
     table.add_column("title", ratio=3)
-    table.add_column("first reported", ratio=2)
+    table.add_column("first reported · last update", ratio=2)
     table.add_column("srcs", justify="right")
     table.add_column("sources", ratio=2)
     for s in stories:
         mark = STATUS_MARK[s.status] + (str(len(s.new_variants)) if s.status == "updated" else "")
-        table.add_row(str(s.id), mark, s.title, f"{s.first_source}\n{local(s.first_reported_at, tz)}", str(len(s.sources)), ", ".join(s.sources))
+        first = Text.assemble(f"{s.first_source}\n{local(s.first_reported_at, tz)}\n", (last_update(s, tz), "dim"))
+        heading = Text(s.title)
+        copies, of = copy_count(s)
+        if copies:  # under the title, which is shorter than the sources: the row grows less
+            heading.append(f"\n{copies} cop{'ies' if copies != 1 else 'y'} of {of}", "dim")
+        table.add_row(str(s.id), mark, heading, first, str(len(s.sources)), ", ".join(s.sources))
     out().print(table)
 
 
@@ -105,7 +116,23 @@ def _story_id(value: int) -> int:
     return value
 
 
-@app.command()
+class _StoryGroup(TyperGroup):
+    """``story ID`` shows a story, ``story split|merge ...`` correct it: arguments that do not start
+    with a subcommand's name go to the hidden ``show`` (Click would otherwise read ``split`` as the ID)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # (Typer's own Click context)
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+story_app = typer.Typer(cls=_StoryGroup, rich_markup_mode=None, add_completion=False, no_args_is_help=True)
+app.add_typer(story_app, name="story", help=(
+    "`story ID [--json] [--why]`: show one story, its canonical text and every variant with outlet, time, URL and similarity. "
+    "`story split ID ARTICLE...` and `story merge ID OTHER` correct how articles were grouped (see `corrections`)."))
+
+
+@story_app.command("show", hidden=True)
 @friendly
 def story(
     story_id: Annotated[int, typer.Argument(metavar="ID", help="Story id, as listed by `clusters`.", show_default=False, callback=_story_id)],
@@ -123,10 +150,11 @@ def story(
 
             show_why(found, as_json)
             return
+        timeline = lib.timeline(found)
         if as_json:
             from ..shapes import story_dict
 
-            print_json(story_dict(found, with_text=True))
+            print_json(story_dict(found, with_text=True, timeline=timeline, revisions=lib.revisions(found)))
             return
         from rich.table import Table
         from rich.text import Text
@@ -143,6 +171,17 @@ def story(
         if facts := story_facts(found):
             out().print(f"facts: {summary_line(facts)}\n", soft_wrap=plain)
         out().print(found.canonical.text, soft_wrap=plain)
+        # the timeline, one line per event: local time, what happened, the outlet, what changed and why
+        out().print("")
+        if plain:
+            print_row("# timeline: local time, event, outlet, what")
+        else:
+            out().print("timeline", style="bold")
+        for e in timeline:
+            if plain:
+                print_row(local(e.at, tz), e.kind, e.source or "", e.text)
+            else:
+                out().print(f"{local(e.at, tz)}  {e.kind:<9} {e.source + ': ' if e.source else ''}{e.text}", soft_wrap=False)
         new = {v.article_id for v in found.new_variants} if found.status == "updated" else set()
         if plain:  # one tab-separated line per variant, URLs whole
             out().print("")

@@ -52,6 +52,7 @@ def eval_(
     out_path: Annotated[Path | None, typer.Option("--out", help="Write {id, story} per article to this JSONL file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     copies: Annotated[bool, typer.Option("--copies", help="Also derive seeded wire copies and score copy detection.")] = False,
+    corrections: Annotated[Path | None, typer.Option("--corrections", help='JSONL of corrections in the file\'s ids ({"split": {"story_of": ID, "articles": [ID, ...]}} or {"merge": [ID, ID]}), replayed as constraints: how much each lifts B-cubed F1.')] = None,
 ) -> None:
     """Replay a labeled file through the dedup stage (daemon settings) and print P/R/F1."""
     from ..config import DedupSettings
@@ -63,8 +64,19 @@ def eval_(
     if out_path is not None and (out_path.is_dir() or not out_path.parent.is_dir()):
         raise typer.BadParameter(f"{out_path}: not a file in an existing directory", param_hint="--out")
     records = read_labeled(file)
+    fixes = None
+    if corrections is not None:
+        from ..tools.evaluate import read_corrections
+
+        fixes = read_corrections(corrections, records)
     with progress(f"clustering {len(records):,} articles") as advance:
         result = evaluate(records, settings, advance)
+    lifts = None
+    if fixes is not None:
+        from ..tools.evaluate import correction_lifts
+
+        with progress(f"replaying {len(fixes)} correction(s)") as advance:
+            lifts = correction_lifts(records, settings, fixes, advance)
     copy_scores = None
     if copies:
         from ..tools.wirecopies import copy_detection
@@ -89,6 +101,10 @@ def eval_(
     if copy_scores is not None:
         data["copies"] = {"articles": copy_scores.items, "precision": copy_scores.pairwise_precision,
                           "recall": copy_scores.pairwise_recall, "f1": copy_scores.pairwise_f1}
+    if lifts is not None:
+        data["corrections"] = [{"line": x.correction.line, "kind": x.correction.kind, "articles_moved": x.moved,
+                                "bcubed_f1_before": x.before.bcubed_f1, "bcubed_f1_after": x.after.bcubed_f1, "lift": x.lift,
+                                "pairwise_f1_after": x.after.pairwise_f1} for x in lifts]
     if as_json:
         print_json(data)
         return
@@ -104,6 +120,11 @@ def eval_(
                       f"{copy_scores.pairwise_f1:.4f}")
     out().print(table)
     out().print(f"{sc.predicted_clusters} stories predicted, {sc.gold_clusters} gold; {result.articles_per_second:.0f} articles/s")
+    for x in lifts or ():
+        c = x.correction
+        what = f"split the story of {c.anchor}" if c.kind == "split" else f"merge the story of {c.articles[0]} into that of {c.anchor}"
+        out().print(f"correction (line {c.line}) {what}: {x.moved} article(s) moved; B-cubed F1 {x.before.bcubed_f1:.3f} -> "
+                    f"{x.after.bcubed_f1:.3f} ({x.lift:+.3f})")
 
 
 @app.command()

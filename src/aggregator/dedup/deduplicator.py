@@ -287,6 +287,13 @@ class Deduplicator:
         """A story's id changes (a batch's provisional id becomes the stored one)."""
         self.window.rename_story(old, new)
 
+    def move(self, article_ids: Iterable[int], story_id: int) -> int:
+        """Articles now belong to another story (the reader's split or merge): later articles see
+        them there, so two halves of a split story stay two stories (an article close to both joins
+        one: the rule places an article in one story and never joins two). Returns how many rows moved."""
+        self._version += 1
+        return self.window.move(article_ids, story_id)
+
     def crowding_of(self, article_ids: Sequence[int]) -> float:
         """Mean crowding of indexed articles (see ``batch.refine_batch``)."""
         at = [self.window.row_of[a] for a in article_ids]

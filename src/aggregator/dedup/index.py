@@ -211,6 +211,27 @@ class Window:
         if old in self.retired:
             self.retired.setdefault(new, []).extend(self.retired.pop(old))
 
+    def move(self, article_ids: Iterable[int], story_id: int) -> int:
+        """Articles now belong to another story (the reader's split or merge): their rows, and
+        their facts among the members that left the window, go with them. Returns how many rows moved."""
+        moving = set(article_ids)
+        moved = 0
+        for article_id in sorted(moving):
+            row = self.row_of.get(article_id)
+            if row is None or int(self.rows.story[row]) == story_id:
+                continue
+            self.leave(row, int(self.rows.story[row]))
+            self.join(row, story_id)
+            moved += 1
+        for old in [s for s in self.retired if s != story_id]:
+            going = [f for f in self.retired[old] if f.article_id in moving]
+            if going:
+                self.retired[old] = [f for f in self.retired[old] if f.article_id not in moving]
+                self.retired.setdefault(story_id, []).extend(going)
+        for gone in [s for s, facts in self.retired.items() if not facts or s not in self.stories]:
+            del self.retired[gone]  # (as in ``evict``: only stories with members in the window keep them)
+        return moved
+
     def facts(self, story_id: int) -> Iterator[Fact]:
         """Every member of a story the window holds: its rows, then the members that left it."""
         rows = self.rows

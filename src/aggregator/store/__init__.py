@@ -10,14 +10,26 @@ it lends).
 """
 
 from .database import Reading, Store, Transaction, sqlite_file
-from .interface import Joined, ReadProtocol, StoredSignature, StoreProtocol, TransactionProtocol
+from .interface import (
+    Correction,
+    Joined,
+    MemberFacts,
+    ReadProtocol,
+    Regrouped,
+    StoredSignature,
+    StoreProtocol,
+    TransactionProtocol,
+)
 from .schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Correction",
     "Joined",
+    "MemberFacts",
     "ReadProtocol",
     "Reading",
+    "Regrouped",
     "Store",
     "StoreProtocol",
     "StoredSignature",

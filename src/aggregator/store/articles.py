@@ -11,12 +11,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, func, insert, or_, select, type_coerce, update
+from sqlalchemy import String, bindparam, func, insert, or_, select, type_coerce, union, update
 from sqlalchemy.engine import Connection
 
 from ..models import Article, SignatureChunk
-from .interface import StoredSignature
-from .schema import articles, dedup_snapshots, feeds, signatures, story_members
+from .interface import ArticleVersion, LeadFacts, StoredEntry, StoredSignature
+from .schema import UTCDateTime, article_revisions, articles, dedup_snapshots, feeds, signatures, stories, story_members
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 # Statements run per feed or per article, built once: building one per call (and its cache key)
 # cost 3-4x its execution (a polling round of 1,000 feeds runs a few thousand of them).
 _KNOWN_GUIDS = select(articles.c.guid).where(articles.c.feed_id == bindparam("feed"), articles.c.guid.in_(bindparam("keys", expanding=True)))
+_ENTRY_COLS = (articles.c.guid, articles.c.url, articles.c.id, articles.c.content_hash, articles.c.title, articles.c.from_page)
+# (a UNION, not an OR: each half has its index, uq_articles_feed_guid and ix_articles_url)
+_KNOWN_ENTRIES = union(
+    select(*_ENTRY_COLS).where(articles.c.feed_id == bindparam("feed"), articles.c.guid.in_(bindparam("guids", expanding=True))),
+    select(*_ENTRY_COLS).where(articles.c.feed_id == bindparam("feed"), articles.c.url.in_(bindparam("urls", expanding=True))),
+)
 _KNOWN_URLS = select(articles.c.url).where(articles.c.url.in_(bindparam("keys", expanding=True)))
 _INSERT_ARTICLE = insert(articles)
 _INSERT_SIGNATURE = insert(signatures)
@@ -36,6 +42,18 @@ def known_guids(conn: Connection, feed_id: int, guids: Iterable[str]) -> set[str
     for i in range(0, len(guids), 500):
         found.update(r[0] for r in conn.execute(_KNOWN_GUIDS, {"feed": feed_id, "keys": guids[i : i + 500]}))
     return found
+
+
+def known_entries(conn: Connection, feed_id: int, guids: Iterable[str], urls: Iterable[str]) -> list[StoredEntry]:
+    """This feed's stored entries with one of these ids or (normalised) article URLs: one query
+    (per 500 of each), what a poll compares the feed's entries with (``Aggregator._prepare``)."""
+    guids, urls = list(guids), [u for u in urls if u]
+    found: dict[int, StoredEntry] = {}
+    for i in range(0, max(len(guids), len(urls), 1), 500):
+        params = {"feed": feed_id, "guids": guids[i : i + 500], "urls": urls[i : i + 500]}
+        for guid, url, article_id, content_hash, title, from_page in conn.execute(_KNOWN_ENTRIES, params):
+            found[article_id] = StoredEntry(guid, url, int(article_id), content_hash, title, bool(from_page))
+    return list(found.values())
 
 
 def known_urls(conn: Connection, urls: Iterable[str]) -> set[str]:
@@ -88,6 +106,42 @@ def recredit_article(conn: Connection, article_id: int, feed_id: int, guid: str,
     """The article belongs to another feed (the one whose site serves it), as its entry ``guid``,
     under its outlet's name."""
     conn.execute(update(articles).where(articles.c.id == article_id).values(feed_id=feed_id, guid=guid, source=source))
+
+
+def article_version(conn: Connection, article_id: int) -> ArticleVersion | None:
+    """An article's current version: its title, text and hash, its story, and since when it is
+    seen (its first sighting, or when its latest revision was replaced)."""
+    last = select(func.max(article_revisions.c.replaced_at)).where(article_revisions.c.article_id == article_id).scalar_subquery()
+    row = conn.execute(
+        select(articles.c.id, story_members.c.story_id, articles.c.source, articles.c.title, articles.c.text, articles.c.content_hash,
+               articles.c.first_seen_at, type_coerce(last, UTCDateTime()))
+        .outerjoin(story_members, story_members.c.article_id == articles.c.id)
+        .where(articles.c.id == article_id)
+    ).first()
+    if row is None:
+        return None
+    return ArticleVersion(int(row[0]), row[1], row[2], row[3], row[4], row[5], row[7] or row[6])
+
+
+def revise_article(conn: Connection, old: ArticleVersion, title: str, text: str, content_hash: str, from_page: bool, summary_html: str,
+                   now: datetime) -> None:
+    """Keep ``old`` as a revision replaced at ``now`` and give the article the new version (the
+    search index follows by its triggers); the article's story counts as updated at ``now``."""
+    conn.execute(insert(article_revisions), dict(article_id=old.article_id, seen_at=old.seen_at, replaced_at=now, title=old.title,
+                                                 text=old.text, content_hash=old.content_hash))
+    conn.execute(update(articles).where(articles.c.id == old.article_id).values(
+        title=title, text=text, content_hash=content_hash, from_page=int(from_page), summary_html=summary_html or None))
+    if old.story_id is not None:
+        conn.execute(update(stories).where(stories.c.id == old.story_id).values(updated_at=now))
+        # a story goes by its canonical's title: the latest one
+        conn.execute(update(stories).where(stories.c.id == old.story_id, stories.c.canonical_article_id == old.article_id).values(title=title))
+
+
+def lead_facts(conn: Connection, article_ids: Sequence[int]) -> dict[int, LeadFacts]:
+    """What the canonical rule reads of these articles (to say why a canonical changed)."""
+    query = select(articles.c.id, articles.c.source, articles.c.published_at, articles.c.reported_at, func.length(articles.c.text)).where(
+        articles.c.id.in_(list(article_ids)))
+    return {int(r[0]): LeadFacts(int(r[0]), r[1], r[2], r[3], int(r[4] or 0)) for r in conn.execute(query)}
 
 
 def late_members(conn: Connection, since: datetime) -> Iterator[tuple[int, datetime]]:

@@ -18,9 +18,20 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StorageError
-from ..models import Article, FeedState, SearchHit, SignatureChunk, Story
-from . import articles, feeds, search, stories
-from .interface import ConfiguredFeed, FeedChange, Joined, StoredSignature
+from ..models import Article, FeedState, Revision, SearchHit, SignatureChunk, Story, TimelineEvent
+from . import articles, corrections, feeds, search, stories, timeline
+from .interface import (
+    ArticleVersion,
+    ConfiguredFeed,
+    Correction,
+    FeedChange,
+    Joined,
+    LeadFacts,
+    MemberFacts,
+    Regrouped,
+    StoredEntry,
+    StoredSignature,
+)
 from .schema import get_meta, migrate, set_meta, sqlite_pragmas
 
 FETCH_SETTINGS_KEY = "fetch_settings"
@@ -43,6 +54,10 @@ class Reading:
     def url_owners(self, urls: Iterable[str]) -> dict[str, tuple[int, str | None]]:
         """Of these (normalised) article URLs, those stored: (article id, its feed's site URL)."""
         return articles.url_owners(self._conn, urls)
+
+    def known_entries(self, feed_id: int, guids: Iterable[str], urls: Iterable[str]) -> list[StoredEntry]:
+        """This feed's stored entries with one of these ids or (normalised) article URLs (one query)."""
+        return articles.known_entries(self._conn, feed_id, guids, urls)
 
 
 class Transaction(Reading):
@@ -76,6 +91,27 @@ class Transaction(Reading):
         """Feeds' new states, in order: (feed id, change, when, title, site URL), the last two only
         when the feed gave them. Consecutive updates setting the same columns run as one statement."""
         feeds.apply_feed_updates(self._conn, changes)
+
+    def article_version(self, article_id: int) -> ArticleVersion | None:
+        """An article's current version (None: no such article)."""
+        return articles.article_version(self._conn, article_id)
+
+    def revise_article(self, old: ArticleVersion, title: str, text: str, content_hash: str, from_page: bool, summary_html: str,
+                       now: datetime) -> None:
+        """Keep ``old`` as a revision replaced at ``now``; the article takes the new version; its story is updated at ``now``."""
+        articles.revise_article(self._conn, old, title, text, content_hash, from_page, summary_html, now)
+
+    def add_story_event(self, story_id: int, at: datetime, kind: str, article_id: int | None, detail: str) -> None:
+        """A line of the story's timeline beyond its members' arrivals (``story_events``)."""
+        stories.add_story_event(self._conn, story_id, at, kind, article_id, detail)
+
+    def story_canonical(self, story_id: int) -> int | None:
+        """The story's canonical article as stored now."""
+        return stories.story_canonical(self._conn, story_id)
+
+    def lead_facts(self, article_ids: Sequence[int]) -> dict[int, LeadFacts]:
+        """What the canonical rule reads of these articles."""
+        return articles.lead_facts(self._conn, article_ids)
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -256,6 +292,41 @@ class Store:
         """Rows in the feeds, articles, stories and story_members tables."""
         with self._connect() as conn:
             return stories.counts(conn)
+
+    # -- a story's history ---------------------------------------------------------
+
+    def timeline(self, story_id: int) -> list[TimelineEvent]:
+        """The story's stored timeline: its members' arrivals and its events, in time order."""
+        with self._connect() as conn:
+            return timeline.timeline(conn, story_id)
+
+    def revisions(self, story_id: int) -> list[Revision]:
+        """The earlier versions of the story's articles, by article, oldest first."""
+        with self._connect() as conn:
+            return timeline.revisions(conn, story_id)
+
+    # -- the reader's corrections -----------------------------------------------------
+
+    def member_facts(self, story_ids: Sequence[int]) -> list[MemberFacts]:
+        """Every member of these stories, as a correction needs it (``corrections.member_facts``)."""
+        with self._connect() as conn:
+            return corrections.member_facts(conn, story_ids)
+
+    def apply_correction(self, kind: str, story_id: int, other_story_id: int | None, article_ids: Sequence[int],
+                         groups: Sequence[Regrouped], now: datetime) -> Correction:
+        """A split or a merge, written and recorded in one transaction (``corrections.apply_correction``)."""
+        with self._begin() as conn:
+            return corrections.apply_correction(conn, kind, story_id, other_story_id, article_ids, groups, now)
+
+    def undo_correction(self, correction_id: int, groups: Sequence[Regrouped], now: datetime) -> Correction:
+        """A correction undone: the stories as ``groups`` say, the correction marked, in one transaction."""
+        with self._begin() as conn:
+            return corrections.undo_correction(conn, correction_id, groups, now)
+
+    def corrections(self) -> list[Correction]:
+        """Every correction, oldest first."""
+        with self._connect() as conn:
+            return corrections.all_corrections(conn)
 
 
 if TYPE_CHECKING:  # mypy checks that Store and its objects keep to the protocols

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ..models import Article, FeedState, FeedUpdate, MemberKind, SearchHit, SignatureChunk, Story
+from ..models import Article, FeedState, FeedUpdate, MemberKind, Revision, SearchHit, SignatureChunk, Story, TimelineEvent
 
 # (feed id, change, when, title, site URL): the last two only when the feed gave them
 FeedChange = tuple[int, FeedUpdate, datetime, str | None, str | None]
@@ -46,6 +46,86 @@ class StoredSignature:
     text_length: int
 
 
+@dataclass(frozen=True)
+class MemberFacts:
+    """A story member as a correction needs it: what the canonical rule reads, its kind and
+    similarity as stored (relative to its story's canonical, ``canonical_id``) and its signature."""
+
+    article_id: int
+    story_id: int
+    canonical_id: int
+    kind: MemberKind
+    similarity: float
+    published_at: datetime
+    first_seen_at: datetime
+    reported_at: datetime | None
+    text_length: int
+    signature: bytes | None
+
+
+@dataclass(frozen=True)
+class Regrouped:
+    """A story after a correction (``story_id`` None: a new one): its canonical, its first report's
+    time and every member with its kind and similarity to the canonical."""
+
+    story_id: int | None
+    canonical_id: int
+    first_reported_at: datetime
+    members: tuple[tuple[int, MemberKind, float], ...]
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The reader's split or merge. Split: ``article_ids`` left ``story_id`` for the new story
+    ``other_story_id``. Merge: ``article_ids`` (all of ``other_story_id`` then) joined ``story_id``."""
+
+    id: int
+    kind: str
+    story_id: int
+    other_story_id: int
+    article_ids: tuple[int, ...]
+    created_at: datetime
+    undone_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry a feed gave before, as a poll compares it with what the feed gives now: its
+    article, the stored content's hash (``Ingest``'s ``content_hash``), title and where the text came from."""
+
+    guid: str
+    url: str | None
+    article_id: int
+    content_hash: str
+    title: str
+    from_page: bool
+
+
+@dataclass(frozen=True)
+class ArticleVersion:
+    """An article's current version, as a revision replaces it (``seen_at``: when this version was
+    first seen: the article's first sighting, or when the previous version was replaced)."""
+
+    article_id: int
+    story_id: int | None
+    source: str
+    title: str
+    text: str
+    content_hash: str
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class LeadFacts:
+    """What the canonical rule reads of a member, to say why a canonical changed."""
+
+    article_id: int
+    source: str
+    published_at: datetime
+    reported_at: datetime | None
+    text_length: int
+
+
 class ReadProtocol(Protocol):
     """Reads that see one consistent state (``StoreProtocol.reading``)."""
 
@@ -60,6 +140,10 @@ class ReadProtocol(Protocol):
     def url_owners(self, urls: Iterable[str]) -> dict[str, tuple[int, str | None]]:
         """Of these (normalised) article URLs, those stored: (article id, the site URL of the feed
         that stored it, where it gave one)."""
+        ...
+
+    def known_entries(self, feed_id: int, guids: Iterable[str], urls: Iterable[str]) -> list[StoredEntry]:
+        """This feed's stored entries with one of these ids or (normalised) article URLs (one query)."""
         ...
 
 
@@ -93,6 +177,27 @@ class TransactionProtocol(ReadProtocol, Protocol):
 
     def apply_feed_updates(self, changes: Iterable[FeedChange]) -> None:
         """Feeds' new states, in order."""
+        ...
+
+    def article_version(self, article_id: int) -> ArticleVersion | None:
+        """An article's current version (None: no such article)."""
+        ...
+
+    def revise_article(self, old: ArticleVersion, title: str, text: str, content_hash: str, from_page: bool, summary_html: str,
+                       now: datetime) -> None:
+        """Keep ``old`` as a revision replaced at ``now``; the article takes the new version; its story is updated at ``now``."""
+        ...
+
+    def add_story_event(self, story_id: int, at: datetime, kind: str, article_id: int | None, detail: str) -> None:
+        """A line of the story's timeline beyond its members' arrivals (``story_events``)."""
+        ...
+
+    def story_canonical(self, story_id: int) -> int | None:
+        """The story's canonical article as stored now."""
+        ...
+
+    def lead_facts(self, article_ids: Sequence[int]) -> dict[int, LeadFacts]:
+        """What the canonical rule reads of these articles."""
         ...
 
 
@@ -139,3 +244,14 @@ class StoreProtocol(Protocol):
     def mark_read(self, story_ids: Sequence[int], now: datetime) -> int: ...
     def mark_unread(self, story_ids: Sequence[int]) -> int: ...
     def search(self, terms: Sequence[str], limit: int) -> list[SearchHit]: ...
+
+    # -- a story's history: its timeline and its articles' earlier versions
+    def timeline(self, story_id: int) -> list[TimelineEvent]: ...
+    def revisions(self, story_id: int) -> list[Revision]: ...
+
+    # -- the reader's corrections (``store/corrections.py``)
+    def member_facts(self, story_ids: Sequence[int]) -> list[MemberFacts]: ...
+    def apply_correction(self, kind: str, story_id: int, other_story_id: int | None, article_ids: Sequence[int],
+                         groups: Sequence[Regrouped], now: datetime) -> Correction: ...
+    def undo_correction(self, correction_id: int, groups: Sequence[Regrouped], now: datetime) -> Correction: ...
+    def corrections(self) -> list[Correction]: ...

@@ -13,9 +13,10 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.engine import Connection
 
 from ..models import Article, Story, Variant
+from ..models import first_reported as first_reported_variant
 from .articles import as_utc, new_id, stored_time
 from .interface import Joined
-from .schema import UTCDateTime, articles, feeds, stories, story_members, story_reads
+from .schema import UTCDateTime, articles, feeds, stories, story_events, story_members, story_reads
 
 # Statements run per article, built once: building one per call (and its cache key) cost 3-4x
 # its execution.
@@ -51,6 +52,16 @@ def join_story(conn: Connection, story_id: int, article_id: int, joined: Joined,
         conn.execute(_SET_MEMBER, [dict(article_id_=a, kind=kind, similarity=sim) for a, kind, sim in joined.changed])
 
 
+def add_story_event(conn: Connection, story_id: int, at: datetime, kind: str, article_id: int | None, detail: str) -> None:
+    """A line of the story's timeline beyond its members' arrivals: what changed, when, why."""
+    conn.execute(insert(story_events), dict(story_id=story_id, at=at, kind=kind, article_id=article_id, detail=detail))
+
+
+def story_canonical(conn: Connection, story_id: int) -> int | None:
+    """The story's canonical article as stored now."""
+    return conn.execute(select(stories.c.canonical_article_id).where(stories.c.id == story_id)).scalar()
+
+
 def story_ids_between(conn: Connection, start: datetime, end: datetime, activity: bool = True) -> list[int]:
     """Stories with activity in [start, end): a member published then, or first seen then (a story
     first seen today is today's, whatever dates its feeds gave). ``activity`` False: published only."""
@@ -77,7 +88,6 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
     published, seen = stored_time(articles.c.published_at), stored_time(articles.c.first_seen_at)
     cols = [story_members.c.story_id, story_members.c.article_id, story_members.c.kind, story_members.c.similarity,
             articles.c.source, articles.c.title, articles.c.url, published, seen, stored_time(articles.c.reported_at)]
-    late: dict[int, datetime] = {}  # members whose date is not credible -> when they count as reported
     if with_text:
         cols += [articles.c.text, articles.c.summary_html]
     for chunk_start in range(0, len(story_ids), 500):
@@ -93,10 +103,8 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
         for r in conn.execute(query).all():
             by_story[r[0]].append(
                 Variant(r[1], r[0], r[2], r[3], r[4], r[5], r[6], as_utc(r[7]), as_utc(r[8]),
-                        r[10] if with_text else "", (r[11] or "") if with_text else "")
+                        r[10] if with_text else "", (r[11] or "") if with_text else "", as_utc(r[9]) if r[9] is not None else None)
             )
-            if r[9] is not None:
-                late[r[1]] = as_utc(r[9])
     result = []
     for sid in story_ids:
         found = heads.get(sid)
@@ -105,9 +113,8 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
         title, canonical, first_reported, updated, read_at = found
         variants = tuple(by_story[sid])
         # The first source: the first *reported* (``dedup.canonical.credible_time``), as the canonical rule decides.
-        first = min(variants, key=lambda v: (late.get(v.article_id, v.published_at), v.published_at, v.first_seen_at, v.article_id))
         result.append(Story(id=sid, title=title, canonical_article_id=canonical, first_reported_at=first_reported,
-                            first_source=first.source, updated_at=updated, variants=variants, read_at=read_at))
+                            first_source=first_reported_variant(variants).source, updated_at=updated, variants=variants, read_at=read_at))
     return result
 
 

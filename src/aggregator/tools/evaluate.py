@@ -164,3 +164,141 @@ def evaluate(records: list[LabeledArticle], settings: DedupSettings, progress: C
     seconds = time.perf_counter() - started
     gold = {r.id: r.cluster for r in records}
     return EvalResult(score(assignment, gold), assignment, kinds, seconds)
+
+
+# -- corrections replayed with the labels ---------------------------------------------------------
+
+SPLIT_STORY_BASE = 10**12  # story ids of the stories a split makes (above any article number)
+
+
+@dataclass(frozen=True)
+class LabeledCorrection:
+    """One line of a corrections file, in the labeled file's article ids. Split:
+    ``{"split": {"story_of": ID, "articles": [ID, ...]}}``: the articles listed that are in the story
+    of ``story_of`` move to a new story. Merge: ``{"merge": [ID_A, ID_B]}``: the story of ID_B joins
+    the story of ID_A."""
+
+    line: int
+    kind: str
+    anchor: str  # split: the article whose story is split; merge: one in the story kept
+    articles: tuple[str, ...]  # split: the articles to move out; merge: one in the story merged in
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        return (self.anchor, *self.articles)
+
+
+@dataclass(frozen=True)
+class CorrectionLift:
+    """What one correction, replayed after those before it, did to the scores."""
+
+    correction: LabeledCorrection
+    moved: int  # articles it moved when it was made
+    before: Scores
+    after: Scores
+
+    @property
+    def lift(self) -> float:
+        return self.after.bcubed_f1 - self.before.bcubed_f1
+
+
+def read_corrections(path: Path, records: list[LabeledArticle]) -> list[LabeledCorrection]:
+    """Parse a corrections file (JSONL) against the labeled file's ids; errors name the line."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").split("\n")
+    except FileNotFoundError:
+        raise EvalError(str(path), 0, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalError(str(path), 0, f"cannot read: {exc}") from None
+    known = {r.id for r in records}
+    found: list[LabeledCorrection] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            raw: Any = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalError(str(path), number, f"not valid JSON: {exc.msg}") from None
+        split = raw.get("split") if isinstance(raw, dict) else None
+        merge = raw.get("merge") if isinstance(raw, dict) else None
+        if isinstance(split, dict) and isinstance(split.get("articles"), list) and "story_of" in split and merge is None:
+            c = LabeledCorrection(number, "split", str(split["story_of"]), tuple(str(a) for a in split["articles"]))
+            if not c.articles or c.anchor in c.articles:
+                raise EvalError(str(path), number, "a split names articles to move out, not the one whose story it splits")
+        elif isinstance(merge, list) and len(merge) == 2 and split is None:
+            c = LabeledCorrection(number, "merge", str(merge[0]), (str(merge[1]),))
+        else:
+            raise EvalError(str(path), number, 'expected {"split": {"story_of": ID, "articles": [ID, ...]}} or {"merge": [ID, ID]}')
+        unknown = [a for a in c.named if a not in known]
+        if unknown:
+            raise EvalError(str(path), number, f"no article {unknown[0]!r} in the labeled file")
+        found.append(c)
+    return found
+
+
+def _apply(c: LabeledCorrection, assign: dict[int, int], number_of: dict[str, int], dedup: Deduplicator | None) -> int:
+    """Apply one correction to an assignment (article number -> story) and to the index, if given,
+    so the articles after it respect it; returns how many articles moved."""
+    if c.kind == "split":
+        story = assign[number_of[c.anchor]]
+        moved = sorted({number_of[a] for a in c.articles if assign[number_of[a]] == story})
+        if len(moved) == sum(1 for s in assign.values() if s == story):
+            moved = []
+        target = SPLIT_STORY_BASE + c.line
+    else:
+        target, other = assign[number_of[c.anchor]], assign[number_of[c.articles[0]]]
+        moved = [n for n, s in assign.items() if s == other] if other != target else []
+    for n in moved:
+        assign[n] = target
+    if dedup is not None and moved:
+        dedup.move(moved, target)
+    return len(moved)
+
+
+def _corrected(records: list[LabeledArticle], settings: DedupSettings, corrections: list[LabeledCorrection]) -> tuple[dict[int, int], dict[int, int]]:
+    """The assignment with ``corrections`` made, and how many articles each moved. Dated: each is
+    made as soon as the articles it names are placed, and the later articles are decided against
+    the corrected index, as in the daemon. Undated (one batch): made on the batch's result.
+    Returns (article number -> story, correction's line -> articles it moved)."""
+    number_of = {r.id: i for i, r in enumerate(records, start=1)}
+    assign: dict[int, int] = {}
+    moved: dict[int, int] = {}
+    if any(r.published is None for r in records):
+        assign = {number: story for number, _decision, story in replay(records, settings)}
+        return assign, {c.line: _apply(c, assign, number_of, None) for c in corrections}
+    due: dict[int, list[LabeledCorrection]] = {}
+    for c in corrections:
+        due.setdefault(max(number_of[a] for a in c.named), []).append(c)
+    dedup = Deduplicator(settings)
+    for number, record in enumerate(records, start=1):
+        published = record.published
+        assert published is not None
+        placement = dedup.decide(dedup.sign(record.title, record.text, record.source), published, record.source, published, len(record.text))
+        story_id = placement.story_id if placement.story_id is not None else number
+        dedup.add(number, story_id, placement)
+        assign[number] = story_id
+        for c in sorted(due.get(number, ()), key=lambda c: c.line):
+            moved[c.line] = _apply(c, assign, number_of, dedup)
+    return assign, moved
+
+
+def correction_lifts(records: list[LabeledArticle], settings: DedupSettings, corrections: list[LabeledCorrection],
+                     progress: Callable[[int], None] | None = None) -> list[CorrectionLift]:
+    """Each correction's lift: the scores with the corrections before it made, then with it too
+    (one replay per correction, so each is judged with its effect on the articles after it)."""
+    gold = {r.id: r.cluster for r in records}
+    ids = [r.id for r in records]
+
+    def scores(k: int) -> tuple[Scores, dict[int, int]]:
+        assign, moved = _corrected(records, settings, corrections[:k])
+        if progress is not None:
+            progress(len(corrections) + 1)
+        return score({ids[n - 1]: s for n, s in assign.items()}, gold), moved
+
+    previous, _ = scores(0)
+    lifts: list[CorrectionLift] = []
+    for k, c in enumerate(corrections, start=1):
+        after, moved = scores(k)
+        lifts.append(CorrectionLift(c, moved[c.line], previous, after))
+        previous = after
+    return lifts

@@ -44,7 +44,8 @@ from ..config import Config
 from ..digest import safe_url
 from ..errors import StorageError, UsageError
 from ..library import Clock, Library, utcnow
-from ..models import SearchHit, Story
+from ..listing import kind_label, last_update, outlets_line
+from ..models import Revision, SearchHit, Story
 from ..store import sqlite_file
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,10 @@ class Web:
         self.env.filters["safe_url"] = safe_url
         self.env.filters["marked"] = marked
         self.env.filters["paragraphs"] = lambda text: [p.strip() for p in text.splitlines() if p.strip()]
+        # the listings' words for a story ("5 outlets (2 copies of Global Wire)", "copy of Global Wire", "last update 14:20")
+        self.env.filters["outlets"] = outlets_line
+        self.env.filters["last_update"] = lambda story: last_update(story, tz)
+        self.env.globals["kind_label"] = kind_label
 
     # -- the database ----------------------------------------------------------------
 
@@ -338,13 +343,17 @@ def make_app(config: Config, token: str | None = None, clock: Clock = utcnow, ho
         return web.page(request, "days.html", title="Days", counts=counts, today=today, earlier=days[-1] - timedelta(days=1))
 
     def story_page(request: Request) -> Response:
-        found = web.library().story(story_id(request))
+        lib = web.library()
+        found = lib.story(story_id(request))
         if found is None:
             raise HTTPException(404, f"no story with id {request.path_params['id']}")
         from ..facts import story_facts
 
+        earlier: dict[int, list[Revision]] = {}  # article -> its earlier versions, oldest first
+        for r in lib.revisions(found):
+            earlier.setdefault(r.article_id, []).append(r)
         return web.page(request, "story.html", title=found.title, story=found, day=found.first_reported_at.astimezone(config.tz).date(),
-                        facts=story_facts(found),
+                        facts=story_facts(found), timeline=lib.timeline(found), earlier=earlier,
                         new={v.article_id for v in found.new_variants} if found.read_at else set())
 
     def feeds_page(request: Request) -> Response:
@@ -434,10 +443,11 @@ def make_app(config: Config, token: str | None = None, clock: Clock = utcnow, ho
     def api_story(request: Request) -> Response:
         from ..shapes import story_dict
 
-        found = web.library().story(story_id(request))
+        lib = web.library()
+        found = lib.story(story_id(request))
         if found is None:
             raise HTTPException(404, f"no story with id {request.path_params['id']}")
-        return as_json(story_dict(found, with_text=True))
+        return as_json(story_dict(found, with_text=True, timeline=lib.timeline(found), revisions=lib.revisions(found)))
 
     async def api_mark(request: Request) -> Response:
         """POST /api/stories/{id}/read|unread: the story as it is now. POST /api/stories/read|unread
