@@ -50,16 +50,14 @@ class EvalResult:
         return self.scores.items / self.seconds if self.seconds > 0 else float("inf")
 
 
-def read_labeled(path: Path) -> list[LabeledArticle]:
-    """Parse and validate a labeled file; errors name the line."""
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for each non-blank line of a JSONL file; errors name the line."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise EvalError(str(path), 0, "file not found") from None
     except OSError as exc:
         raise EvalError(str(path), 0, f"cannot read: {exc.strerror or exc}") from None
-    records: list[LabeledArticle] = []
-    seen: set[str] = set()
     # Lines end at "\n" only: U+2028 and friends are legal inside JSON strings (str.splitlines splits there).
     for number, chunk in enumerate(data.split(b"\n"), start=1):
         try:
@@ -69,9 +67,16 @@ def read_labeled(path: Path) -> list[LabeledArticle]:
         if not line.strip():
             continue
         try:
-            raw: Any = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError as exc:
             raise EvalError(str(path), number, f"not valid JSON: {exc.msg}") from None
+
+
+def read_labeled(path: Path) -> list[LabeledArticle]:
+    """Parse and validate a labeled file; errors name the line."""
+    records: list[LabeledArticle] = []
+    seen: set[str] = set()
+    for number, raw in json_lines(path):
         if not isinstance(raw, dict):
             raise EvalError(str(path), number, "expected a JSON object")
         missing = [k for k in REQUIRED if k not in raw]
@@ -204,21 +209,9 @@ class CorrectionLift:
 
 def read_corrections(path: Path, records: list[LabeledArticle]) -> list[LabeledCorrection]:
     """Parse a corrections file (JSONL) against the labeled file's ids; errors name the line."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")
-    except FileNotFoundError:
-        raise EvalError(str(path), 0, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalError(str(path), 0, f"cannot read: {exc}") from None
     known = {r.id for r in records}
     found: list[LabeledCorrection] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            raw: Any = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalError(str(path), number, f"not valid JSON: {exc.msg}") from None
+    for number, raw in json_lines(path):
         split = raw.get("split") if isinstance(raw, dict) else None
         merge = raw.get("merge") if isinstance(raw, dict) else None
         if isinstance(split, dict) and isinstance(split.get("articles"), list) and "story_of" in split and merge is None:
