@@ -9,7 +9,8 @@ import pytest
 
 from aggregator.config import Config, load_config
 from aggregator.tools.feedserver import LoopbackServer, Request, Response
-from helpers import write_config
+from aggregator.tools.pgserver import TemporaryPostgres, find_binaries
+from helpers import POSTGRES_ENV, write_config
 
 
 class Routes:
@@ -26,6 +27,44 @@ class Routes:
         if route is None:
             return Response(404, b"not found", {"Content-Type": "text/plain"})
         return route(request) if callable(route) else route
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="the database every test's config uses: sqlite (default, a file in the test's folder) or postgresql "
+                          "(a fresh database per test on a throwaway server; tests marked sqlite_only are skipped)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--database") == "postgresql":
+        skip = pytest.mark.skip(reason="reads the SQLite file itself (run without --database=postgresql)")
+        for item in items:
+            if "sqlite_only" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres]:
+    """One throwaway PostgreSQL server for the session (skips, saying why, without the binaries)."""
+    found = find_binaries()
+    if isinstance(found, str):
+        pytest.skip(found)
+    with TemporaryPostgres(found) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: TemporaryPostgres) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture(autouse=True)
+def database_under_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``--database=postgresql``, every config ``write_config`` writes (the ``make_config`` fixture's
+    too) names a PostgreSQL database of its own on the session's throwaway server."""
+    if request.config.getoption("--database") == "postgresql" and "sqlite_only" not in request.keywords:
+        monkeypatch.setenv(POSTGRES_ENV, request.getfixturevalue("postgres_server").url(""))
 
 
 @pytest.fixture(autouse=True)

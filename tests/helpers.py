@@ -7,6 +7,7 @@ lock held by another process). Both return a ``subprocess.CompletedProcess`` (re
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -25,12 +27,52 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 WIDE = {"COLUMNS": "200"}  # wide enough that no title is cut or wrapped in a table
 
 
+POSTGRES_ENV = "TEST_POSTGRES_URL"  # set under ``pytest --database=postgresql``: the throwaway server's URL, without a database
+
+
 def write_config(directory: Path, feeds: list[dict[str, object]], **settings: object) -> Path:
-    """A config file in ``directory`` keeping its storage there too."""
+    """A config file in ``directory`` keeping its storage there too (under ``--database=postgresql``,
+    its database is a PostgreSQL database of its own, one per directory)."""
+    if os.environ.get(POSTGRES_ENV) and "database_url" not in settings:
+        settings["database_url"] = postgres_database(directory)
     body = {"settings": {"storage": ".", "allow_hosts": ["127.0.0.1"], **settings}, "feeds": feeds}
     path = directory / "feeds.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
     return path
+
+
+def postgres_database(directory: Path) -> str:
+    """The PostgreSQL database of the test storage in ``directory`` (created on first use): its URL."""
+    import psycopg
+
+    server = os.environ[POSTGRES_ENV]
+    name = "t_" + hashlib.sha1(str(directory.resolve()).encode()).hexdigest()[:24]
+    with psycopg.connect(server.replace("+psycopg", "") + "postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return server + name
+
+
+def rows(db: Path, query: str) -> list[tuple[Any, ...]]:
+    """The rows of a read query on a test storage's database: the SQLite file ``db``, or the database
+    the config beside it names (``--database=postgresql``); none while it does not exist yet."""
+    config = db.parent / "feeds.yaml"
+    url = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("settings", {}).get("database_url") if config.exists() else None
+    if url:
+        import psycopg
+
+        try:
+            with psycopg.connect(url.replace("+psycopg", "")) as conn:
+                return conn.execute(query).fetchall()
+        except (psycopg.errors.UndefinedTable, psycopg.OperationalError):
+            return []
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as sconn:
+        try:
+            return sconn.execute(query).fetchall()
+        except sqlite3.OperationalError:
+            return []
 
 
 def aggregator(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -90,14 +132,9 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> N
 
 
 def count(db: Path, table: str) -> int:
-    """Rows in a table of a SQLite file another process writes (0 while there is none yet)."""
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        try:
-            return int(conn.execute(f"select count(*) from {table}").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
+    """Rows in a table of a test storage's database another process writes (0 while there is none yet)."""
+    found = rows(db, f"select count(*) from {table}")
+    return int(found[0][0]) if found else 0
 
 
 def free_port() -> int:

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
+import pytest
+
 from aggregator.digest import write_atomically
 from aggregator.tools.feedserver import Response
 from helpers import aggregator, cli, write_config
@@ -158,7 +160,8 @@ def test_listing_with_another_config_does_not_retune_feeds_and_a_rename_keeps_on
     assert [s["sources"] for s in stories] == [["Outlet-Z"]], stories  # one outlet, before and after its rename
 
 
-def test_a_database_whose_driver_is_missing_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.sqlite_only  # its config names its own (unreachable) database
+def test_a_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
     config = write_config(tmp_path, [], database_url="postgresql+psycopg://reader@127.0.0.1:1/news")
     result = cli("clusters", "--config", str(config))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
@@ -202,6 +205,7 @@ def test_version_and_help_without_noise() -> None:
         assert refused.returncode == 2 and "is not a story id" in refused.stderr, refused.stderr
 
 
+@pytest.mark.sqlite_only  # about the SQLite file a config names
 def test_a_reading_command_without_a_database_says_where_it_looked(tmp_path: Path) -> None:
     """Nothing polled yet: each reading command names the database file it looked for, in one
     line, and makes neither the file nor its directory."""

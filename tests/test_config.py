@@ -106,6 +106,7 @@ def test_durations_everywhere(tmp_path: Path) -> None:
 # -- storage paths ---------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # the SQLite file under the storage directory
 def test_relative_storage_is_resolved_against_the_config_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conf_dir = tmp_path / "etc" / "aggregator"
     conf_dir.mkdir(parents=True)

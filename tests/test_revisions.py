@@ -35,7 +35,7 @@ def test_an_entry_edited_under_its_guid_is_revised_not_duplicated(tmp_path, serv
     config = write_config(tmp_path, [{"url": server.url("/a.xml"), "name": "Harbour Gazette"}], extract={"fetch_pages": False},
                           schedule={"jitter": 0})
     poll(config, NOW)
-    db = next(tmp_path.rglob("*.db"))
+    db = tmp_path / "aggregator.db"  # (or the database its config names)
     assert count(db, "articles") == 2
 
     later = NOW + timedelta(hours=1)

@@ -81,7 +81,7 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
         else:
             reason = "not an RSS or Atom feed" + (f" ({warning})" if warning else "")
         raise ParseError(url, reason)
-    feed_lang = feed.get("language") or None
+    feed_lang = _no_nul(feed.get("language")) or None
     entries: dict[str, Entry] = {}
     for raw in entries_raw:
         entry = _entry(raw, feed_lang, url)
@@ -89,7 +89,7 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
             entries.setdefault(entry.guid, entry)  # a feed listing one guid twice keeps the first
     return ParsedFeed(
         title=html_to_text(feed.get("title", "")) or None,
-        site_url=feed.get("link") or None,
+        site_url=_no_nul(feed.get("link")) or None,
         lang=feed_lang,
         entries=tuple(without_template(list(entries.values()))),
         warning=warning,
@@ -172,7 +172,7 @@ def _json_entry(item: dict[str, Any], feed_lang: str | None, feed_author: str | 
     if not title and not text:
         return None
     raw_id = item.get("id")
-    guid = (str(raw_id) if isinstance(raw_id, (str, int, float)) and not isinstance(raw_id, bool) else "").strip() or url
+    guid = _no_nul(raw_id if isinstance(raw_id, (str, int, float)) and not isinstance(raw_id, bool) else "").strip() or url
     if not guid:  # as for RSS: the content, not the date, so a re-dated item stays the same item
         guid = "sha1:" + hashlib.sha1(f"{title}\n\n{(content_html or text)[:500]}".encode()).hexdigest()
     if summary:
@@ -192,9 +192,9 @@ def _json_entry(item: dict[str, Any], feed_lang: str | None, feed_author: str | 
 
 
 def _text_field(obj: dict[str, Any], key: str) -> str:
-    """A string member, or "" when it is absent or of another type."""
+    """A string member (without NUL characters), or "" when it is absent or of another type."""
     value = obj.get(key)
-    return value if isinstance(value, str) else ""
+    return _no_nul(value) if isinstance(value, str) else ""
 
 
 def _json_authors(obj: dict[str, Any]) -> str | None:
@@ -202,7 +202,7 @@ def _json_authors(obj: dict[str, Any]) -> str | None:
     found = obj.get("authors")
     if not isinstance(found, list):
         found = [obj.get("author")]
-    names = [a["name"].strip() for a in found if isinstance(a, dict) and isinstance(a.get("name"), str) and a["name"].strip()]
+    names = [name for a in found if isinstance(a, dict) and (name := _text_field(a, "name").strip())]
     return ", ".join(names) or None
 
 
@@ -217,13 +217,18 @@ def _rfc3339(value: Any) -> datetime | None:
         return None
 
 
+def _no_nul(value: Any) -> str:
+    """Feed text as a string without NUL characters, which no text column can hold (PostgreSQL refuses them)."""
+    return str(value or "").replace("\x00", "")
+
+
 def _entry(raw: Any, feed_lang: str | None, base: str) -> Entry | None:
-    link = (raw.get("link") or "").strip()
+    link = _no_nul(raw.get("link")).strip()
     url = normalize_url(urljoin(base, link)) if link else None
     title = html_to_text(raw.get("title", "") or "")
     content_html = _best_content(raw)
     published = _struct_to_dt(raw.get("published_parsed") or raw.get("updated_parsed"))
-    guid = (raw.get("id") or "").strip() or url
+    guid = _no_nul(raw.get("id")).strip() or url
     if not guid:
         if not title and not content_html:
             return None
@@ -245,8 +250,8 @@ def _entry(raw: Any, feed_lang: str | None, base: str) -> Entry | None:
         title=title,
         text=html_to_text(content_html),
         published=published,
-        author=raw.get("author") or None,
-        lang=lang or feed_lang,
+        author=_no_nul(raw.get("author")) or None,
+        lang=_no_nul(lang) or feed_lang,
         summary_html=_summary(raw),
     )
 
@@ -299,7 +304,7 @@ def _template_key(paragraph: str, title: str) -> str:
 
 def _summary(raw: Any) -> str:
     """The entry's own summary HTML when it is short enough to lead a digest entry, else ""."""
-    summary = str(raw.get("summary", "") or "").strip()
+    summary = _no_nul(raw.get("summary")).strip()
     return summary if len(summary) <= MAX_SUMMARY_HTML else ""
 
 
