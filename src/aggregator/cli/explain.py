@@ -123,8 +123,8 @@ def index_before(store: StoreProtocol, settings: DedupSettings, later: StoredSig
 
 
 def show_why(story: Story, as_json: bool) -> None:
-    """``story ID --why``: why its canonical is the canonical (``dedup.explain.why_canonical``)."""
-    from ..dedup.explain import CanonicalMember, why_canonical
+    """``story ID --why``: why its canonical is the canonical (``dedup.canonical_why.why_canonical``)."""
+    from ..dedup.canonical_why import CanonicalMember, why_canonical
 
     # (``reported_at``: when the read model carries it; a date that was not credible counts from the first sighting)
     members = [CanonicalMember(v.article_id, v.source, v.title, v.published_at, v.first_seen_at, len(v.text), getattr(v, "reported_at", None))

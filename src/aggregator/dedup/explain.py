@@ -1,41 +1,33 @@
-"""Why two articles are or are not in one story, and why a story's canonical leads. Pure: the join
-rule's own numbers for a pair, recomputed on a ``Deduplicator`` holding the index as it stood just
-before the later of the two was decided (the caller rebuilds it: ``cli/explain.py``), and the
-canonical rule's inputs for a story's members.
+"""Why two articles are or are not in one story. Pure: the join rule's own numbers for a pair,
+recomputed on a ``Deduplicator`` holding the index as it stood just before the later of the two was
+decided (the caller rebuilds it: ``cli/explain.py``).
 
-The copy tier, the candidates, the decision and the canonical choice are the rule's own functions
-(``Rule.containment``, ``Rule.is_copy``, ``Rule.best_copy``, ``Rule.candidates``, ``Rule.score``,
-``choose_canonical``). The report tier's per-story scores are not returned by ``Rule.score_stories``
-(it keeps them in locals), so ``story_scores`` below repeats its arithmetic with each part kept
-apart (similarity, crowding, decay, the same-outlet penalty), and every explanation checks that
-the story it ranks first is the story the rule itself chose (``Explanation.rule_agrees``)."""
+The copy tier, the candidates and the decision are the rule's own functions (``Rule.containment``,
+``Rule.is_copy``, ``Rule.best_copy``, ``Rule.candidates``, ``Rule.score``); the report tier's
+per-story scores, part by part, are ``story_scores``' (``dedup/story_scores.py``), and every
+explanation checks that the story it ranks first is the story the rule itself chose
+(``Explanation.rule_agrees``). Why a story's canonical leads is ``dedup/canonical_why.py``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from .canonical import FULL_REPORT_FRACTION, choose_canonical
+# (why a story's canonical leads was explained here: tests/test_explain.py still imports it from here)
+from .canonical_why import CanonicalMember as CanonicalMember
+from .canonical_why import CanonicalWhy as CanonicalWhy
+from .canonical_why import why_canonical as why_canonical
 from .deduplicator import COPY_MIN_SHINGLES, Deduplicator
 from .index import ts
-from .rule import (
-    COPY_MIN_JACCARD,
-    CROWDING_WEIGHT,
-    MARGIN_WEIGHT,
-    MEMBER_CAP,
-    MIN_SHARED_TERMS,
-    RUNNER_FLOOR,
-    SAME_SOURCE_PENALTY,
-    Decision,
-)
+from .render import _jsonable, _utc
+from .rule import COPY_MIN_JACCARD, MARGIN_WEIGHT, MIN_SHARED_TERMS, RUNNER_FLOOR, Decision
 from .signature import Signature
 from .statistics import GAP_MIN_PAIRS, IDF_POWER, boilerplate_key, source_key
 from .statistics import tf as log_tf
-from .tokens import MAX_TERMS
+from .story_scores import MemberScore, StoryScore, _order, story_scores
 
 SHOWN_STORIES = 3  # candidate stories listed, best first
 
@@ -76,33 +68,6 @@ class CopyTier:
     best_copy_id: int | None  # the article the later one copies (tier 1 decided), if any
     best_copy_jaccard: float
     best_copy_story: int | None
-
-
-@dataclass(frozen=True)
-class StoryScore:
-    """One candidate story's score for the later article (``Rule.score_stories``, part by part;
-    the means are weighted by each member's share of a full term vector, as the rule's are)."""
-
-    story_id: int
-    score: float  # similarity - crowding - decay, averaged; less the penalty
-    similarity: float  # mean cosine to the members scored
-    crowding: float  # mean of ½ · each member's crowding
-    decay: float  # mean of decay per day × days apart
-    same_outlet_penalty: float  # SAME_SOURCE_PENALTY when a member is by the same outlet, else 0
-    members: int  # members scored (in the window, at most MEMBER_CAP)
-    shared_terms: int  # the most terms one member shares with the article
-    candidate: bool  # found by the rare-term index (False: scored here only to explain)
-
-
-@dataclass(frozen=True)
-class MemberScore:
-    """The earlier article as a member of its story, in the later article's scoring."""
-
-    similarity: float  # cosine, with the later article counted in the document frequencies
-    crowding: float  # ½ · mean of its 5 best similarities so far
-    decay: float  # decay per day × days apart
-    adjusted: float  # similarity - crowding - decay
-    weight: float  # distinct terms ÷ 80 (its weight in its story's mean)
 
 
 @dataclass(frozen=True)
@@ -229,79 +194,6 @@ def _article_line(a: ArticleFacts) -> str:
             f"first seen {_utc(a.first_seen)}, {a.text_length} chars): story {a.story_id}{kind}")
 
 
-def _utc(when: datetime) -> str:
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float):
-        return round(value, 6)
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    return value
-
-
-# -- the report tier, part by part ------------------------------------------------------------------
-
-
-def story_scores(dedup: Deduplicator, sig: Signature, published: datetime, source: str | None,
-                 stories: Sequence[int], candidates: frozenset[int]) -> tuple[list[StoryScore], dict[int, MemberScore]]:
-    """``Rule.score_stories``' arithmetic for ``stories``, each part kept: per story its score and
-    parts, and per member scored its own (by article id). Changes nothing.
-
-    (What to refactor: ``score_stories`` could return these arrays, ``story_scores`` would then be
-    a view of them and this copy would go.)"""
-    rule, window, stats = dedup.rule, dedup.window, dedup.stats
-    rows = window.rows
-    t = ts(published)
-    key = source_key(source)
-    query_w = log_tf(sig.counts) * stats.idf(sig.terms, np.ones(len(sig.terms))) ** IDF_POWER
-    query_w = query_w / (float(np.sqrt(query_w @ query_w)) or 1.0)
-    scores: list[StoryScore] = []
-    members: dict[int, MemberScore] = {}
-    for story_id in stories:
-        group = window.stories.get(story_id, [])
-        if len(group) > MEMBER_CAP:
-            group = group[:4] + group[-(MEMBER_CAP - 4):]
-        member_rows = np.array(group, dtype=np.int64)
-        if len(member_rows):
-            member_rows = member_rows[window.in_window(t, rows.t[member_rows])]
-        if not len(member_rows):
-            continue
-        terms, tf = rows.terms[member_rows], rows.tf[member_rows]
-        qvals, extra = rule._query_lookup(sig.terms, query_w, terms)
-        w = stats.idf(terms, extra) ** IDF_POWER * tf
-        sims = (w * qvals).sum(axis=1) / np.maximum(np.sqrt((w * w).sum(axis=1)), 1e-12)
-        decay = stats.decay_per_day * np.abs(t - rows.t[member_rows]) / 86400.0
-        crowding = CROWDING_WEIGHT * 0.5 * rows.crowd[member_rows].mean(axis=1)
-        adjusted = sims - crowding - decay
-        evidence = np.count_nonzero(tf, axis=1) / MAX_TERMS
-        total = max(float(evidence.sum()), 1e-9)
-        penalty = SAME_SOURCE_PENALTY if key and bool((rows.source[member_rows] == key).any()) else 0.0
-        scores.append(StoryScore(
-            story_id=int(story_id), score=float((adjusted * evidence).sum() / total) - penalty,
-            similarity=float((sims * evidence).sum() / total), crowding=float((crowding * evidence).sum() / total),
-            decay=float((decay * evidence).sum() / total), same_outlet_penalty=penalty, members=len(member_rows),
-            shared_terms=int(np.count_nonzero(qvals > 0, axis=1).max()), candidate=int(story_id) in candidates,
-        ))
-        for i, row in enumerate(member_rows.tolist()):
-            members[int(rows.article[row])] = MemberScore(float(sims[i]), float(crowding[i]), float(decay[i]), float(adjusted[i]),
-                                                          float(evidence[i]))
-    return scores, members
-
-
-def _order(scores: list[StoryScore]) -> list[StoryScore]:
-    """Best first; ties to the story listed first (``scores`` in the order of the rule's candidate
-    rows: that is how the rule breaks them)."""
-    return sorted(scores, key=lambda s: -s.score)
-
-
 # -- a pair ---------------------------------------------------------------------------------------
 
 
@@ -410,108 +302,3 @@ def _verdict(a: ArticleFacts, b: ArticleFacts, c: CopyTier, r: ReportTier, decis
         elsewhere = f"story {decision.story_id} won ({r.best:.3f}, rule value {r.value:.3f} ≥ {r.threshold:g})" if r.best is not None and r.value is not None \
             else f"joined story {decision.story_id}"
     return f"{copy_note}; report tier: {mine}; {elsewhere} → {outcome}"
-
-
-# -- the canonical ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CanonicalMember:
-    """A story member with the canonical rule's inputs (``reported_at``: its first sighting where its
-    date was not credible, else None: see ``canonical.credible_time``)."""
-
-    article_id: int
-    source: str
-    title: str
-    published_at: datetime
-    first_seen_at: datetime
-    text_length: int
-    reported_at: datetime | None = None
-    full: bool = False  # text at least FULL_REPORT_FRACTION of the longest
-    note: str = ""  # why it is or is not the canonical
-
-
-@dataclass(frozen=True)
-class CanonicalWhy:
-    """Why a story's canonical is its canonical (``choose_canonical`` over its stored members)."""
-
-    story_id: int
-    stored_canonical_id: int
-    chosen_id: int  # what ``choose_canonical`` chooses now, from the stored members
-    longest: int
-    full_length: float  # FULL_REPORT_FRACTION of the longest: the least text of a full report
-    reason: str
-    members: tuple[CanonicalMember, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _jsonable(asdict(self))
-        return data
-
-    def lines(self) -> list[str]:
-        out = [f"canonical: #{self.stored_canonical_id}, {self.reason}",
-               f"a full report has at least {FULL_REPORT_FRACTION:g} × the longest text ({self.longest} chars) = {self.full_length:g} chars"]
-        if self.chosen_id != self.stored_canonical_id:
-            out.append(f"note: the rule now chooses #{self.chosen_id} from the stored members (the stored choice was made on the "
-                       "members the index knew when the last one joined, or by an earlier version of the rule)")
-        for m in self.members:
-            mark = "*" if m.article_id == self.stored_canonical_id else " "
-            reported = "" if m.reported_at is None else f", counts as reported {_utc(m.reported_at)} (its date is not credible)"
-            out.append(f"{mark} #{m.article_id} {m.source}: {m.text_length} chars ({'full' if m.full else 'teaser'}), published "
-                       f"{_utc(m.published_at)}, first seen {_utc(m.first_seen_at)}{reported}: {m.note}")
-        return out
-
-
-_KEY_PARTS = ("reported", "published", "first seen", "id")
-
-
-def _canonical_key(m: CanonicalMember) -> tuple[float, float, float, int]:
-    """What ``choose_canonical`` orders full reports by: reported time, then published, first seen, id."""
-    reported = m.published_at if m.reported_at is None else m.reported_at
-    return ts(reported), ts(m.published_at), ts(m.first_seen_at), m.article_id
-
-
-def why_canonical(story_id: int, stored_canonical_id: int, members: Sequence[CanonicalMember]) -> CanonicalWhy:
-    """Each member with the canonical rule's inputs and why it leads or not. ``choose_canonical``
-    decides; the reason names the part of the rule that did (the only full report, or the first
-    reported full report, and which tie-break if the times tie)."""
-    chosen = choose_canonical(members)
-    longest = max(m.text_length for m in members)
-    half = FULL_REPORT_FRACTION * longest
-    full = [m for m in members if m.text_length >= half]
-    key = _canonical_key(chosen)
-
-    def decided_by(m: CanonicalMember) -> str:
-        """The first part of the order in which ``m`` comes after the canonical."""
-        return next(name for name, mine, theirs in zip(_KEY_PARTS, key, _canonical_key(m), strict=True) if mine != theirs)
-
-    def note(m: CanonicalMember) -> str:
-        if m.article_id == chosen.article_id:
-            return "the canonical"
-        if m.text_length < half:
-            return f"a teaser ({m.text_length} < {half:g} chars): never leads"
-        if _canonical_key(m) < key:
-            return "earlier by the rule's order, yet not chosen: canonical.py has a rule this explanation does not know"
-        part = decided_by(m)
-        later = "published" if m.reported_at is None and chosen.reported_at is None else "reported"
-        return {"reported": f"a full report, {later} later", "published": "reported at the same time, published later",
-                "first seen": "same times, first seen later", "id": "same times, higher id"}[part]
-
-    others = [m for m in full if m.article_id != chosen.article_id]
-    teasers_before = sum(1 for m in members if m.text_length < half and _canonical_key(m) < key)
-    skipped = f"; {teasers_before} earlier teaser(s) never lead" if teasers_before else ""
-    if not others:
-        reason = f"the only full report{skipped}"
-    else:
-        nearest = min(others, key=_canonical_key)
-        part = decided_by(nearest) if _canonical_key(nearest) > key else None
-        if part is None:
-            reason = "chosen by canonical.choose_canonical over a full report earlier by its order (see canonical.py)"
-        elif part == "reported":
-            reason = f"the earliest of {len(full)} full reports{skipped}"
-        else:
-            reason = f"the earliest of {len(full)} full reports, tied on the times before {part}: {part} decides{skipped}"
-    if chosen.reported_at is None and any(m.reported_at is not None and m.published_at < chosen.published_at for m in full):
-        reason += " (an earlier-dated full report's date is not credible: it counts from its first sighting)"
-    noted = tuple(CanonicalMember(m.article_id, m.source, m.title, m.published_at, m.first_seen_at, m.text_length, m.reported_at,
-                                  m.text_length >= half, note(m)) for m in members)
-    return CanonicalWhy(story_id, stored_canonical_id, chosen.article_id, longest, half, reason, noted)
