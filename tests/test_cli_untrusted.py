@@ -162,10 +162,11 @@ def test_listing_with_another_config_does_not_retune_feeds_and_a_rename_keeps_on
 
 @pytest.mark.sqlite_only  # its config names its own (unreachable) database
 def test_a_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
-    config = write_config(tmp_path, [], database_url="postgresql+psycopg://reader@127.0.0.1:1/news")
+    config = write_config(tmp_path, [], database_url="postgresql+psycopg://reader:s3cret@127.0.0.1:1/news")
     result = cli("clusters", "--config", str(config))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "postgresql+psycopg://reader@127.0.0.1:1/news" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "postgresql+psycopg://reader:***@127.0.0.1:1/news" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "s3cret" not in result.stderr  # a password never reaches a message or a log
 
 
 def test_poll_says_when_a_feed_was_read_but_is_broken(server, routes, tmp_path: Path) -> None:

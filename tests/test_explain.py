@@ -16,14 +16,13 @@ from aggregator.config import load_config
 from aggregator.dedup.canonical import choose_canonical
 from aggregator.dedup.explain import CanonicalMember, why_canonical
 from aggregator.factory import writer_lock
-from helpers import cli, write_config
+from helpers import cli, rows, write_config
 from test_reading import FERRY, NOW, STRIKE, poll, rss, serve
 
 
 def articles(config: Path) -> dict[str, int]:
     """Article ids by guid."""
-    with sqlite3.connect(config.parent / "aggregator.db") as db:
-        return dict(db.execute("select guid, id from articles"))
+    return dict(rows(config.parent / "aggregator.db", "select guid, id from articles"))
 
 
 def explain(config: Path, a: int, b: int) -> dict:
@@ -103,12 +102,10 @@ def test_unknown_ids_are_one_line_errors_and_explain_needs_no_writer_lock(wire: 
         "error: no article with id 999 (`story ID --json` lists a story's in variants[].article_id)")
     assert cli("explain", "0", str(ids["w1"]), "-c", str(wire)).returncode == 1
     assert cli("explain", str(ids["w1"]), str(ids["w1"]), "-c", str(wire)).returncode == 1
-    with sqlite3.connect(wire.parent / "aggregator.db") as db:
-        before = db.execute("select count(*) from dedup_snapshots").fetchone()
+    before = rows(wire.parent / "aggregator.db", "select count(*) from dedup_snapshots")
     with writer_lock(load_config(wire).lock_dir):  # a daemon is writing: explain reads alongside
         assert cli("explain", str(ids["w1"]), str(ids["h1"]), "-c", str(wire)).returncode == 0
-    with sqlite3.connect(wire.parent / "aggregator.db") as db:
-        assert db.execute("select count(*) from dedup_snapshots").fetchone() == before
+    assert rows(wire.parent / "aggregator.db", "select count(*) from dedup_snapshots") == before
 
 
 def test_the_demo_idlib_stories_are_explained_as_they_are_stored(tmp_path: Path) -> None:

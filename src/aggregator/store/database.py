@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..errors import StorageError
 from ..models import Article, FeedState, Revision, SearchHit, SignatureChunk, Story, TimelineEvent
@@ -114,6 +114,19 @@ class Transaction(Reading):
         return articles.lead_facts(self._conn, article_ids)
 
 
+def shown(url: str) -> str:
+    """A database URL fit for a message or a log: its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def reason(exc: SQLAlchemyError) -> str:
+    """A database error in one line: its class and the driver's words (PostgreSQL's span lines)."""
+    return f"{exc.__class__.__name__}: " + " ".join(str(getattr(exc, "orig", None) or exc).split())
+
+
 def sqlite_file(url: str) -> Path | None:
     """The file a SQLite database URL names (None: another database, or SQLite in memory)."""
     if not url.startswith("sqlite:///"):
@@ -143,11 +156,11 @@ class Store:
             self.engine: Engine = create_engine(url)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", sqlite_pragmas)
-            migrate(self.engine, url)
+            migrate(self.engine, shown(url))
         except SQLAlchemyError as exc:
-            raise StorageError(f"{url}: cannot open database: {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}") from None
+            raise StorageError(f"{shown(url)}: cannot open database: {reason(exc)}") from None
         except ImportError as exc:  # a database URL whose driver is not installed
-            raise StorageError(f"{url}: the database driver is not installed ({exc.name or exc}): pip install the driver your database_url names (e.g. psycopg for postgresql+psycopg)") from None
+            raise StorageError(f"{shown(url)}: the database driver is not installed ({exc.name or exc}): pip install the driver your database_url names (e.g. psycopg for postgresql+psycopg)") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -164,7 +177,7 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StorageError(f"database error, transaction rolled back: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}") from exc
+            raise StorageError(f"database error, transaction rolled back: {reason(exc)}") from exc
 
     @contextmanager
     def reading(self) -> Iterator[Reading]:
@@ -180,7 +193,7 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StorageError(f"{self.url}: cannot read the database: {exc.__class__.__name__}: {getattr(exc, 'orig', exc)}") from exc
+            raise StorageError(f"{shown(self.url)}: cannot read the database: {reason(exc)}") from exc
 
     # -- feeds ------------------------------------------------------------------
 
@@ -327,6 +340,11 @@ class Store:
         """Every correction, oldest first."""
         with self._connect() as conn:
             return corrections.all_corrections(conn)
+
+    def merged_into(self, story_id: int) -> int | None:
+        """Where a merge by the reader moved this story's members (``corrections.merged_into``)."""
+        with self._connect() as conn:
+            return corrections.merged_into(conn, story_id)
 
 
 if TYPE_CHECKING:  # mypy checks that Store and its objects keep to the protocols
