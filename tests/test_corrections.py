@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -16,7 +15,7 @@ from pathlib import Path
 from aggregator.config import load_config
 from aggregator.corrections import split_story
 from aggregator.factory import make_aggregator
-from helpers import DATA, cli, write_config
+from helpers import DATA, cli, rows, write_config
 from test_reading import FERRY, STRIKE, poll, rss, serve
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -26,13 +25,11 @@ HOSPITALS = ("Hospitals in Idlib province were overwhelmed on Tuesday as doctors
 
 def memberships(config: Path) -> dict[int, int]:
     """article id -> story id, as stored."""
-    with sqlite3.connect(load_config(config).database_url.removeprefix("sqlite:///")) as conn:
-        return dict(conn.execute("select article_id, story_id from story_members"))
+    return dict(rows(config.parent / "aggregator.db", "select article_id, story_id from story_members"))
 
 
 def canonicals(config: Path) -> dict[int, int]:
-    with sqlite3.connect(load_config(config).database_url.removeprefix("sqlite:///")) as conn:
-        return dict(conn.execute("select id, canonical_article_id from stories"))
+    return dict(rows(config.parent / "aggregator.db", "select id, canonical_article_id from stories"))
 
 
 def setup(tmp_path: Path, server, routes) -> Path:
@@ -51,8 +48,7 @@ def setup(tmp_path: Path, server, routes) -> Path:
 
 
 def article_ids(config: Path) -> dict[str, int]:
-    with sqlite3.connect(load_config(config).database_url.removeprefix("sqlite:///")) as conn:
-        return dict(conn.execute("select guid, id from articles"))
+    return dict(rows(config.parent / "aggregator.db", "select guid, id from articles"))
 
 
 def later(routes, guid: str, title: str, text: str, hours: float) -> None:
@@ -137,6 +133,31 @@ def test_a_merged_story_takes_in_articles_close_to_the_story_merged_in(tmp_path,
     assert back[article_ids(config)["d1"]] == strike  # what joined the merged story since stays in it
 
 
+def test_a_merged_story_says_where_it_went_through_later_merges_until_undone(tmp_path, server, routes) -> None:
+    config = setup(tmp_path, server, routes)
+    ids = article_ids(config)
+    strike, ferry = memberships(config)[ids["a1"]], memberships(config)[ids["a2"]]
+    assert cli("story", "split", str(strike), str(ids["c1"]), "-c", str(config)).returncode == 0
+    hospitals = memberships(config)[ids["c1"]]
+    for kept, gone in ((strike, ferry), (hospitals, strike)):  # the ferry into the strike, then the strike into the hospitals
+        assert cli("story", "merge", str(kept), str(gone), "-c", str(config)).returncode == 0
+
+    shown = cli("story", str(ferry), "-c", str(config))  # followed to the story that holds its articles now
+    assert shown.returncode == 1 and shown.stderr == f"error: story {ferry} was merged into story {hospitals}\n" and shown.stdout == ""
+    assert cli("story", str(strike), "-c", str(config)).stderr == f"error: story {strike} was merged into story {hospitals}\n"
+    as_json = cli("story", str(ferry), "--json", "-c", str(config))
+    assert as_json.returncode == 1 and json.loads(as_json.stdout) == {"error": f"story {ferry} was merged into story {hospitals}",
+                                                                      "merged_into": hospitals}
+    assert cli("story", "999", "-c", str(config)).stderr == "error: no story with id 999\n"  # never merged: as before
+
+    assert cli("corrections", "undo", "3", "-c", str(config)).returncode == 0  # the strike back out of the hospitals
+    assert cli("story", str(ferry), "-c", str(config)).stderr == f"error: story {ferry} was merged into story {strike}\n"
+    assert cli("story", str(strike), "-c", str(config)).returncode == 0
+    assert cli("corrections", "undo", "2", "-c", str(config)).returncode == 0  # the ferry back out of the strike
+    back = cli("story", str(ferry), "-c", str(config), "--json")
+    assert back.returncode == 0 and json.loads(back.stdout)["id"] == ferry
+
+
 def test_mistakes_are_one_line_errors(tmp_path, server, routes) -> None:
     config = setup(tmp_path, server, routes)
     ids = article_ids(config)
@@ -151,25 +172,90 @@ def test_mistakes_are_one_line_errors(tmp_path, server, routes) -> None:
     assert "no corrections yet" in cli("corrections", "-c", str(config)).stdout
 
 
-def test_the_commands_refuse_while_another_process_holds_the_storage(tmp_path, server, routes) -> None:
-    config = setup(tmp_path, server, routes)
-    ids = article_ids(config)
-    strike = memberships(config)[ids["a1"]]
+def hold_storage(config: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding the storage's one-writer lock (as a daemon or a poll does) for ``seconds``."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom aggregator.config import load_config\nfrom aggregator.factory import writer_lock\n"
-         f"with writer_lock(load_config({str(config)!r}).lock_dir):\n    print('held', flush=True)\n    time.sleep(60)"],
+         f"with writer_lock(load_config({str(config)!r}).lock_dir):\n    print('held', flush=True)\n    time.sleep({seconds})"],
         stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_while_another_process_holds_the_storage_the_commands_queue_for_it(tmp_path, server, routes) -> None:
+    config = setup(tmp_path, server, routes)
+    ids = article_ids(config)
+    before = memberships(config)
+    strike, ferry = before[ids["a1"]], before[ids["a2"]]
+    holder = hold_storage(config, 60)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        for args in (["story", "split", str(strike), str(ids["c1"])], ["story", "merge", str(strike), str(strike + 1)],
-                     ["corrections", "undo", "1"]):
+        for args, message in ((["story", "split", str(strike), str(ids["a2"])], "is not in story"),  # refused up front, as without it
+                              (["story", "merge", str(strike), "999"], "no story with id 999"),
+                              (["corrections", "undo", "7"], "no correction")):
             refused = cli(*args, "-c", str(config))
-            assert refused.returncode == 3 and "daemon owns this storage" in refused.stderr, refused.stderr
+            assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr, (args, refused.stderr)
+        timed_out = cli("story", "split", str(strike), str(ids["c1"]), "-c", str(config), "--wait", "0.3")
+        assert timed_out.returncode == 0 and timed_out.stdout.startswith(
+            f"request 1 queued, not applied yet after 0.3 s: split story {strike}: move article {ids['c1']}; the daemon"), timed_out.stdout
+        queued = cli("story", "merge", str(strike), str(ferry), "-c", str(config), "--wait", "0")
+        assert queued.returncode == 0 and queued.stdout.startswith(f"request 2 queued: merge story {ferry} into story {strike};"), queued.stdout
+        listing = cli("corrections", "-c", str(config)).stdout
+        assert "request 1\t" in listing and "request 2\t" in listing and "\tpending\t" in listing, listing
+        assert memberships(config) == before  # nothing moved yet: the holder owns the dedup index
     finally:
         holder.kill()
         holder.wait()
-    assert cli("corrections", "-c", str(config)).returncode == 0  # listing only reads
-    assert memberships(config)[ids["c1"]] == strike
+
+    # A command that waits takes over when the owner stops: it applies the queue first, in order, then its own request.
+    held_briefly = hold_storage(config, 1)
+    try:
+        split = cli("story", "split", str(strike), str(ids["b1"]), "-c", str(config))
+    finally:
+        held_briefly.wait()
+    assert split.returncode == 0, split.stderr
+    lines = split.stdout.splitlines()
+    assert lines[:2] == [f"request 1, queued before, applied: split story {strike}: move article {ids['c1']}",
+                         f"request 2, queued before, applied: merge story {ferry} into story {strike}"], lines
+    assert lines[2].startswith(f"story {strike} split: 1 article moved to the new story") and "(correction 3;" in lines[2], lines
+    after = memberships(config)
+    assert after[ids["a2"]] == after[ids["a1"]] == strike and len({after[ids["b1"]], after[ids["c1"]], strike}) == 3
+    undone = cli("corrections", "undo", "3", "-c", str(config))  # no owner now: made here, as before
+    assert undone.returncode == 0 and undone.stdout.startswith("correction 3 undone: split story"), undone.stdout
+    assert "request" not in cli("corrections", "-c", str(config)).stdout  # none left queued
+
+
+def test_the_owner_of_the_index_applies_the_queue(tmp_path, server, routes) -> None:
+    """What the daemon's tick calls (and a separate clusterer process would): each request applied
+    through the same functions, or failed with the reason, and finished once."""
+    from aggregator.corrections import apply_pending_corrections, request_correction
+    from aggregator.errors import UsageError
+    from aggregator.factory import open_library
+    from aggregator.store.interface import CorrectionRequest
+
+    config = setup(tmp_path, server, routes)
+    ids = article_ids(config)
+    strike = memberships(config)[ids["a1"]]
+    lib = open_library(load_config(config))
+    try:
+        asked = request_correction(lib, CorrectionRequest("split", strike, article_ids=(ids["c1"],)))
+        twice = request_correction(lib, CorrectionRequest("split", strike, article_ids=(ids["c1"],)))  # fine now; not once the first is applied
+        try:
+            request_correction(lib, CorrectionRequest("split", strike, article_ids=(ids["a2"],)))
+            raise AssertionError("a split of an article not in the story is refused up front")
+        except UsageError as exc:
+            assert f"article {ids['a2']} is not in story {strike}" in str(exc)
+    finally:
+        lib.close()
+    agg = make_aggregator(load_config(config), clock=lambda: NOW + timedelta(hours=2))
+    try:
+        done, failed = apply_pending_corrections(agg)
+        assert apply_pending_corrections(agg) == []
+    finally:
+        agg.close()
+    assert (done.id, done.status, done.correction_id, done.reason) == (asked.id, "done", 1, None)
+    assert (failed.id, failed.status, failed.correction_id) == (twice.id, "failed", None)
+    assert failed.reason == f"article {ids['c1']} is not in story {strike} (its articles: {ids['a1']}, {ids['b1']})"
+    assert memberships(config)[ids["c1"]] != strike
 
 
 def test_eval_replays_corrections_and_prints_each_ones_lift() -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from aggregator.errors import StorageError
 from aggregator.store import SCHEMA_VERSION, Store
+from aggregator.store.corrections import correction_queue
+from aggregator.store.interface import CorrectionRequest
 
 
 def make_v1_database(path: Path) -> None:
@@ -24,6 +27,7 @@ def make_v1_database(path: Path) -> None:
         DROP INDEX ix_articles_reported;
         ALTER TABLE articles DROP COLUMN reported_at;
         DROP TABLE articles_fts;
+        DROP TABLE correction_requests;
         DROP TABLE story_reads; DROP TABLE article_revisions; DROP TABLE story_events; DROP TABLE corrections;
         ALTER TABLE feeds DROP COLUMN named;
         ALTER TABLE feeds DROP COLUMN interval_set;
@@ -54,6 +58,40 @@ def test_v1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
     assert db.execute("SELECT name, named, interval_set FROM feeds").fetchall() == [("A", 1, 0)]
     assert db.execute("SELECT rowid FROM articles_fts WHERE articles_fts MATCH 'old'").fetchall() == [(1,)]  # indexed by the migration
     assert db.execute("SELECT count(*) FROM story_reads").fetchone() == (0,)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
+
+
+def test_v7_database_gains_the_correction_requests_and_keeps_its_corrections(tmp_path: Path) -> None:
+    path = tmp_path / "v7.sqlite"
+    Store(f"sqlite:///{path}").close()
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        DROP TABLE correction_requests;
+        UPDATE meta SET value = '7' WHERE key = 'schema_version';
+        INSERT INTO feeds (id, config_url, url, name, interval_s, error_count) VALUES (1, 'https://a.example/f', 'https://a.example/f', 'A', 900, 0);
+        INSERT INTO articles (id, feed_id, guid, url, title, text, source, published_at, first_seen_at, content_hash, from_page)
+            VALUES (1, 1, 'g1', 'https://a.example/1', 'T', 'Text', 'A', '2026-01-01 10:00:00.000000', '2026-01-01 10:05:00.000000', 'h', 0);
+        INSERT INTO stories (id, canonical_article_id, title, first_seen_at, first_reported_at, updated_at)
+            VALUES (1, 1, 'T', '2026-01-01 10:05:00.000000', '2026-01-01 10:00:00.000000', '2026-01-01 10:05:00.000000'),
+                   (2, 1, 'T', '2026-01-01 10:05:00.000000', '2026-01-01 10:00:00.000000', '2026-01-01 10:05:00.000000');
+        INSERT INTO corrections (id, kind, story_id, other_story_id, article_ids, created_at) VALUES (1, 'split', 1, 2, '[1]', '2026-01-02 09:00:00.000000');
+        """
+    )
+    db.commit()
+    db.close()
+    store = Store(f"sqlite:///{path}")
+    try:
+        assert [c.id for c in store.corrections()] == [1]
+        queue = correction_queue(store)
+        asked = queue.add(CorrectionRequest("undo", correction_id=1), datetime(2026, 1, 3, tzinfo=timezone.utc))
+        assert (asked.id, asked.status, queue.pending()) == (1, "pending", [asked])
+    finally:
+        store.close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),) == ("8",)
+    assert {r[1] for r in db.execute("PRAGMA table_info(correction_requests)")} >= {"kind", "status", "reason", "correction_id"}
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
 

@@ -5,6 +5,7 @@ binds anything but loopback."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -269,6 +270,40 @@ def test_marking_read_hides_a_story_until_news_bring_it_back_as_updated(feeds: F
         assert web.get(f"/api/stories/{fire.id}").json()["status"] == "unread"
         assert web.post(f"/stories/{fire.id}/read", headers={"Sec-Fetch-Site": "same-origin", "Origin": "null"},
                         follow_redirects=False).status_code == 303
+
+
+def test_the_story_page_says_whose_article_a_copy_copies_as_the_cli_does(polled: Path) -> None:
+    fire = story_titled(polled, FIRE)
+    shown = json.loads(cli("story", str(fire.id), "--json", "--config", str(polled)).stdout)
+    copies = [v for v in shown["variants"] if v["kind"] == "copy"]
+    assert copies and all(v["copy_of"] == "Global Wire" for v in copies)  # the Herald copies the wire's report
+    with client(polled) as web:
+        page = web.get(f"/stories/{fire.id}").text
+    kinds = dict(re.findall(r'<tr[^>]*>\s*<td><bdi>([^<]*)</bdi>.*?<td data-label="kind">([^<]*)</td>', page, re.DOTALL))
+    assert kinds["The Herald &lt;i&gt;"] == "copy of Global Wire" == f"copy of {copies[0]['copy_of']}"
+    assert kinds["Global Wire"] == "canonical"
+
+
+def test_a_story_merged_away_points_to_the_story_it_went_into(feeds: Feeds, tmp_path: Path) -> None:
+    config = configure(tmp_path, feeds)
+    poll(config)
+    kept, gone = story_titled(config, FIRE).id, story_titled(config, HOSTILE).id
+    merged = cli("story", "merge", str(kept), str(gone), "--config", str(config))
+    assert merged.returncode == 0, merged.stderr
+    shown = cli("story", str(gone), "--json", "--config", str(config))
+    with client(config) as web:
+        page = web.get(f"/stories/{gone}", follow_redirects=False)
+        assert page.status_code == 303 and page.headers["location"] == f"/stories/{kept}"
+        assert FIRE in web.get(f"/stories/{gone}").text  # followed: the story kept
+        api = web.get(f"/api/stories/{gone}")
+        assert api.status_code == 404
+        assert api.json() == {"error": f"story {gone} was merged into story {kept}", "merged_into": kept}
+        assert shown.returncode == 1 and json.loads(shown.stdout) == api.json()  # the CLI's --json says the same
+        assert web.get("/api/stories/999999").json() == {"error": "no story with id 999999"}  # never merged: as before
+
+        assert cli("corrections", "undo", "1", "--config", str(config)).returncode == 0
+        assert web.get(f"/stories/{gone}", follow_redirects=False).status_code == 200  # an undone merge sends nowhere
+        assert web.get(f"/api/stories/{gone}").json()["id"] == gone
 
 
 def test_a_token_guards_every_write(polled: Path) -> None:

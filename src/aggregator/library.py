@@ -85,6 +85,11 @@ class Library:
         found = self.store.load_stories([story_id], with_text=True)
         return found[0] if found else None
 
+    def merged_into(self, story_id: int) -> int | None:
+        """For a story the reader merged away (``story merge``): the story that holds its articles
+        now (through later merges). None for any other id, and after the merge was undone."""
+        return self.store.merged_into(story_id)
+
     # -- search and read state ------------------------------------------------------------
 
     def search(self, query: str, limit: int = 50) -> list[SearchResult]:

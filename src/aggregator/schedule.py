@@ -15,6 +15,10 @@ The config file is watched (its size, modification time and inode, every
 its feed list without a restart (new feeds polled, removed ones no longer, new
 names and intervals taken); other settings need a restart, and the log says so.
 A config that does not load is logged, and the daemon goes on with the one it has.
+
+The reader's corrections asked for while the daemon runs (``story split`` and the like queue
+them: the daemon owns the dedup index) are applied at the same cadence, between placements
+(``corrections.apply_pending_corrections`` takes the ingest lock).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import load_config
 from .core import Aggregator
+from .corrections import apply_pending_corrections
 from .decide import base_interval
 from .errors import AggregatorError, ConfigError
 from .models import FeedState
@@ -94,6 +99,7 @@ class Daemon:
             scheduler.add_job(self._housekeeping, IntervalTrigger(seconds=HOUSEKEEPING_S), id="housekeeping")
             if config_path is not None:
                 scheduler.add_job(self._check_config, IntervalTrigger(seconds=CONFIG_CHECK_S), args=[scheduler, config_path], id="config")
+            scheduler.add_job(self._corrections_job, IntervalTrigger(seconds=CONFIG_CHECK_S), id="corrections")
             scheduler.start()
             log.info("daemon started: %d feeds, %d signatures in the dedup window, digest daily at %s %s",
                      len(agg.feeds()), loaded, digest_time.strftime("%H:%M"), agg.config.settings.timezone)
@@ -176,6 +182,17 @@ class Daemon:
                 self._arm(scheduler, feed_id, agg.clock() + timedelta(hours=1), agg.clock())
             return
         self._rearm(scheduler, feed)
+
+    async def _corrections_job(self) -> None:
+        # Tracked as a poll is: stopping waits for a correction being applied.
+        await asyncio.shield(self._track(asyncio.get_running_loop().create_task(self._corrections())))
+
+    async def _corrections(self) -> None:
+        """Apply the corrections queued since the last tick (``story split`` and the like while we run)."""
+        try:
+            await asyncio.to_thread(apply_pending_corrections, self.agg)
+        except AggregatorError as exc:  # e.g. the database was locked too long: the requests stay queued
+            log.error("queued corrections not applied: %s (trying again)", exc)
 
     def _rearm(self, scheduler: AsyncIOScheduler, feed: FeedState) -> None:
         """After a poll: the feed's next job, at the time the decider chose."""

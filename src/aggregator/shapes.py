@@ -64,6 +64,12 @@ def story_dict(story: Story, with_text: bool = False, timeline: Sequence[Timelin
     return data
 
 
+def merged_away(story_id: int, into: int) -> dict[str, Any]:
+    """A story id the reader merged away (``story merge``): the not-found answer, with the story
+    that holds its articles now."""
+    return {"error": f"story {story_id} was merged into story {into}", "merged_into": into}
+
+
 def facts_dict(group: FactGroup) -> dict[str, Any]:
     """What a story's variants say for one category (killed, injured, ...): each value with the
     outlets giving it and the sources they name, whether they agree, and the newest value."""

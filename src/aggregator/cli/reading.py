@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import AggregatorError
-from .app import ConfigOption, app, friendly, load, local, out, parse_day, parse_since, print_json, print_row
+from .app import EXIT_ERROR, ConfigOption, app, friendly, load, local, out, parse_day, parse_since, print_json, print_row
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -144,6 +144,14 @@ def story(
     with library(config) as lib:
         found = lib.story(story_id)
         if found is None:
+            if (into := lib.merged_into(story_id)) is not None:  # merged away by the reader: say where it went
+                from ..shapes import merged_away
+
+                gone = merged_away(story_id, into)
+                if not as_json:
+                    raise AggregatorError(gone["error"])
+                print_json(gone)
+                raise typer.Exit(EXIT_ERROR)
             raise AggregatorError(f"no story with id {story_id}")
         if why:
             from .explain import show_why

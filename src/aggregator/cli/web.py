@@ -34,7 +34,7 @@ TokenOption = Annotated[str | None, typer.Option(
 
 def check_exposure(host: str, token: str | None) -> None:
     """Off loopback, nothing may write without a token: refuse to start (exit 2) before anything is opened."""
-    from ..web.app import is_loopback
+    from ..web.security import is_loopback
 
     problem = None
     if token is not None and len(token) < MIN_TOKEN_CHARS:

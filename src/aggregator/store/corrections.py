@@ -1,5 +1,6 @@
 """The reader's corrections: members moved between stories (a split, a merge, an undo), recorded
-in ``corrections`` with a line in each story's timeline (``story_events``).
+in ``corrections`` with a line in each story's timeline (``story_events``); and the corrections
+asked for while another process owns the dedup index (``correction_requests``, ``CorrectionQueue``).
 
 The new shape of each story (canonical, kinds) is worked out above the store
 (``aggregator.corrections``); these functions write it, in the caller's transaction.
@@ -10,14 +11,26 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ..errors import UsageError
 from .articles import as_utc, new_id
-from .interface import Correction, MemberFacts, Regrouped
-from .schema import articles, corrections, signatures, stories, story_events, story_members
+from .interface import (
+    Correction,
+    CorrectionQueueProtocol,
+    CorrectionRequest,
+    CorrectionWriter,
+    MemberFacts,
+    Regrouped,
+    StoreProtocol,
+)
+from .schema import articles, correction_requests, corrections, signatures, stories, story_events, story_members
+
+if TYPE_CHECKING:
+    from .database import Store
 
 
 def member_facts(conn: Connection, story_ids: Sequence[int]) -> list[MemberFacts]:
@@ -123,3 +136,123 @@ def correction(conn: Connection, correction_id: int) -> Correction | None:
 def all_corrections(conn: Connection) -> list[Correction]:
     """Every correction, oldest first (undone ones too, with ``undone_at``)."""
     return [_correction(tuple(r)) for r in conn.execute(select(*_COLUMNS).order_by(corrections.c.id))]
+
+
+def merged_into(conn: Connection, story_id: int) -> int | None:
+    """The story a merge by the reader moved ``story_id``'s members into, followed through later
+    merges to the one that holds them now (B into A, then A into Z: Z). None when no merge that
+    still stands (not undone) took the story's members."""
+    current, seen = story_id, {story_id}
+    while True:
+        kept = conn.execute(select(corrections.c.story_id)
+                            .where(corrections.c.kind == "merge", corrections.c.other_story_id == current, corrections.c.undone_at.is_(None))
+                            .order_by(corrections.c.id.desc()).limit(1)).scalar()
+        if kept is None or kept in seen:  # (a cycle cannot be recorded: a merged-away story has no members to merge)
+            return None if current == story_id else current
+        current = kept
+        seen.add(kept)
+
+
+# -- corrections asked for while another process owns the dedup index -------------------------------
+
+_REQUEST_COLUMNS = (correction_requests.c.kind, correction_requests.c.story_id, correction_requests.c.other_story_id,
+                    correction_requests.c.article_ids, correction_requests.c.correction_id, correction_requests.c.id,
+                    correction_requests.c.requested_at, correction_requests.c.status, correction_requests.c.reason,
+                    correction_requests.c.finished_at)
+
+
+def _request(row: tuple) -> CorrectionRequest:  # type: ignore[type-arg]
+    return CorrectionRequest(row[0], row[1], row[2], tuple(json.loads(row[3])), row[4], row[5], as_utc(row[6]), row[7], row[8],
+                             as_utc(row[9]) if row[9] else None)
+
+
+def add_request(conn: Connection, asked: CorrectionRequest, now: datetime) -> CorrectionRequest:
+    request_id = new_id(conn.execute(insert(correction_requests).values(
+        kind=asked.kind, story_id=asked.story_id, other_story_id=asked.other_story_id, article_ids=json.dumps(list(asked.article_ids)),
+        correction_id=asked.correction_id, requested_at=now, status="pending")))
+    found = request(conn, request_id)
+    assert found is not None
+    return found
+
+
+def request(conn: Connection, request_id: int) -> CorrectionRequest | None:
+    row = conn.execute(select(*_REQUEST_COLUMNS).where(correction_requests.c.id == request_id)).first()
+    return _request(tuple(row)) if row else None
+
+
+def requests(conn: Connection, statuses: Sequence[str]) -> list[CorrectionRequest]:
+    """The requests in these states, oldest first."""
+    query = select(*_REQUEST_COLUMNS).where(correction_requests.c.status.in_(list(statuses))).order_by(correction_requests.c.id)
+    return [_request(tuple(r)) for r in conn.execute(query)]
+
+
+def finish_request(conn: Connection, request_id: int, now: datetime, correction_id: int | None = None, reason: str | None = None) -> None:
+    """Done with the correction it made (or undid), or failed for ``reason``; a request is finished once."""
+    values: dict[str, object] = dict(status="done" if reason is None else "failed", finished_at=now, reason=reason)
+    if correction_id is not None:
+        values["correction_id"] = correction_id
+    conn.execute(update(correction_requests)
+                 .where(correction_requests.c.id == request_id, correction_requests.c.status == "pending").values(**values))
+
+
+class CorrectionQueue:
+    """``CorrectionQueueProtocol`` on a ``Store``'s database (the table ``correction_requests``).
+    It borrows the store's transactions (``Store._begin``, ``Store._connect``: same package), so
+    that a correction and its request's "done" commit together."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def add(self, asked: CorrectionRequest, now: datetime) -> CorrectionRequest:
+        with self._store._begin() as conn:
+            return add_request(conn, asked, now)
+
+    def get(self, request_id: int) -> CorrectionRequest | None:
+        with self._store._connect() as conn:
+            return request(conn, request_id)
+
+    def pending(self) -> list[CorrectionRequest]:
+        with self._store._connect() as conn:
+            return requests(conn, ["pending"])
+
+    def unfinished(self) -> list[CorrectionRequest]:
+        with self._store._connect() as conn:
+            return requests(conn, ["pending", "failed"])
+
+    def fail(self, request_id: int, reason: str, now: datetime) -> None:
+        with self._store._begin() as conn:
+            finish_request(conn, request_id, now, reason=" ".join(reason.split()))
+
+    def answering(self, request_id: int) -> CorrectionWriter:
+        return _Answering(self._store, request_id)
+
+
+class _Answering:
+    """A ``CorrectionWriter`` that marks a request done with the correction it writes."""
+
+    def __init__(self, store: Store, request_id: int) -> None:
+        self._store = store
+        self._request_id = request_id
+
+    def apply_correction(self, kind: str, story_id: int, other_story_id: int | None, article_ids: Sequence[int],
+                         groups: Sequence[Regrouped], now: datetime) -> Correction:
+        with self._store._begin() as conn:
+            done = apply_correction(conn, kind, story_id, other_story_id, article_ids, groups, now)
+            finish_request(conn, self._request_id, now, correction_id=done.id)
+            return done
+
+    def undo_correction(self, correction_id: int, groups: Sequence[Regrouped], now: datetime) -> Correction:
+        with self._store._begin() as conn:
+            done = undo_correction(conn, correction_id, groups, now)
+            finish_request(conn, self._request_id, now, correction_id=done.id)
+            return done
+
+
+def correction_queue(store: StoreProtocol) -> CorrectionQueueProtocol:
+    """The queue of corrections asked for, in ``store``'s database."""
+    from .database import Store
+
+    if not isinstance(store, Store):
+        raise TypeError(f"correction requests are kept in a Store's database, not in a {type(store).__name__}")
+    return CorrectionQueue(store)
+

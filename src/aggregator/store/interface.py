@@ -89,6 +89,51 @@ class Correction:
 
 
 @dataclass(frozen=True)
+class CorrectionRequest:
+    """A correction asked for: ``kind`` split (``article_ids`` out of ``story_id``), merge
+    (``other_story_id`` into ``story_id``) or undo (of ``correction_id``). Queued (``id``, from 1)
+    while another process owns the dedup index (the daemon), which applies it: ``status`` pending,
+    then done (``correction_id``: the correction made, or undone) or failed (``reason``, one line)."""
+
+    kind: str
+    story_id: int | None = None
+    other_story_id: int | None = None
+    article_ids: tuple[int, ...] = ()
+    correction_id: int | None = None
+    id: int = 0  # 0: not queued
+    requested_at: datetime | None = None
+    status: str = "pending"
+    reason: str | None = None
+    finished_at: datetime | None = None
+
+
+class CorrectionWriter(Protocol):
+    """Where a correction is written: the store itself, or the queue answering a request (the
+    correction and the request's "done" in one transaction)."""
+
+    def apply_correction(self, kind: str, story_id: int, other_story_id: int | None, article_ids: Sequence[int],
+                         groups: Sequence[Regrouped], now: datetime) -> Correction: ...
+    def undo_correction(self, correction_id: int, groups: Sequence[Regrouped], now: datetime) -> Correction: ...
+
+
+class CorrectionQueueProtocol(Protocol):
+    """The corrections asked for while another process owns the dedup index, oldest first: any
+    process queues one (``add``); the owner (the daemon, later a clusterer) applies them
+    (``answering``) or fails them with a reason (``fail``)."""
+
+    def add(self, asked: CorrectionRequest, now: datetime) -> CorrectionRequest: ...
+    def get(self, request_id: int) -> CorrectionRequest | None: ...
+    def pending(self) -> list[CorrectionRequest]: ...
+    def unfinished(self) -> list[CorrectionRequest]:
+        """Those pending and those failed, oldest first."""
+        ...
+    def fail(self, request_id: int, reason: str, now: datetime) -> None: ...
+    def answering(self, request_id: int) -> CorrectionWriter:
+        """Writes a correction and marks the request done with it, in one transaction."""
+        ...
+
+
+@dataclass(frozen=True)
 class StoredEntry:
     """An entry a feed gave before, as a poll compares it with what the feed gives now: its
     article, the stored content's hash (``Ingest``'s ``content_hash``), title and where the text came from."""
@@ -255,3 +300,6 @@ class StoreProtocol(Protocol):
                          groups: Sequence[Regrouped], now: datetime) -> Correction: ...
     def undo_correction(self, correction_id: int, groups: Sequence[Regrouped], now: datetime) -> Correction: ...
     def corrections(self) -> list[Correction]: ...
+    def merged_into(self, story_id: int) -> int | None:
+        """The story a merge still standing moved ``story_id``'s members into, through later merges to where they are now."""
+        ...

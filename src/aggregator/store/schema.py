@@ -39,7 +39,7 @@ from ..errors import StorageError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 MIGRATE_ATTEMPTS = 5
 
 
@@ -188,6 +188,22 @@ corrections = Table(  # the reader's splits and merges: constraints later articl
     Column("undone_at", UTCDateTime),
 )
 
+correction_requests = Table(  # corrections asked for while another process owns the dedup index (a daemon): it applies them
+    "correction_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(8), nullable=False),  # split | merge | undo
+    Column("story_id", Integer),  # split: the story to split; merge: the one kept (no foreign keys: a request names, it does not hold)
+    Column("other_story_id", Integer),  # merge: the story merged in
+    Column("article_ids", Text, nullable=False, server_default=text("'[]'")),  # split: JSON list of the articles to move
+    Column("correction_id", Integer),  # undo: the correction to undo; once done: the correction made (or undone)
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("status", String(8), nullable=False, server_default=text("'pending'")),  # pending | done | failed
+    Column("reason", Text),  # failed: why, in one line
+    Column("finished_at", UTCDateTime),
+    Index("ix_correction_requests_status", "status"),
+)
+
 dedup_snapshots = Table(
     "dedup_snapshots",
     metadata,
@@ -262,6 +278,11 @@ def _add_story_intelligence(conn: Connection) -> None:
     corrections.create(conn)
 
 
+def _add_correction_requests(conn: Connection) -> None:
+    """v8: corrections requested while a daemon runs, for it to apply."""
+    correction_requests.create(conn)
+
+
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _add_learned_interval,
     2: _add_dedup_snapshots,
@@ -269,6 +290,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _add_reading,
     5: _add_reported,
     6: _add_story_intelligence,
+    7: _add_correction_requests,
 }
 
 

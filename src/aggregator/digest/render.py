@@ -1,76 +1,25 @@
-"""The daily digest: Markdown and HTML from stored stories, and the digest directory's index page.
-Files are replaced atomically.
-
-Each story is marked "new" (first reported on the digest's day) or "updated" (first reported on an
-earlier day, so it was in an earlier digest; the variants published on this day are marked new).
-Both use publication times, as the choice of a day's stories does. Each HTML day links to the days
-before and after it that have a digest file, and to ``index.html``, which lists them all; the links
-of the neighbouring days are rewritten when a day is added between them.
-
-Every piece of feed text is treated as untrusted: Jinja2 autoescapes it, links
-keep only http(s) URLs, and the page's Content-Security-Policy forbids scripts.
-The one piece of feed HTML shown, a canonical report's own short summary, goes
-through nh3 first: a few formatting tags survive, links only if they are
-absolute http(s), everything else (scripts, styles, handlers, images) is dropped.
-"""
+"""The digest's pages: the Markdown and HTML of a day and the HTML of the index, from Jinja2
+templates (autoescaped for HTML), with each story marked "new" or "updated" for its day."""
 
 from __future__ import annotations
 
 import functools
-import os
-import re
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import nh3
 from jinja2 import Environment, Template, pass_context, select_autoescape
 from jinja2.runtime import Context
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
-from .errors import StorageError
-from .listing import kind_label, last_update, outlets_line
-from .models import Story, Variant
-from .text import html_to_text
+from ..listing import kind_label, last_update, outlets_line
+from ..models import Story
+from .markup import excerpt, html_cleaner, make_lead, md_escape, safe_url, without_bidi_controls
 
-EXCERPT_CHARS = 360
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; base-uri 'none'; form-action 'none'"
-
-LEAD_TAGS = frozenset({"a", "abbr", "b", "blockquote", "br", "cite", "code", "em", "i", "li", "ol", "p", "q", "s", "strong", "sub", "sup", "u", "ul"})
-DROP_WITH_CONTENT = frozenset({"script", "style", "template", "iframe", "object", "embed", "svg", "math", "noscript", "title", "textarea"})
-
-# What Markdown reads as markup anywhere in a line: escapes, code, emphasis, links and images (a
-# bracket escaped, "(" and "!" are plain), raw HTML and autolinks. Hyphens, parentheses, dots and
-# hashes inside a sentence stay as they are: "Syria - strike (12 killed)" needs no backslash.
-_MD_INLINE = re.compile(r"([\\`*_\[\]<])")
-# What starts a block at the beginning of a line (the excerpt stands alone on its line): a heading,
-# a quote, a list item ("- ", "+ ", "1986. "), a setext underline or a thematic break.
-_MD_LEADING = re.compile(r"^(?:([#>+\-=])|(\d{1,9})([.)]))")
-_MD_TRAILING_HASHES = re.compile(r"(?<= )(#+)$")  # a heading's closing sequence: "Vote now #" would lose its "#"
-
-
 INDEX_NAME = "index.html"
-ATOM_FILE, JSON_FILE = "stories.atom", "stories.json"  # the story feeds beside the digests (storyfeeds.py), linked from the index
-_DAY_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.html$")
-_NAV = re.compile(r'<nav class="days">.*?</nav>', re.DOTALL)  # only our own markup: feed text is escaped
-_STORY_COUNT = re.compile(rb'<html lang="en" data-stories="(\d+)"')
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # not strftime: no locale
-
-
-@dataclass(frozen=True)
-class DigestFiles:
-    """What a digest write produced: the day's files and story count, the index, the story feeds."""
-
-    markdown: Path
-    html: Path
-    stories: int
-    index: Path | None = None
-    atom: Path | None = None
-    json: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -89,62 +38,6 @@ def day_mark(story: Story, start: datetime, end: datetime, tz: ZoneInfo) -> DayM
     first = min(v.published_at for v in story.variants)
     fresh = frozenset(v.article_id for v in story.variants if start <= v.published_at < end)
     return DayMark("updated" if first < start else "new", first.astimezone(tz).date(), fresh)
-
-
-def safe_url(url: str | None) -> str | None:
-    """The URL if it is http(s), else None (no javascript:, data:, control characters, ...)."""
-    if url and re.match(r"^https?://[^\s\"'<>\x00-\x1f\x7f]+$", url, re.IGNORECASE):
-        return url
-    return None
-
-
-def md_escape(text: str) -> str:
-    """Text for the Markdown digest, on one line, read as text by any CommonMark renderer."""
-    flat = _MD_INLINE.sub(r"\\\1", " ".join(text.split()))
-    flat = _MD_TRAILING_HASHES.sub(lambda m: "\\#" * len(m[1]), flat)
-    return _MD_LEADING.sub(lambda m: f"\\{m[1]}" if m[1] else f"{m[2]}\\{m[3]}", flat)
-
-
-def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
-    flat = " ".join(text.split())
-    if len(flat) <= limit:
-        return flat
-    cut = flat[:limit]
-    # End on a word boundary, unless that throws away most of the excerpt: scripts written without
-    # spaces (Chinese, Japanese, Thai) have no word boundary to look for.
-    at_space = cut.rsplit(" ", 1)[0]
-    return (at_space if len(at_space) >= limit // 2 else cut) + " …"
-
-
-def _keep_attribute(tag: str, attr: str, value: str) -> str | None:
-    if tag == "a" and attr == "href":
-        return safe_url(value.strip())  # relative, javascript:, data: ... links lose their href
-    return value
-
-
-def make_lead(cleaner: nh3.Cleaner) -> Callable[[Variant], Markup]:
-    """The canonical report's feed summary, sanitized, when it is short; else an escaped excerpt of its text."""
-
-    def lead(variant: Variant) -> Markup:
-        if variant.summary_html:
-            shown = html_to_text(variant.summary_html)
-            if shown and len(shown) <= 2 * EXCERPT_CHARS:
-                return Markup(cleaner.clean(variant.summary_html))  # noqa: S704 (nh3 output is the sanitized form)
-        return Markup("<p>%s</p>") % escape(excerpt(variant.text))
-
-    return lead
-
-
-def html_cleaner() -> nh3.Cleaner:
-    return nh3.Cleaner(
-        tags=set(LEAD_TAGS),
-        clean_content_tags=set(DROP_WITH_CONTENT),
-        attributes={"a": {"href", "title"}, "abbr": {"title"}},
-        attribute_filter=_keep_attribute,
-        url_schemes={"http", "https"},
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-    )
 
 
 _MARKDOWN = """\
@@ -257,20 +150,6 @@ _INDEX = """\
 """
 
 
-# Explicit embeddings, overrides and isolates: feed text carrying them could reverse the text
-# around it (a title that reads differently from its link). Right-to-left text itself is kept,
-# laid out by the browser (dir="auto", <bdi>).
-_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
-
-
-def _without_bidi_controls(value: object) -> object:
-    if isinstance(value, Markup):
-        return Markup(str.translate(value, _BIDI_CONTROLS))  # noqa: S704 (removing characters keeps it safe)
-    if isinstance(value, str):
-        return value.translate(_BIDI_CONTROLS)
-    return value
-
-
 @pass_context
 def _local(context: Context, moment: datetime) -> str:
     """A time in the page's zone (the context's ``tzinfo``)."""
@@ -290,7 +169,7 @@ def _template(source: str, autoescape: bool) -> Template:
 
 def _environment(autoescape: bool) -> Environment:
     env = Environment(autoescape=select_autoescape(default=autoescape, default_for_string=autoescape), keep_trailing_newline=True,
-                      finalize=_without_bidi_controls)
+                      finalize=without_bidi_controls)
     env.filters["local"] = _local
     env.filters["excerpt"] = excerpt
     env.filters["md"] = md_escape
@@ -319,8 +198,8 @@ def render_digest(day: date, stories: list[Story], tz_name: str, generated_at: d
     start = datetime.combine(day, time(0), tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
     marks = {s.id: day_mark(s, start, end, tz) for s in stories}
-    from .facts import story_facts
-    from .listing import facts_brief
+    from ..facts import story_facts
+    from ..listing import facts_brief
 
     facts = {s.id: facts_brief(story_facts(s)) for s in stories}  # (variants without text give none)
     context = {"day": day.isoformat(), "stories": stories, "marks": marks, "facts": facts, "tz": tz_name, "tzinfo": tz, "generated_at": generated_at, "csp": CSP,
@@ -348,107 +227,3 @@ def render_index(days: list[IndexDay], tz_name: str, generated_at: datetime, *, 
                "atom": atom, "json": json}
     return _template(_INDEX, autoescape=True).render(context)
 
-
-def digest_days(directory: Path) -> list[date]:
-    """The days that have an HTML digest in ``directory``, oldest first."""
-    found = []
-    try:
-        names = [p.name for p in directory.iterdir()]
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise StorageError(f"{directory}: cannot list: {exc.strerror or exc}") from None
-    for name in names:
-        if m := _DAY_FILE.match(name):
-            try:
-                found.append(date.fromisoformat(m[1]))
-            except ValueError:  # 2024-02-30.html: not ours
-                continue
-    return sorted(found)
-
-
-def _neighbours(days: list[date], day: date) -> tuple[date | None, date | None]:
-    before = [d for d in days if d < day]
-    after = [d for d in days if d > day]
-    return (before[-1] if before else None), (after[0] if after else None)
-
-
-def _story_count(path: Path) -> int | None:
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(512)
-    except OSError:
-        return None
-    m = _STORY_COUNT.search(head)
-    return int(m[1]) if m else None
-
-
-def relink(path: Path, prev_day: date | None, next_day: date | None) -> bool:
-    """Point an existing day page's links at these neighbours; False if it needed no change (or is
-    missing, or from a version without the links)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return False
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StorageError(f"{path}: cannot read: {exc}") from None
-    nav = str(day_nav(prev_day, next_day))
-    relinked = _NAV.sub(lambda _: nav, text)
-    if relinked == text:
-        return False
-    write_atomically(path, relinked)
-    return True
-
-
-def write_index(directory: Path, tz_name: str, generated_at: datetime) -> Path:
-    """Rewrite ``index.html`` from the day pages in ``directory`` (their counts read from their first bytes)."""
-    days = [IndexDay(d, _story_count(directory / f"{d}.html"), (directory / f"{d}.md").exists()) for d in reversed(digest_days(directory))]
-    feeds = {kind: name for kind, name in (("atom", ATOM_FILE), ("json", JSON_FILE)) if (directory / name).exists()}
-    path = directory / INDEX_NAME
-    write_atomically(path, render_index(days, tz_name, generated_at, **feeds))
-    return path
-
-
-def write_day(directory: Path, day: date, stories: list[Story], tz_name: str, generated_at: datetime) -> DigestFiles:
-    """Write a day's ``YYYY-MM-DD.md`` and ``.html`` (linked to the days either side that have
-    one), point those neighbours' links at it, and rewrite the index. Each file atomically."""
-    days = sorted(set(digest_days(directory)) | {day})
-    prev_day, next_day = _neighbours(days, day)
-    markdown, html = render_digest(day, stories, tz_name, generated_at, prev_day=prev_day, next_day=next_day)
-    md_path, html_path = directory / f"{day.isoformat()}.md", directory / f"{day.isoformat()}.html"
-    write_atomically(md_path, markdown)
-    write_atomically(html_path, html)
-    for neighbour in (prev_day, next_day):
-        if neighbour is not None:
-            relink(directory / f"{neighbour}.html", *_neighbours(days, neighbour))
-    return DigestFiles(md_path, html_path, len(stories), index=write_index(directory, tz_name, generated_at))
-
-
-def _umask() -> int:
-    """The process's umask (reading it means setting it: set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_atomically(path: Path, content: str) -> None:
-    """Replace ``path`` with ``content`` so readers see the old file or the new one, never half."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise StorageError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            # mkstemp makes the file private (0600); a digest is meant to be read (by a web server,
-            # another user): it gets what a plainly created file would (0666 less the umask).
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise StorageError(f"{path}: cannot write: {exc.strerror or exc}") from None
-        raise
