@@ -175,8 +175,8 @@ def test_mistakes_are_one_line_errors(tmp_path, server, routes) -> None:
 def hold_storage(config: Path, seconds: float) -> subprocess.Popen[str]:
     """Another process holding the storage's one-writer lock (as a daemon or a poll does) for ``seconds``."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom aggregator.config import load_config\nfrom aggregator.factory import writer_lock\n"
-         f"with writer_lock(load_config({str(config)!r}).lock_dir):\n    print('held', flush=True)\n    time.sleep({seconds})"],
+        [sys.executable, "-c", "import sys, time\nfrom aggregator.config import load_config\nfrom aggregator.factory import storage_lock\n"
+         f"with storage_lock(load_config({str(config)!r})):\n    print('held', flush=True)\n    time.sleep({seconds})"],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     return holder

@@ -15,7 +15,7 @@ import pytest
 from aggregator.config import load_config
 from aggregator.dedup.canonical import choose_canonical
 from aggregator.dedup.explain import CanonicalMember, why_canonical
-from aggregator.factory import writer_lock
+from aggregator.factory import storage_lock
 from helpers import cli, rows, write_config
 from test_reading import FERRY, NOW, STRIKE, poll, rss, serve
 
@@ -103,7 +103,7 @@ def test_unknown_ids_are_one_line_errors_and_explain_needs_no_writer_lock(wire: 
     assert cli("explain", "0", str(ids["w1"]), "-c", str(wire)).returncode == 1
     assert cli("explain", str(ids["w1"]), str(ids["w1"]), "-c", str(wire)).returncode == 1
     before = rows(wire.parent / "aggregator.db", "select count(*) from dedup_snapshots")
-    with writer_lock(load_config(wire).lock_dir):  # a daemon is writing: explain reads alongside
+    with storage_lock(load_config(wire)):  # a daemon is writing: explain reads alongside
         assert cli("explain", str(ids["w1"]), str(ids["h1"]), "-c", str(wire)).returncode == 0
     assert rows(wire.parent / "aggregator.db", "select count(*) from dedup_snapshots") == before
 

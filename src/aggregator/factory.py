@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Config
-from .errors import StorageError
+from .errors import DaemonLocked, StorageError
 from .library import Clock, Library, utcnow
-from .store import Store, sqlite_file
+from .store import Store, shown, sqlite_file
 
 if TYPE_CHECKING:
     import httpx
@@ -98,11 +98,28 @@ def writer_lock(storage_dir: Path, refusal: str = WRITER_REFUSAL) -> Iterator[No
 
 
 @contextmanager
+def storage_lock(config: Config, refusal: str = WRITER_REFUSAL) -> Iterator[None]:
+    """The one-writer lock of the config's database: a file beside a SQLite database (processes of
+    one machine); PostgreSQL's advisory lock on any other (processes of every machine sharing it,
+    released by the server when its holder dies). ``DaemonLocked`` with ``refusal`` when taken."""
+    from .store.locks import WRITER, DatabaseLock, is_postgresql
+
+    if not is_postgresql(config.database_url):
+        with writer_lock(config.lock_dir, refusal):
+            yield
+        return
+    with DatabaseLock(config.database_url, WRITER) as lock:
+        if not lock.try_acquire():
+            raise DaemonLocked(f"{shown(config.database_url)}: {refusal}")
+        yield
+
+
+@contextmanager
 def writer(config: Config, refusal: str = WRITER_REFUSAL, clock: Clock = utcnow,
            transport: httpx.AsyncBaseTransport | None = None) -> Iterator[Aggregator]:
-    """``make_aggregator`` under the storage's one-writer lock (taken before anything is opened or
-    written; ``DaemonLocked`` with ``refusal`` when another process holds it), closed at the end."""
-    with writer_lock(config.lock_dir, refusal):
+    """``make_aggregator`` under the storage's one-writer lock (``storage_lock``: taken before
+    anything is opened or written), closed at the end."""
+    with storage_lock(config, refusal):
         agg = make_aggregator(config, clock, transport)
         try:
             yield agg

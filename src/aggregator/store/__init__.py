@@ -9,7 +9,7 @@ Modules: ``interface`` (records and protocols), ``schema`` (tables, migrations, 
 it lends).
 """
 
-from .database import Reading, Store, Transaction, sqlite_file
+from .database import Reading, Store, Transaction, shown, sqlite_file
 from .interface import (
     Correction,
     Joined,
@@ -35,5 +35,6 @@ __all__ = [
     "StoredSignature",
     "Transaction",
     "TransactionProtocol",
+    "shown",
     "sqlite_file",
 ]

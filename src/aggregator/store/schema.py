@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 8
 MIGRATE_ATTEMPTS = 5
+MIGRATION_LOCK_KEY = 0x61676772_6d696772  # "aggrmigr": PostgreSQL's advisory lock on the schema's migrations
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -110,7 +111,7 @@ articles = Table(
     Index("ix_articles_url", "url"),
     Index("ix_articles_published", "published_at"),
     Index("ix_articles_first_seen", "first_seen_at"),  # listings by activity (a story first seen in a day)
-    Index("ix_articles_reported", "reported_at", sqlite_where=text("reported_at IS NOT NULL")),  # the few a restart reads
+    Index("ix_articles_reported", "reported_at", sqlite_where=text("reported_at IS NOT NULL"), postgresql_where=text("reported_at IS NOT NULL")),  # the few a restart reads
 )
 
 signatures = Table(
@@ -323,6 +324,8 @@ def migrate(engine: Engine, url: str) -> None:
 
 def _migrate(engine: Engine, url: str) -> None:
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # processes opening one database at once migrate it one after the other
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         meta.create(conn, checkfirst=True)
         row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
         version = int(row[0]) if row else 0

@@ -1,0 +1,101 @@
+"""Locks a PostgreSQL database holds for the processes sharing it, on any machine: PostgreSQL's
+advisory locks, held by a connection of their own and released by the server when that connection
+ends (a process killed with SIGKILL frees its locks with its connection).
+
+``DatabaseLock(url, name)``: ``try_acquire()`` once, or ``wait()`` as a standby does; ``held()``
+asks the server whether this connection still holds it (a restarted server forgets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from types import TracebackType
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from ..errors import StorageError
+from .database import reason, shown
+
+WRITER = "aggregator:writer"  # the one process that places articles into stories (daemon, clusterer, poll)
+
+
+def lock_key(name: str) -> int:
+    """A lock's 64-bit key: the first 8 bytes of the name's SHA-256, signed (PostgreSQL's bigint)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def is_postgresql(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+class DatabaseLock:
+    """One named advisory lock on one database, on a connection kept for it (autocommit: the
+    connection holds no transaction open while it holds the lock)."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url, self.name, self.key = url, name, lock_key(name)
+        self._engine = create_engine(url, poolclass=NullPool)
+        self._conn: Connection | None = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if no other session holds it; False (at once) if one does."""
+        conn = self._connection()
+        got = bool(self._scalar(conn, "SELECT pg_try_advisory_lock(:k)"))
+        if not got:
+            self.close()
+        return got
+
+    def wait(self, poll_s: float = 0.5, stop: float | None = None) -> bool:
+        """Try every ``poll_s`` seconds until the lock is taken (True) or ``stop`` (a
+        ``time.monotonic()`` deadline) passes (False)."""
+        while True:
+            if self.try_acquire():
+                return True
+            if stop is not None and time.monotonic() >= stop:
+                return False
+            time.sleep(poll_s)
+
+    def held(self) -> bool:
+        """Whether this connection still holds the lock (the server is asked)."""
+        if self._conn is None:
+            return False
+        try:
+            # A bigint key is shown as classid (its high 32 bits) and objid (its low 32 bits), objsubid 1.
+            return bool(self._scalar(self._conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+                                     " AND pid = pg_backend_pid() AND classid::bigint = :hi AND objid::bigint = :lo"))
+        except StorageError:
+            return False
+
+    def close(self) -> None:
+        """Release the lock (by closing its connection) and the engine."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except SQLAlchemyError:
+                pass
+            self._conn = None
+        self._engine.dispose()
+
+    def __enter__(self) -> DatabaseLock:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            try:
+                self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except SQLAlchemyError as exc:
+                raise StorageError(f"{shown(self.url)}: cannot connect to take the {self.name} lock: {reason(exc)}") from None
+        return self._conn
+
+    def _scalar(self, conn: Connection, sql: str) -> object:
+        try:
+            return conn.execute(text(sql), {"k": self.key, "hi": (self.key >> 32) & 0xFFFFFFFF, "lo": self.key & 0xFFFFFFFF}).scalar()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"{shown(self.url)}: the {self.name} lock: {reason(exc)}") from None
