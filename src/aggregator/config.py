@@ -116,6 +116,20 @@ class DedupSettings(_Strict):
     shingle_size: int = Field(3, ge=1, le=8, strict=True)
 
 
+class ClusterSettings(_Strict):
+    """Workers and the clusterer on PostgreSQL (``aggregator worker``, ``aggregator clusterer``)."""
+
+    worker_concurrency: int = Field(20, ge=1, le=1000, strict=True)  # feeds a worker polls at once
+    heartbeat: Duration = 5.0  # how often a worker says it is alive
+    stalled_after: Duration = 20.0  # a worker silent this long is taken for dead: its feeds go to the others
+
+    @model_validator(mode="after")
+    def _heartbeats_fit(self) -> ClusterSettings:
+        if self.stalled_after < 2 * self.heartbeat:
+            raise ValueError(f"stalled_after ({self.stalled_after:g}s) must be at least twice the heartbeat ({self.heartbeat:g}s)")
+        return self
+
+
 def _clock_time(value: Any) -> Any:
     """A time of day written as text; YAML reads an unquoted 7:00 as the number 420 (base 60)."""
     if isinstance(value, (int, float)):
@@ -156,6 +170,7 @@ class Settings(_Strict):
     extract: ExtractSettings = ExtractSettings()
     dedup: DedupSettings = DedupSettings()
     digest: DigestSettings = DigestSettings()
+    cluster: ClusterSettings = ClusterSettings()
     allow_hosts: tuple[str, ...] = ()
 
     @field_validator("allow_hosts")

@@ -71,9 +71,11 @@ class _FeedHosts:
         return self._hosts
 
 
-def make_aggregator(config: Config, clock: Clock = utcnow, transport: httpx.AsyncBaseTransport | None = None) -> Aggregator:
+def make_aggregator(config: Config, clock: Clock = utcnow, transport: httpx.AsyncBaseTransport | None = None,
+                    sync: bool = True) -> Aggregator:
     """Everything polling needs. It does not take the storage's writer lock: commands, the daemon
-    and the demo use ``writer``; tests and benchmarks that own their storage may call this."""
+    and the demo use ``writer``; tests and benchmarks that own their storage may call this. A
+    cluster's worker (``sync`` False) leaves the stored feed list to the clusterer, which writes it."""
     from .core import Aggregator
     from .dedup import Deduplicator
     from .ingest import Ingest
@@ -83,7 +85,8 @@ def make_aggregator(config: Config, clock: Clock = utcnow, transport: httpx.Asyn
     ingest = Ingest(Deduplicator(config.settings.dedup), store, clock)
     agg = Aggregator(config, store, ingest, Pool(config.settings.extract.workers),
                      lambda: make_fetcher(config, transport, current=lambda: agg.config), clock)
-    agg.sync_feeds(refresh=True)
+    if sync:
+        agg.sync_feeds(refresh=True)
     return agg
 
 

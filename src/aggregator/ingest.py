@@ -159,9 +159,10 @@ class Ingest:
         with self.store.transaction() as tx:
             tx.apply_feed_updates((feed_id, change, now, None, None) for feed_id, change, now in changes)
 
-    def commit(self, batches: Sequence[FeedBatch]) -> list[int]:
+    def commit(self, batches: Sequence[FeedBatch], inbox_ids: Sequence[int] = ()) -> list[int]:
         """Store feeds' new articles, their signatures and story membership, then each feed's new
-        state: one transaction. Dated articles go one by one in publication order across the feeds
+        state: one transaction (which also takes the batches' ``inbox_ids`` out of the inbox, when
+        they came from workers). Dated articles go one by one in publication order across the feeds
         (ties: by guid, then feed address), so stories depend neither on which feed answered last
         nor on how feeds are listed; undated ones then go as one batch (``_store_undated``).
         Returns how many articles each batch added."""
@@ -225,8 +226,9 @@ class Ingest:
                 tx.apply_feed_updates(
                     (batch.feed.id, batch.change, batch.now, batch.parsed.title, batch.parsed.site_url) for batch in batches
                 )
+                tx.consume_inbox(inbox_ids)
         except BaseException:
-            if any(added):  # the rows were rolled back: the index rebuilds from storage before the next use
+            if any(added) or any(credited):  # the rows were rolled back: the index rebuilds from storage before the next use
                 self._index_ready = False
             raise
         for batch, n, m, r in zip(batches, added, credited, revised, strict=True):

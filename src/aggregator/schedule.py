@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 20.0
 HOUSEKEEPING_S = 600
+INBOX_CHECK_S = 0.5  # how often the clusterer looks at the inbox
 CONFIG_CHECK_S = 2.0  # how often the config file's size, time and inode are compared (a stat call)
 FileState = tuple[int, int, int, int] | None  # (inode, size, mtime ns, ctime ns); None: no file
 UNSEEN: FileState = (-1, -1, -1, -1)  # before the first check, which compares the file with the config the daemon started on
@@ -61,10 +63,15 @@ def file_state(path: Path) -> FileState:
 
 
 class Daemon:
-    """Polls every configured feed on its own schedule until told to stop."""
+    """Polls every configured feed on its own schedule until told to stop. As the clusterer of a
+    cluster (``inbox``), it polls nothing: it stores what workers left in the inbox, and stops when
+    ``owner()`` says the one-writer lock is no longer its own."""
 
-    def __init__(self, agg: Aggregator) -> None:
+    def __init__(self, agg: Aggregator, inbox: bool = False, owner: Callable[[], bool] | None = None) -> None:
         self.agg = agg
+        self.inbox = inbox
+        self.owner = owner
+        self.lost_lock = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._configured: set[int] = set()  # the ids of the feeds the config in force lists
@@ -87,22 +94,26 @@ class Daemon:
         async with agg.new_fetcher() as fetcher:
             self._fetcher = fetcher
             now = agg.clock()
-            due = agg.due_feeds(now)
+            due = [] if self.inbox else agg.due_feeds(now)
             due_ids = {f.id for f in due}
             for feed in agg.feeds():
                 self._configured.add(feed.id)
-                if not feed.disabled_reason and feed.id not in due_ids:
+                if not self.inbox and not feed.disabled_reason and feed.id not in due_ids:
                     self._arm(scheduler, feed.id, feed.next_poll_at or now, now)
             if due:  # one round for all that is due (a first start: every feed's backlog), then a job each
                 self._track(loop.create_task(self._catch_up(scheduler, due)))
+            if self.inbox:
+                scheduler.add_job(self._inbox_job, IntervalTrigger(seconds=INBOX_CHECK_S), id="inbox")
+            if self.owner is not None:
+                scheduler.add_job(self._check_owner, IntervalTrigger(seconds=CONFIG_CHECK_S), id="owner")
             scheduler.add_job(self._digest, CronTrigger(hour=digest_time.hour, minute=digest_time.minute, timezone=agg.config.tz), id="digest")
             scheduler.add_job(self._housekeeping, IntervalTrigger(seconds=HOUSEKEEPING_S), id="housekeeping")
             if config_path is not None:
                 scheduler.add_job(self._check_config, IntervalTrigger(seconds=CONFIG_CHECK_S), args=[scheduler, config_path], id="config")
             scheduler.add_job(self._corrections_job, IntervalTrigger(seconds=CONFIG_CHECK_S), id="corrections")
             scheduler.start()
-            log.info("daemon started: %d feeds, %d signatures in the dedup window, digest daily at %s %s",
-                     len(agg.feeds()), loaded, digest_time.strftime("%H:%M"), agg.config.settings.timezone)
+            log.info("%s started: %d feeds, %d signatures in the dedup window, digest daily at %s %s",
+                     "clusterer" if self.inbox else "daemon", len(agg.feeds()), loaded, digest_time.strftime("%H:%M"), agg.config.settings.timezone)
             await self._stop.wait()
             log.info("stopping: waiting for %d poll(s) in flight", len(self._tasks))
             scheduler.pause()
@@ -183,6 +194,29 @@ class Daemon:
             return
         self._rearm(scheduler, feed)
 
+    async def _inbox_job(self) -> None:
+        # Tracked as a poll is: stopping waits for the answers being stored.
+        await asyncio.shield(self._track(asyncio.get_running_loop().create_task(self._inbox())))
+
+    async def _inbox(self) -> None:
+        """Store the answers workers left in the inbox (``cluster.clusterer.drain_inbox``)."""
+        from .cluster.clusterer import drain_inbox
+
+        try:
+            answers, added = await asyncio.to_thread(drain_inbox, self.agg, self.agg.clock())
+        except AggregatorError as exc:  # e.g. another clusterer stored them (its lock lost): the owner check stops this one
+            log.error("inbox not stored: %s (trying again)", exc)
+            return
+        if answers:
+            log.info("stored %d answer(s) from the workers: %d new article(s)", answers, added)
+
+    async def _check_owner(self) -> None:
+        assert self.owner is not None
+        if not await asyncio.to_thread(self.owner):
+            log.error("the one-writer lock is lost (the database restarted, or its connection broke): stopping")
+            self.lost_lock = True
+            self._stop.set()
+
     async def _corrections_job(self) -> None:
         # Tracked as a poll is: stopping waits for a correction being applied.
         await asyncio.shield(self._track(asyncio.get_running_loop().create_task(self._corrections())))
@@ -229,7 +263,10 @@ class Daemon:
         self._config_seen = state
         if self._stop.is_set():
             return
-        self._schedule_changes(scheduler, change.removed, change.retuned)
+        if self.inbox:  # the workers poll: the feed list is in the database for them
+            self._configured = {f.id for f in self.agg.feeds()}
+        else:
+            self._schedule_changes(scheduler, change.removed, change.retuned)
         if change.added or change.removed or change.retuned:
             log.info("%s reloaded: %d feed(s) added, %d removed, %d renamed or with a new interval; %d feed(s) in all",
                      path, len(change.added), len(change.removed), len(change.retuned), len(self._configured))

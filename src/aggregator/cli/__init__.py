@@ -6,7 +6,8 @@ non-zero exit code, never a traceback. ``app`` (the frame, shared options and he
 registers every command and loads nothing of the pipeline.
 """
 
-from . import corrections, explain, feeds, polling, reading, tools, web
+from . import corrections, explain, feeds, polling, reading, tools, web  # noqa: I001 (the cluster's commands register last: listed last)
+from . import cluster
 from .app import app
 
-__all__ = ["app", "corrections", "explain", "feeds", "polling", "reading", "tools", "web"]
+__all__ = ["app", "cluster", "corrections", "explain", "feeds", "polling", "reading", "tools", "web"]

@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..errors import StorageError
 from ..models import Article, FeedState, Revision, SearchHit, SignatureChunk, Story, TimelineEvent
-from . import articles, corrections, feeds, search, stories, timeline
+from . import articles, corrections, feeds, inbox, search, stories, timeline
 from .interface import (
     ArticleVersion,
     ConfiguredFeed,
@@ -112,6 +112,10 @@ class Transaction(Reading):
     def lead_facts(self, article_ids: Sequence[int]) -> dict[int, LeadFacts]:
         """What the canonical rule reads of these articles."""
         return articles.lead_facts(self._conn, article_ids)
+
+    def consume_inbox(self, ids: Sequence[int]) -> None:
+        """The inbox's answers this transaction stores leave it (``InboxConflict`` if one is gone already)."""
+        inbox.consume(self._conn, ids)
 
 
 def shown(url: str) -> str:
@@ -229,6 +233,28 @@ class Store:
         address (as configured, or where it moved)."""
         with self._begin() as conn:
             return feeds.enable_feed(conn, url, now)
+
+    # -- the inbox: answers fetched by workers, for the clusterer -----------------------
+
+    def put_inbox(self, feed_id: int, articles: int, data: bytes, now: datetime) -> int:
+        """Keep a worker's answer for a feed until the clusterer stores it; returns its inbox id."""
+        with self._begin() as conn:
+            return inbox.put(conn, feed_id, articles, data, now)
+
+    def take_inbox(self, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest answers waiting in the inbox: (inbox id, data)."""
+        with self._connect() as conn:
+            return inbox.take(conn, limit)
+
+    def inbox_feeds(self, feed_ids: Sequence[int] | None = None) -> set[int]:
+        """The feeds (of ``feed_ids``, when given) with an answer waiting in the inbox."""
+        with self._connect() as conn:
+            return inbox.waiting_feeds(conn, feed_ids)
+
+    def inbox_backlog(self) -> tuple[int, int, datetime | None]:
+        """(answers waiting, articles they carry, when the oldest arrived)."""
+        with self._connect() as conn:
+            return inbox.backlog(conn)
 
     # -- signatures and dedup snapshots -------------------------------------------
 

@@ -245,6 +245,10 @@ class TransactionProtocol(ReadProtocol, Protocol):
         """What the canonical rule reads of these articles."""
         ...
 
+    def consume_inbox(self, ids: Sequence[int]) -> None:
+        """The inbox's answers this transaction stores leave it (an error if one is gone already)."""
+        ...
+
 
 class StoreProtocol(Protocol):
     """Feeds, articles, signatures and stories, as the program uses them."""
@@ -252,6 +256,22 @@ class StoreProtocol(Protocol):
     @property
     def url(self) -> str:
         """The database URL (for messages)."""
+        ...
+
+    def put_inbox(self, feed_id: int, articles: int, data: bytes, now: datetime) -> int:
+        """Keep a worker's answer for a feed until the clusterer stores it; returns its inbox id."""
+        ...
+
+    def take_inbox(self, limit: int) -> list[tuple[int, bytes]]:
+        """The oldest answers waiting in the inbox: (inbox id, data)."""
+        ...
+
+    def inbox_feeds(self, feed_ids: Sequence[int] | None = None) -> set[int]:
+        """The feeds (of ``feed_ids``, when given) with an answer waiting in the inbox."""
+        ...
+
+    def inbox_backlog(self) -> tuple[int, int, datetime | None]:
+        """(answers waiting, articles they carry, when the oldest arrived)."""
         ...
 
     def close(self) -> None: ...

@@ -13,7 +13,7 @@ import time
 from types import TracebackType
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -21,6 +21,7 @@ from ..errors import StorageError
 from .database import reason, shown
 
 WRITER = "aggregator:writer"  # the one process that places articles into stories (daemon, clusterer, poll)
+QUEUE_SCHEMA = "aggregator:queue-schema"  # the workers' job queue's tables, created by the first worker
 
 
 def lock_key(name: str) -> int:
@@ -30,6 +31,11 @@ def lock_key(name: str) -> int:
 
 def is_postgresql(url: str) -> bool:
     return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as libpq reads it (``postgresql://``, without the driver's name)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class DatabaseLock:

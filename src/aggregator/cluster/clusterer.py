@@ -1,0 +1,70 @@
+"""The clusterer: the one process that stores the workers' answers and places their articles into
+stories. It owns the database's one-writer lock (``store.locks``); a second clusterer stands by until
+the lock is free (its holder stopped or died: the server frees a dead process's lock with its
+connection), then rebuilds the dedup window from the stored signatures and takes over.
+
+It is the daemon in another role (``schedule.Daemon`` with ``inbox=True``): no feed of its own to
+poll, the inbox drained instead; the digest, the story feeds, housekeeping, the config's feed list
+and the reader's corrections as the daemon does them, once for the whole cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from ..backlog import ROUND_BACKLOG, ROUND_HOLD_S
+from ..errors import StorageError
+from .codec import decode_batch
+
+if TYPE_CHECKING:
+    from ..core import Aggregator
+    from ..store.locks import DatabaseLock
+
+log = logging.getLogger(__name__)
+
+INBOX_TAKE = 500  # answers stored in one transaction at most
+STANDBY_POLL_S = 0.5  # how often a standby asks for the lock
+
+
+def stand_by(lock: DatabaseLock, stop: threading.Event, poll_s: float = STANDBY_POLL_S) -> bool:
+    """Wait for the one-writer lock (True: taken), or for ``stop`` (False)."""
+    if lock.try_acquire():
+        return True
+    log.info("standing by: another clusterer holds %s; taking over when it stops", lock.name)
+    while not stop.wait(poll_s):
+        if lock.try_acquire():
+            log.info("took over: the lock was free")
+            return True
+    return False
+
+
+def drain_inbox(agg: Aggregator, now: datetime, hold: timedelta = timedelta(seconds=ROUND_HOLD_S)) -> tuple[int, int]:
+    """Store the answers waiting in the inbox, oldest first, in one transaction per ``INBOX_TAKE``,
+    once the oldest has waited ``hold`` (answers of one round are then stored together, in
+    publication order across feeds, as one process stores a round) or they carry ``ROUND_BACKLOG``
+    articles. Returns (answers stored, new articles)."""
+    answers, carried, oldest = agg.store.inbox_backlog()
+    if not answers or (oldest is not None and now - oldest < hold and carried < ROUND_BACKLOG):
+        return 0, 0
+    stored = added = 0
+    while True:
+        rows = agg.store.take_inbox(INBOX_TAKE)
+        if not rows:
+            return stored, added
+        batches, ids = [], []
+        for inbox_id, data in rows:
+            try:
+                batches.append(decode_batch(data))
+                ids.append(inbox_id)
+            except StorageError as exc:  # never storable: out of the way, and its feed polled again (its state did not move)
+                log.error("inbox answer %d dropped: %s", inbox_id, exc)
+                with agg.store.transaction() as tx:
+                    tx.consume_inbox([inbox_id])
+        with agg.ingest.lock:
+            added += sum(agg.ingest.commit(batches, ids))
+        stored += len(ids)
+        if len(rows) < INBOX_TAKE:
+            return stored, added

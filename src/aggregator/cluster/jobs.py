@@ -1,0 +1,146 @@
+"""The workers' job queue: procrastinate on the cluster's PostgreSQL database (its tables beside
+ours, created by the first worker). Two tasks:
+
+- ``aggregator.due`` (periodic, every ``SCHEDULE_S`` seconds; procrastinate defers each period once
+  for all workers): the feeds that are due and have no answer waiting in the inbox each get a poll
+  job; jobs of workers that stopped sending heartbeats are retried (their feeds taken over);
+- ``aggregator.poll(feed_id)``: fetch the feed, parse it, fetch and extract its pages, leave the
+  answer in the inbox (a 304 or an error: the feed's new state, written at once). A feed's jobs
+  share a lock (never two at once) and a queueing lock (never two waiting); a job that finds its
+  feed no longer due (an answer waiting, or polled meanwhile) does nothing.
+
+``Worker`` holds what a worker process keeps between jobs: the parts the factory built (no dedup
+index: the clusterer has it) and one HTTP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from procrastinate import App, PsycopgConnector
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.jobs import Status
+
+from ..errors import AggregatorError
+from ..ingest import FeedBatch
+from ..store.locks import QUEUE_SCHEMA, DatabaseLock, libpq_url
+from .codec import encode_batch
+
+if TYPE_CHECKING:
+    from ..core import Aggregator
+    from ..fetch import Fetcher
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_S = 2  # how often due feeds are looked for (a cron field: divides 60)
+POLL_TASK, DUE_TASK = "aggregator.poll", "aggregator.due"
+FEEDS_QUEUE, SCHEDULE_QUEUE = "feeds", "schedule"
+
+
+class Worker:
+    """One worker process's state between jobs."""
+
+    def __init__(self, agg: Aggregator) -> None:
+        self.agg = agg
+        self.settings = agg.config.settings.cluster  # how soon a dead worker's jobs are retried: heartbeat, stalled_after
+        self._fetcher: Fetcher | None = None
+
+    async def close(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+            self._fetcher = None
+
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:  # made in the worker's event loop, kept for its life (its connections too)
+            self._fetcher = self.agg.new_fetcher()
+        return self._fetcher
+
+    async def poll(self, feed_id: int) -> None:
+        agg = self.agg
+        now = agg.clock()
+        feed = await asyncio.to_thread(agg.store.feed, feed_id)
+        if feed.disabled_reason or (feed.next_poll_at is not None and feed.next_poll_at > now):
+            return
+        if await asyncio.to_thread(agg.store.inbox_feeds, [feed_id]):
+            return  # its last answer is not stored yet: polled again once it is, if still due
+
+        async def leave(batch: FeedBatch) -> int:
+            data = encode_batch(batch)
+            await asyncio.to_thread(agg.store.put_inbox, feed_id, len(batch.candidates), data, agg.clock())
+            return len(batch.candidates)
+
+        report = await agg.poll_feed(self.fetcher(), feed, now, hold=leave)
+        log.debug("polled %s: %s", feed.url, report)
+
+    async def due(self, app: App) -> int:
+        """End the jobs of workers that stopped (their feeds are due still: polled again below), then
+        defer a poll job for each due feed without an answer waiting. Returns how many were deferred."""
+        for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.settings.stalled_after):
+            log.warning("job %s (%s %s) of a worker that stopped: ended, its feed polled again", job.id, job.task_name, job.task_kwargs)
+            assert job.id is not None
+            await app.job_manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
+        agg = self.agg
+        now = agg.clock()
+        feeds = await asyncio.to_thread(agg.due_feeds, now)
+        waiting = await asyncio.to_thread(agg.store.inbox_feeds) if feeds else set()
+        deferred = 0
+        for feed in feeds:
+            if feed.id in waiting:
+                continue
+            lock = f"feed:{feed.id}"
+            try:
+                await app.configure_task(POLL_TASK, lock=lock, queueing_lock=lock, queue=FEEDS_QUEUE).defer_async(feed_id=feed.id)
+                deferred += 1
+            except AlreadyEnqueued:
+                pass
+        return deferred
+
+
+def make_app(worker: Worker) -> App:
+    """The procrastinate app of this worker process, its two tasks bound to ``worker``."""
+    url = worker.agg.config.database_url
+    app = App(connector=PsycopgConnector(conninfo=libpq_url(url), min_size=1, max_size=8))
+
+    @app.task(name=POLL_TASK, queue=FEEDS_QUEUE)
+    async def poll(feed_id: int) -> None:
+        try:
+            await worker.poll(feed_id)
+        except AggregatorError as exc:  # the database, most likely: the feed is due still, and polled again
+            log.error("poll of feed %d failed: %s", feed_id, exc)
+
+    @app.periodic(cron=f"* * * * * */{SCHEDULE_S}", periodic_id="due")
+    @app.task(name=DUE_TASK, queue=SCHEDULE_QUEUE, pass_context=False)
+    async def due(timestamp: int) -> None:
+        deferred = await worker.due(app)
+        if deferred:
+            log.info("%d feed(s) due: polls queued", deferred)
+
+    _ = (poll, due)
+    return app
+
+
+async def ensure_queue_schema(app: App, url: str) -> None:
+    """procrastinate's tables, created once (workers starting together: one creates them)."""
+    with DatabaseLock(url, QUEUE_SCHEMA) as lock:
+        await asyncio.to_thread(lock.wait, 0.2)
+        rows: list[dict[str, Any]] = await app.connector.execute_query_all_async("SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS present")
+        if not rows[0]["present"]:
+            log.info("creating the job queue's tables (procrastinate)")
+            await app.schema_manager.apply_schema_async()
+
+
+async def run_worker(worker: Worker, concurrency: int, name: str) -> None:
+    """Run jobs until SIGINT/SIGTERM (procrastinate's handlers: running jobs finish first)."""
+    app = make_app(worker)
+    async with app.open_async():
+        await ensure_queue_schema(app, worker.agg.config.database_url)
+        try:
+            await app.run_worker_async(
+                concurrency=concurrency, name=name, delete_jobs="successful",
+                update_heartbeat_interval=worker.settings.heartbeat, stalled_worker_timeout=worker.settings.stalled_after,
+                fetch_job_polling_interval=1.0,
+            )
+        finally:
+            await worker.close()

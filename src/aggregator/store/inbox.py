@@ -1,0 +1,57 @@
+"""The inbox: feeds' answers that workers fetched, parsed and extracted (``aggregator worker``),
+waiting for the one clusterer to store them, in the order they arrived. The clusterer deletes what it
+stores in the transaction that stores it, so an answer is stored once or, if that transaction fails,
+stays for the next try.
+
+Functions take the SQLAlchemy connection they run on; ``Store`` owns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
+
+from ..errors import StorageError
+from .articles import new_id
+from .schema import inbox
+
+
+class InboxConflict(StorageError):
+    """Answers this transaction was to store are gone: another clusterer stored them."""
+
+
+def put(conn: Connection, feed_id: int, articles: int, data: bytes, now: datetime) -> int:
+    """Keep one feed's answer for the clusterer; returns its place in the inbox."""
+    return new_id(conn.execute(insert(inbox).values(feed_id=feed_id, created_at=now, articles=articles, data=data)))
+
+
+def take(conn: Connection, limit: int) -> list[tuple[int, bytes]]:
+    """The oldest answers waiting, at most ``limit``: (inbox id, data)."""
+    return [(r[0], r[1]) for r in conn.execute(select(inbox.c.id, inbox.c.data).order_by(inbox.c.id).limit(limit))]
+
+
+def consume(conn: Connection, ids: Sequence[int]) -> None:
+    """The answers are stored (in this transaction): gone from the inbox. ``InboxConflict`` when one
+    is gone already (a second clusterer: the transaction must roll back, or it would store it twice)."""
+    if not ids:
+        return
+    removed = conn.execute(delete(inbox).where(inbox.c.id.in_(list(ids)))).rowcount
+    if removed != len(ids):
+        raise InboxConflict(f"{len(ids) - removed} of {len(ids)} inbox answers were stored by another process")
+
+
+def waiting_feeds(conn: Connection, feed_ids: Sequence[int] | None = None) -> set[int]:
+    """The feeds (of ``feed_ids``, when given) with an answer waiting: not to be polled again before it is stored."""
+    query = select(inbox.c.feed_id).distinct()
+    if feed_ids is not None:
+        query = query.where(inbox.c.feed_id.in_(list(feed_ids)))
+    return {r[0] for r in conn.execute(query)}
+
+
+def backlog(conn: Connection) -> tuple[int, int, datetime | None]:
+    """(answers waiting, articles they carry, when the oldest arrived)."""
+    row = conn.execute(select(func.count(), func.coalesce(func.sum(inbox.c.articles), 0), func.min(inbox.c.created_at))).one()
+    return int(row[0]), int(row[1]), row[2]

@@ -1,0 +1,179 @@
+"""Past one machine, end to end: ``aggregator worker`` and ``aggregator clusterer`` as real processes on a
+throwaway PostgreSQL server, against the demo's outlets served on 127.0.0.1. The stories must be the
+ones a single SQLite process makes of the same feeds; a killed clusterer's standby takes over; a killed
+worker's feeds are polled by another; nothing is stored or placed twice."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from aggregator.tools.demo import DemoSite, article_path, load_corpus
+from aggregator.tools.feedserver import LoopbackServer, Request, Response
+from aggregator.tools.scoring import score
+from helpers import cli, count, rows, wait_for, write_config
+
+pytestmark = pytest.mark.postgres
+
+OUTLETS = ["globalwire", "meridian", "dailyherald", "northstar", "citizen"]
+FAST = {"heartbeat": "1s", "stalled_after": "3s"}  # a dead worker noticed within seconds
+
+
+class Procs:
+    """The test's aggregator processes, each logging to a file; all killed at the end."""
+
+    def __init__(self, directory: Path, config: Path) -> None:
+        self.directory, self.config = directory, config
+        self.running: dict[str, subprocess.Popen[str]] = {}
+
+    def start(self, name: str, *command: str) -> subprocess.Popen[str]:
+        log = (self.directory / f"{name}.log").open("w")
+        proc = subprocess.Popen([sys.executable, "-m", "aggregator", "-v", *command, "--config", str(self.config)],
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        self.running[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.directory / f"{name}.log").read_text()
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
+        proc = self.running.pop(name)
+        proc.send_signal(sig)
+        return proc.wait(timeout=30)
+
+    def close(self) -> None:
+        for name in list(self.running):
+            self.stop(name, signal.SIGKILL)
+
+
+@pytest.fixture
+def site() -> Iterator[tuple[LoopbackServer, DemoSite, dict[str, str]]]:
+    corpus = load_corpus()
+    start = datetime.now(timezone.utc) - timedelta(hours=72)
+    demo = DemoSite(corpus, start, feed_items=100)
+    demo.now = start + timedelta(hours=72)  # every article already published
+    with LoopbackServer(demo) as server:
+        demo.base_url = server.base_url
+        expected = {server.url(article_path(a)): a.event for a in corpus.articles if a.outlet in OUTLETS}
+        yield server, demo, expected
+
+
+def feeds(server: LoopbackServer) -> list[dict[str, object]]:
+    corpus = load_corpus()
+    return [{"url": server.url(f"/feeds/{slug}.xml"), "name": corpus.outlet(slug).name, "interval": "30m"} for slug in OUTLETS]
+
+
+def stories_by_url(config: Path) -> dict[str, int]:
+    listed = cli("clusters", "--config", str(config), "--since", "4d", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return {v["url"]: s["id"] for s in json.loads(listed.stdout) for v in s["variants"]}
+
+
+def consistent(db: Path, offered: set[str]) -> None:
+    """Every article stored once, in exactly one story, with its signature; every story one canonical."""
+    urls = [r[0] for r in rows(db, "select url from articles")]
+    assert len(urls) == len(set(urls)) and set(urls) == offered, "an article was stored twice, or not at all"
+    assert rows(db, "select count(*) from articles a left join story_members m on m.article_id = a.id where m.article_id is null") == [(0,)]
+    assert rows(db, "select count(*) from articles a left join signatures g on g.article_id = a.id where g.article_id is null") == [(0,)]
+    assert rows(db, "select count(*) from (select story_id from story_members where kind = 'canonical' group by story_id having count(*) <> 1) x") == [(0,)]
+    assert rows(db, "select count(*) from inbox") == [(0,)]
+
+
+def test_two_workers_and_a_clusterer_make_the_stories_one_process_makes(site, tmp_path: Path, postgres_server) -> None:
+    server, _, expected = site
+    one = tmp_path / "one"
+    one.mkdir()
+    single = write_config(one, feeds(server))
+    assert cli("poll", "--all", "--config", str(single)).returncode == 0
+    alone = stories_by_url(single)
+    requests_alone = len(server.requests)
+
+    many = tmp_path / "many"
+    many.mkdir()
+    config = write_config(many, feeds(server), database_url=postgres_server.create_database(), cluster=FAST)
+    procs = Procs(many, config)
+    try:
+        procs.start("clusterer", "clusterer")
+        for i in range(2):
+            procs.start(f"worker{i}", "worker")
+        wait_for(lambda: count(many / "aggregator.db", "articles") >= len(expected), "the cluster to store every offered article", 90)
+        time.sleep(3)  # (anything more would be a duplicate)
+        for name in ("worker0", "worker1", "clusterer"):
+            assert procs.stop(name) == 0, procs.log(name)
+    finally:
+        procs.close()
+    assert "Traceback" not in procs.log("clusterer") + procs.log("worker0") + procs.log("worker1")
+    consistent(many / "aggregator.db", set(expected))
+    feed_paths = [r.path for r in server.requests[requests_alone:] if r.path.startswith("/feeds/")]
+    assert Counter(feed_paths) == {f"/feeds/{slug}.xml": 1 for slug in OUTLETS}, "each feed polled once in its interval"
+    together = stories_by_url(config)
+    assert set(together) == set(alone) == set(expected)
+    agreement = score(together, alone)
+    assert agreement.bcubed_f1 >= 0.99, agreement
+    gold = score(together, expected)
+    assert gold.bcubed_f1 >= score(alone, expected).bcubed_f1 - 0.01, gold
+
+
+def test_a_standby_clusterer_takes_over_from_a_killed_one_and_nothing_is_placed_twice(site, tmp_path: Path, postgres_server) -> None:
+    server, _, expected = site
+    config = write_config(tmp_path, feeds(server), database_url=postgres_server.create_database(), cluster=FAST)
+    db = tmp_path / "aggregator.db"
+    procs = Procs(tmp_path, config)
+    try:
+        procs.start("first", "clusterer")
+        wait_for(lambda: "clusterer started" in procs.log("first"), "the first clusterer", 60)
+        procs.start("standby", "clusterer")
+        wait_for(lambda: "standing by" in procs.log("standby"), "the second clusterer to stand by", 60)
+        procs.start("worker", "worker")
+        # The answers wait in the inbox a few seconds (a round is stored together): kill the clusterer then.
+        wait_for(lambda: count(db, "inbox") >= len(OUTLETS), "the worker's answers", 60)
+        killed_at = time.monotonic()
+        procs.stop("first", signal.SIGKILL)
+        wait_for(lambda: "clusterer started" in procs.log("standby"), "the standby to take over", 30)
+        took_over_s = time.monotonic() - killed_at
+        wait_for(lambda: count(db, "articles") >= len(expected), "the standby to store every article", 60)
+        time.sleep(1)
+        assert procs.stop("worker") == 0 and procs.stop("standby") == 0
+    finally:
+        procs.close()
+    assert took_over_s < 10, took_over_s
+    assert "took over" in procs.log("standby") and "Traceback" not in procs.log("standby")
+    consistent(db, set(expected))
+
+
+def test_a_killed_workers_feed_is_polled_by_another(site, tmp_path: Path, postgres_server) -> None:
+    server, demo, expected = site
+    held = {"first": True}
+
+    def slow_meridian(request: Request) -> Response:
+        if request.path == "/feeds/meridian.xml" and held["first"]:
+            held["first"] = False
+            time.sleep(8)  # the worker polling it is killed meanwhile
+        return demo(request)
+
+    server.handler = slow_meridian
+    config = write_config(tmp_path, feeds(server), database_url=postgres_server.create_database(), cluster=FAST)
+    db = tmp_path / "aggregator.db"
+    procs = Procs(tmp_path, config)
+    try:
+        procs.start("clusterer", "clusterer")
+        procs.start("doomed", "worker")
+        wait_for(lambda: not held["first"], "the first worker to ask for the slow feed", 60)
+        procs.stop("doomed", signal.SIGKILL)
+        procs.start("survivor", "worker")
+        wait_for(lambda: count(db, "articles") >= len(expected), "the other worker to poll every feed", 90)
+        time.sleep(1)
+        assert procs.stop("survivor") == 0 and procs.stop("clusterer") == 0
+    finally:
+        procs.close()
+    assert "of a worker that stopped: ended, its feed polled again" in procs.log("survivor")
+    consistent(db, set(expected))
