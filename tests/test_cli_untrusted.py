@@ -217,3 +217,11 @@ def test_a_reading_command_without_a_database_says_where_it_looked(tmp_path: Pat
         assert str(tmp_path / "store" / "aggregator.db") in result.stderr and "no database here yet" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "store").exists()
+
+
+def test_workers_and_the_clusterer_say_they_need_postgresql(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [{"url": "http://127.0.0.1:9/feed.xml"}], database_url=f"sqlite:///{tmp_path / 'x.db'}")
+    for command in ("worker", "clusterer"):
+        result = cli(command, "--config", str(config))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "PostgreSQL" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

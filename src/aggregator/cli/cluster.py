@@ -3,6 +3,7 @@ machine) and ``clusterer`` (one at a time; others stand by and take over)."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
@@ -27,6 +28,9 @@ def _cluster_config(config_path: Path) -> Config:
     cfg = to_poll(config_path)
     if not is_postgresql(cfg.database_url):
         raise ConfigError(f"{cfg.path or config_path}: {NEEDS_POSTGRESQL}")
+    for module in ("psycopg", "procrastinate"):
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{module} is not installed: pip install 'aggregator[postgres]' for workers and the clusterer")
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger().setLevel(logging.INFO)
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
