@@ -9,6 +9,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.tools.demo import DemoSite, article_path, load_corpus
+from aggregator.tools.demo import DemoSite, article_path, load_corpus, render_feed
 from aggregator.tools.feedserver import LoopbackServer, Request, Response
 from aggregator.tools.scoring import score
 from helpers import cli, count, rows, wait_for, write_config
@@ -78,6 +79,11 @@ def stories_by_url(config: Path) -> dict[str, int]:
     return {v["url"]: s["id"] for s in json.loads(listed.stdout) for v in s["variants"]}
 
 
+def stored_all(db: Path, offered: set[str]) -> bool:
+    """Every offered article stored and nothing left in the inbox (answers that only repeat stored articles included)."""
+    return count(db, "articles") >= len(offered) and rows(db, "select count(*) from inbox") == [(0,)]
+
+
 def consistent(db: Path, offered: set[str]) -> None:
     """Every article stored once, in exactly one story, with its signature; every story one canonical."""
     urls = [r[0] for r in rows(db, "select url from articles")]
@@ -105,7 +111,7 @@ def test_two_workers_and_a_clusterer_make_the_stories_one_process_makes(site, tm
         procs.start("clusterer", "clusterer")
         for i in range(2):
             procs.start(f"worker{i}", "worker")
-        wait_for(lambda: count(many / "aggregator.db", "articles") >= len(expected), "the cluster to store every offered article", 90)
+        wait_for(lambda: stored_all(many / "aggregator.db", set(expected)), "the cluster to store every offered article", 90)
         time.sleep(3)  # (anything more would be a duplicate)
         for name in ("worker0", "worker1", "clusterer"):
             assert procs.stop(name) == 0, procs.log(name)
@@ -140,7 +146,7 @@ def test_a_standby_clusterer_takes_over_from_a_killed_one_and_nothing_is_placed_
         procs.stop("first", signal.SIGKILL)
         wait_for(lambda: "clusterer started" in procs.log("standby"), "the standby to take over", 30)
         took_over_s = time.monotonic() - killed_at
-        wait_for(lambda: count(db, "articles") >= len(expected), "the standby to store every article", 60)
+        wait_for(lambda: stored_all(db, set(expected)), "the standby to store every article", 60)
         time.sleep(1)
         assert procs.stop("worker") == 0 and procs.stop("standby") == 0
     finally:
@@ -170,10 +176,95 @@ def test_a_killed_workers_feed_is_polled_by_another(site, tmp_path: Path, postgr
         wait_for(lambda: not held["first"], "the first worker to ask for the slow feed", 60)
         procs.stop("doomed", signal.SIGKILL)
         procs.start("survivor", "worker")
-        wait_for(lambda: count(db, "articles") >= len(expected), "the other worker to poll every feed", 90)
+        wait_for(lambda: stored_all(db, set(expected)), "the other worker to poll every feed", 90)
         time.sleep(1)
         assert procs.stop("survivor") == 0 and procs.stop("clusterer") == 0
     finally:
         procs.close()
     assert "of a worker that stopped: ended, its feed polled again" in procs.log("survivor")
     consistent(db, set(expected))
+
+
+class Sections:
+    """300 section feeds over the demo's outlets on one loopback host (each article listed by several
+    of its outlet's sections, as real sites do), the article pages behind them, every answer a little
+    late; the server's own count of requests in flight at once."""
+
+    FEEDS = 300
+
+    def __init__(self, demo: DemoSite) -> None:
+        self.demo = demo
+        self.in_flight = self.most_in_flight = 0
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.most_in_flight = 0
+
+    def feed_paths(self) -> list[str]:
+        return [f"/sections/{k}.xml" for k in range(self.FEEDS)]
+
+    def __call__(self, request: Request) -> Response:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(0.02)
+            path = request.path.split("?", 1)[0]
+            if not path.startswith("/sections/"):
+                return self.demo(request)
+            k = int(path.removeprefix("/sections/").removesuffix(".xml"))
+            outlets = self.demo.corpus.outlets
+            outlet = outlets[k % len(outlets)]
+            own = [a for a in self.demo.corpus.articles if a.outlet == outlet.slug]
+            items = sorted(((a, self.demo.published(a)) for j, a in enumerate(own) if (j + k // len(outlets)) % 5 < 2),
+                           key=lambda it: (it[1], it[0].key), reverse=True)
+            body, ctype = render_feed(outlet, items, self.demo.base_url)
+            return Response(200, body, {"Content-Type": ctype})
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+@pytest.mark.slow
+def test_three_workers_on_300_feeds_hold_the_host_limit_and_agree_with_one_process(site, tmp_path: Path, postgres_server) -> None:
+    server, demo, _ = site
+    sections = Sections(demo)
+    server.handler = sections
+    listed = {(server.url(article_path(a)), a.event) for a in demo.corpus.articles}
+    offered = {u for u, _ in listed}
+    gold = dict(listed)
+    feeds300 = [{"url": server.url(p), "name": demo.corpus.outlets[k % len(demo.corpus.outlets)].name, "interval": "30m"}
+                for k, p in enumerate(sections.feed_paths())]
+
+    one = tmp_path / "one"
+    one.mkdir()
+    single = write_config(one, feeds300)
+    assert cli("poll", "--all", "--config", str(single)).returncode == 0
+    alone = stories_by_url(single)
+
+    sections.reset()
+    start = len(server.requests)
+    many = tmp_path / "many"
+    many.mkdir()
+    config = write_config(many, feeds300, database_url=postgres_server.create_database(), cluster=FAST)
+    procs = Procs(many, config)
+    try:
+        procs.start("clusterer", "clusterer")
+        for i in range(3):
+            procs.start(f"worker{i}", "worker")
+        wait_for(lambda: stored_all(many / "aggregator.db", offered), "the cluster to store every article", 180)
+        time.sleep(3)
+        for name in ("worker0", "worker1", "worker2", "clusterer"):
+            assert procs.stop(name) == 0, procs.log(name)
+    finally:
+        procs.close()
+    consistent(many / "aggregator.db", offered)
+    polled = Counter(r.path for r in server.requests[start:] if r.path.startswith("/sections/"))
+    assert polled == Counter(sections.feed_paths()), "each feed polled once in its interval"
+    assert sections.most_in_flight <= 2, f"{sections.most_in_flight} requests at once on one host (per_host_concurrency: 2)"
+    together = stories_by_url(config)
+    assert set(together) == set(alone) == offered
+    agreement = score(together, alone)
+    assert agreement.bcubed_f1 >= 0.99, agreement
+    assert score(together, gold).bcubed_f1 >= score(alone, gold).bcubed_f1 - 0.01

@@ -44,14 +44,20 @@ def open_library(config: Config, clock: Clock = utcnow) -> Library:
 
 
 def make_fetcher(config: Config, transport: httpx.AsyncBaseTransport | None = None,
-                 current: Callable[[], Config] | None = None) -> Fetcher:
+                 current: Callable[[], Config] | None = None, cluster: bool = False) -> Fetcher:
     """An HTTP client under the config's limits and address guard (``transport``: tests' own). The
     guard lets the hosts of the config's feeds reach the addresses ``allow_hosts`` opens; with
-    ``current``, the feeds of the config in force at each connection (a hot reload changes them)."""
+    ``current``, the feeds of the config in force at each connection (a hot reload changes them).
+    A cluster's worker (``cluster``) shares the per-host limit with the other workers."""
     from .fetch import Fetcher
 
+    slots = None
+    if cluster:
+        from .cluster.hostslots import ClusterHostSlots
+
+        slots = ClusterHostSlots(config.database_url, config.settings.fetch.per_host_concurrency)
     return Fetcher(config.settings.fetch, config.settings.allow_hosts, transport=transport,
-                   named_hosts=_FeedHosts(current or (lambda: config)))
+                   named_hosts=_FeedHosts(current or (lambda: config)), host_slots=slots)
 
 
 class _FeedHosts:

@@ -13,8 +13,9 @@ import logging
 import ssl
 import zlib
 from collections.abc import Callable, Iterable, Set
+from contextlib import AbstractAsyncContextManager, nullcontext
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import urljoin, urlsplit
 
 import brotli
@@ -39,16 +40,26 @@ _DRAIN_LIMIT = 64 * 1024  # most bytes of an unwanted body read to keep its conn
 KEEPALIVE_S = 5.0  # an idle connection is kept this long for the next request to its host
 
 
+class HostSlots(Protocol):
+    """A per-host limit shared by several processes (``cluster.hostslots``)."""
+
+    def slot(self, host: str) -> AbstractAsyncContextManager[None]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class Fetcher:
     """Fetch URLs under the configured limits. Use as an async context manager."""
 
     def __init__(
         self, settings: FetchSettings, allow_hosts: Iterable[str] = (), transport: httpx.AsyncBaseTransport | None = None,
-        named_hosts: Callable[[], Set[str]] | None = None,
+        named_hosts: Callable[[], Set[str]] | None = None, host_slots: HostSlots | None = None,
     ) -> None:
         """``named_hosts``: the hosts the config names (its feeds'), which may reach the addresses
-        ``allow_hosts`` opens even when not listed there (``NetGuard``)."""
+        ``allow_hosts`` opens even when not listed there (``NetGuard``). ``host_slots``: a limit per
+        host shared with other processes (a cluster's workers), on top of this one's."""
         self.settings = settings
+        self._slots = host_slots
         guard = NetGuard.from_allow_list(allow_hosts, named_hosts)
         self._client = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent},
@@ -68,6 +79,11 @@ class Fetcher:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._slots is not None:
+            await self._slots.aclose()
+
+    def _slot(self, host: str) -> AbstractAsyncContextManager[object]:
+        return self._slots.slot(host) if self._slots is not None else nullcontext()
 
     async def fetch_feed(self, url: str, etag: str | None = None, last_modified: str | None = None) -> FetchResult:
         """GET a feed, conditionally when validators are known. A 304 comes back as a result, not an error."""
@@ -126,7 +142,7 @@ class Fetcher:
         host_limit = self._hosts.setdefault(host_of(current), asyncio.Semaphore(self.settings.per_host_concurrency))
         # The host's slot first: a request waiting for its host must not hold one of the global slots
         # (thirty feeds of one site in a row would otherwise take them all and run two at a time).
-        async with host_limit, self._all:
+        async with host_limit, self._slot(host_of(current)), self._all:
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:

@@ -54,7 +54,9 @@ class Worker:
 
     def fetcher(self) -> Fetcher:
         if self._fetcher is None:  # made in the worker's event loop, kept for its life (its connections too)
-            self._fetcher = self.agg.new_fetcher()
+            from ..factory import make_fetcher
+
+            self._fetcher = make_fetcher(self.agg.config, cluster=True)
         return self._fetcher
 
     async def poll(self, feed_id: int) -> None:
