@@ -242,6 +242,7 @@ def test_three_workers_on_300_feeds_hold_the_host_limit_and_agree_with_one_proce
     single = write_config(one, feeds300)
     assert cli("poll", "--all", "--config", str(single)).returncode == 0
     alone = stories_by_url(single)
+    pages_alone = Counter(r.path for r in server.requests if r.path.endswith(".html"))
 
     sections.reset()
     start = len(server.requests)
@@ -261,6 +262,8 @@ def test_three_workers_on_300_feeds_hold_the_host_limit_and_agree_with_one_proce
         procs.close()
     consistent(many / "aggregator.db", offered)
     polled = Counter(r.path for r in server.requests[start:] if r.path.startswith("/sections/"))
+    pages = Counter(r.path for r in server.requests[start:] if r.path.endswith(".html"))
+    assert pages == pages_alone == Counter(set(pages_alone)), "each page fetched once, however many feeds and workers"
     assert polled == Counter(sections.feed_paths()), "each feed polled once in its interval"
     assert sections.most_in_flight <= 2, f"{sections.most_in_flight} requests at once on one host (per_host_concurrency: 2)"
     together = stories_by_url(config)

@@ -27,7 +27,7 @@ def make_v1_database(path: Path) -> None:
         DROP INDEX ix_articles_reported;
         ALTER TABLE articles DROP COLUMN reported_at;
         DROP TABLE articles_fts;
-        DROP TABLE correction_requests; DROP TABLE inbox;
+        DROP TABLE correction_requests; DROP TABLE inbox; DROP TABLE page_claims;
         DROP TABLE story_reads; DROP TABLE article_revisions; DROP TABLE story_events; DROP TABLE corrections;
         ALTER TABLE feeds DROP COLUMN named;
         ALTER TABLE feeds DROP COLUMN interval_set;
@@ -68,7 +68,7 @@ def test_v7_database_gains_the_correction_requests_and_keeps_its_corrections(tmp
     db = sqlite3.connect(path)
     db.executescript(
         """
-        DROP TABLE correction_requests; DROP TABLE inbox;
+        DROP TABLE correction_requests; DROP TABLE inbox; DROP TABLE page_claims;
         UPDATE meta SET value = '7' WHERE key = 'schema_version';
         INSERT INTO feeds (id, config_url, url, name, interval_s, error_count) VALUES (1, 'https://a.example/f', 'https://a.example/f', 'A', 900, 0);
         INSERT INTO articles (id, feed_id, guid, url, title, text, source, published_at, first_seen_at, content_hash, from_page)

@@ -21,7 +21,7 @@ from .extract import choose_text, extract_page, needs_page
 from .ingest import Candidate, FeedBatch, Ingest, claims, content_hash, page_date_credible
 from .library import Clock, Library, utcnow
 from .models import Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport
-from .pages import RoundPages
+from .pages import Pages, RoundPages
 from .parse import parse_feed
 from .pool import Pool
 from .store import StoreProtocol
@@ -189,7 +189,7 @@ class Aggregator(Library):
 
     async def poll_feed(
         self, fetcher: Fetcher, feed: FeedState, now: datetime | None = None,
-        hold: Callable[[FeedBatch], Awaitable[int]] | None = None, pages: RoundPages | None = None,
+        hold: Callable[[FeedBatch], Awaitable[int]] | None = None, pages: Pages | None = None,
     ) -> PollReport:
         """Fetch, parse, extract, dedup and store one feed; errors end up on the feed, not raised.
         With ``hold``, its new articles are handed to it to store (a round's backlog); with
@@ -245,14 +245,14 @@ class Aggregator(Library):
         return max(now, self.clock())
 
     def _round_pages(self, fetcher: Fetcher) -> RoundPages:
-        return RoundPages(lambda entry: self._page(fetcher, entry))
+        return RoundPages(lambda entry: self.page(fetcher, entry))
 
     def network_outage(self) -> bool:
         """True when the last polls all failed to reach their servers, across several hosts."""
         recent = list(self._recent)
         return len(recent) == OUTAGE_SAMPLE and not any(ok for _, ok in recent) and len({h for h, _ in recent}) >= 3
 
-    async def _prepare(self, round_pages: RoundPages, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[Candidate]:
+    async def _prepare(self, round_pages: Pages, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[Candidate]:
         """Entries not stored yet, with their text (from the page when the feed's is short), and the
         stored entries the feed changed (``_revisions``)."""
         with self.store.reading() as r:
@@ -297,7 +297,7 @@ class Aggregator(Library):
         # Oldest first (feeds list newest first): stories then grow in the order the news happened.
         return sorted(candidates, key=lambda c: (c.published, c.entry.guid)) + claimed + await self._revisions(round_pages, known, now)
 
-    async def _revisions(self, round_pages: RoundPages, known: list[tuple[Entry, StoredEntry]], now: datetime) -> list[Candidate]:
+    async def _revisions(self, round_pages: Pages, known: list[tuple[Entry, StoredEntry]], now: datetime) -> list[Candidate]:
         """Stored entries whose title or text the feed changed, as revisions (``Ingest._revise``).
         A text from the feed is compared as the feed gives it now: an unchanged entry costs a hash.
         A text from the article page is fetched again only when the feed's title for it changed:
@@ -327,7 +327,8 @@ class Aggregator(Library):
                                        revises=stored.article_id, keep_text=keep_text))
         return revisions
 
-    async def _page(self, fetcher: Fetcher, entry: Entry) -> PageText | None:
+    async def page(self, fetcher: Fetcher, entry: Entry) -> PageText | None:
+        """The entry's article page, fetched and extracted (None when it cannot be fetched: the feed's text serves)."""
         assert entry.url
         try:
             result = await fetcher.fetch_page(entry.url)

@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from .models import Entry, PageText
 from .urls import normalize_url
 
 ROUND_PAGES = 5000  # finished pages a round remembers; beyond this the oldest are forgotten (then fetched again if asked)
+
+
+class Pages(Protocol):
+    """Where a poll gets its entries' article pages: ``RoundPages``, or a cluster's ``SharedPages``."""
+
+    async def get(self, entry: Entry) -> PageText | None: ...
+
+    def close(self) -> None: ...
 
 
 class RoundPages:

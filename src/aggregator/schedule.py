@@ -311,6 +311,10 @@ class Daemon:
             log.info("wrote digest %s (%d stories)", files.markdown, files.stories)
 
     async def _housekeeping(self) -> None:
+        if self.inbox:  # the workers' shared pages of past rounds
+            from .cluster.pages import ROUND_S
+
+            await asyncio.to_thread(self.agg.store.forget_pages, self.agg.clock() - timedelta(seconds=2 * ROUND_S))
         evicted = await asyncio.to_thread(self.agg.housekeeping, self.agg.clock())
         if evicted:
             log.info("dedup window: forgot %d old article(s) (still in the database); time decay %.2f per day, learned from the stream",

@@ -27,6 +27,7 @@ from ..errors import AggregatorError
 from ..ingest import FeedBatch
 from ..store.locks import QUEUE_SCHEMA, DatabaseLock, libpq_url
 from .codec import encode_batch
+from .pages import SharedPages
 
 if TYPE_CHECKING:
     from ..core import Aggregator
@@ -46,6 +47,7 @@ class Worker:
         self.agg = agg
         self.settings = agg.config.settings.cluster  # how soon a dead worker's jobs are retried: heartbeat, stalled_after
         self._fetcher: Fetcher | None = None
+        self._pages: SharedPages | None = None
 
     async def close(self) -> None:
         if self._fetcher is not None:
@@ -58,6 +60,13 @@ class Worker:
 
             self._fetcher = make_fetcher(self.agg.config, cluster=True)
         return self._fetcher
+
+    def pages(self) -> SharedPages:
+        """The article pages this worker shares with the others (each fetched once a round)."""
+        if self._pages is None:
+            fetcher, agg = self.fetcher(), self.agg
+            self._pages = SharedPages(agg.store, lambda entry: agg.page(fetcher, entry), agg.clock, agg.config.settings.fetch.total_deadline)
+        return self._pages
 
     async def poll(self, feed_id: int) -> None:
         agg = self.agg
@@ -73,7 +82,7 @@ class Worker:
             await asyncio.to_thread(agg.store.put_inbox, feed_id, len(batch.candidates), data, agg.clock())
             return len(batch.candidates)
 
-        report = await agg.poll_feed(self.fetcher(), feed, now, hold=leave)
+        report = await agg.poll_feed(self.fetcher(), feed, now, hold=leave, pages=self.pages())
         log.debug("polled %s: %s", feed.url, report)
 
     async def due(self, app: App) -> int:

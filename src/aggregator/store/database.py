@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..errors import StorageError
 from ..models import Article, FeedState, Revision, SearchHit, SignatureChunk, Story, TimelineEvent
-from . import articles, corrections, feeds, inbox, search, stories, timeline
+from . import articles, corrections, feeds, inbox, pageclaims, search, stories, timeline
 from .interface import (
     ArticleVersion,
     ConfiguredFeed,
@@ -255,6 +255,26 @@ class Store:
         """(answers waiting, articles they carry, when the oldest arrived)."""
         with self._connect() as conn:
             return inbox.backlog(conn)
+
+    def claim_page(self, url: str, now: datetime, stale_before: datetime, done_before: datetime) -> bool:
+        """Claim a cluster's page to fetch it (``pageclaims.claim``): True when this caller holds it."""
+        with self._begin() as conn:
+            return pageclaims.claim(conn, url, now, stale_before, done_before)
+
+    def finish_page(self, url: str, data: bytes | None, now: datetime) -> None:
+        """The claimed page's extracted text, for the other workers (None: no article there)."""
+        with self._begin() as conn:
+            pageclaims.finish(conn, url, data, now)
+
+    def claimed_page(self, url: str) -> tuple[bool, bytes | None] | None:
+        """(done, data) of a page's claim; None when there is none."""
+        with self._connect() as conn:
+            return pageclaims.claimed(conn, url)
+
+    def forget_pages(self, before: datetime) -> int:
+        """Page claims made before ``before`` go; returns how many."""
+        with self._begin() as conn:
+            return pageclaims.forget(conn, before)
 
     # -- signatures and dedup snapshots -------------------------------------------
 

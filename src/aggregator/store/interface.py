@@ -274,6 +274,22 @@ class StoreProtocol(Protocol):
         """(answers waiting, articles they carry, when the oldest arrived)."""
         ...
 
+    def claim_page(self, url: str, now: datetime, stale_before: datetime, done_before: datetime) -> bool:
+        """Claim a cluster's page to fetch it: True when this caller holds the claim."""
+        ...
+
+    def finish_page(self, url: str, data: bytes | None, now: datetime) -> None:
+        """The claimed page's extracted text, for the other workers (None: no article there)."""
+        ...
+
+    def claimed_page(self, url: str) -> tuple[bool, bytes | None] | None:
+        """(done, data) of a page's claim; None when there is none."""
+        ...
+
+    def forget_pages(self, before: datetime) -> int:
+        """Page claims made before ``before`` go; returns how many."""
+        ...
+
     def close(self) -> None: ...
 
     def transaction(self) -> AbstractContextManager[TransactionProtocol]:

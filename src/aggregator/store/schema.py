@@ -223,6 +223,15 @@ inbox = Table(  # feeds' answers fetched by workers (``aggregator worker``), wai
     Index("ix_inbox_feed", "feed_id"),
 )
 
+page_claims = Table(  # a cluster's article pages: the worker that claims one fetches it, the others wait for its text
+    "page_claims",
+    metadata,
+    Column("url", Text, primary_key=True),  # normalised
+    Column("claimed_at", UTCDateTime, nullable=False),
+    Column("done_at", UTCDateTime),  # NULL: being fetched
+    Column("data", LargeBinary),  # the extracted page as JSON (``cluster.pages``); ``null``: no article there
+)
+
 dedup_snapshots = Table(
     "dedup_snapshots",
     metadata,
@@ -303,8 +312,9 @@ def _add_correction_requests(conn: Connection) -> None:
 
 
 def _add_inbox(conn: Connection) -> None:
-    """v9: the answers workers fetched, waiting for the clusterer."""
+    """v9: the answers workers fetched, waiting for the clusterer; the pages they share."""
     inbox.create(conn)
+    page_claims.create(conn)
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {

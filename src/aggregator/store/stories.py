@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
@@ -75,6 +76,33 @@ def story_ids_between(conn: Connection, start: datetime, end: datetime, activity
     return [r[0] for r in conn.execute(query)]
 
 
+# The read model's two queries, built once with the ids as an expanding parameter: built per chunk,
+# their 500 literal ids were coerced and the statements compiled anew each time.
+_IDS = bindparam("ids", expanding=True)
+_HEADS = (
+    select(stories.c.id, stories.c.title, stories.c.canonical_article_id, stored_time(stories.c.first_reported_at),
+           stored_time(stories.c.updated_at), stored_time(story_reads.c.read_at))
+    .outerjoin(story_reads)
+    .where(stories.c.id.in_(_IDS))
+)
+_VARIANT_COLS = (story_members.c.story_id, story_members.c.article_id, story_members.c.kind, story_members.c.similarity,
+                 articles.c.source, articles.c.title, articles.c.url, stored_time(articles.c.published_at),
+                 stored_time(articles.c.first_seen_at), stored_time(articles.c.reported_at))
+
+
+def _variants_query(with_text: bool) -> Any:
+    cols = (*_VARIANT_COLS, articles.c.text, articles.c.summary_html) if with_text else _VARIANT_COLS
+    return (
+        select(*cols)
+        .join(articles, articles.c.id == story_members.c.article_id)
+        .where(story_members.c.story_id.in_(_IDS))
+        .order_by(articles.c.published_at, articles.c.id)
+    )
+
+
+_VARIANTS, _VARIANTS_WITH_TEXT = _variants_query(False), _variants_query(True)
+
+
 def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = False) -> list[Story]:
     """Stories with their variants, in the order of ``story_ids``. (Rows are read by position and
     times parsed from their stored text: SQLAlchemy's per-column processing was most of a listing's
@@ -83,28 +111,19 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
         return []
     by_story: dict[int, list[Variant]] = {i: [] for i in story_ids}
     heads: dict[int, tuple[str, int, datetime, datetime, datetime | None]] = {}
-    head = select(stories.c.id, stories.c.title, stories.c.canonical_article_id, stored_time(stories.c.first_reported_at),
-                  stored_time(stories.c.updated_at), stored_time(story_reads.c.read_at)).outerjoin(story_reads)
-    published, seen = stored_time(articles.c.published_at), stored_time(articles.c.first_seen_at)
-    cols = [story_members.c.story_id, story_members.c.article_id, story_members.c.kind, story_members.c.similarity,
-            articles.c.source, articles.c.title, articles.c.url, published, seen, stored_time(articles.c.reported_at)]
-    if with_text:
-        cols += [articles.c.text, articles.c.summary_html]
+    query = _VARIANTS_WITH_TEXT if with_text else _VARIANTS
     for chunk_start in range(0, len(story_ids), 500):
-        chunk = list(story_ids[chunk_start : chunk_start + 500])
-        for sid, title, canonical, first_reported, updated, read_at in conn.execute(head.where(stories.c.id.in_(chunk))).all():
+        chunk = {"ids": list(story_ids[chunk_start : chunk_start + 500])}
+        for sid, title, canonical, first_reported, updated, read_at in conn.execute(_HEADS, chunk):
             heads[sid] = (title, canonical, as_utc(first_reported), as_utc(updated), as_utc(read_at) if read_at else None)
-        query = (
-            select(*cols)
-            .join(articles, articles.c.id == story_members.c.article_id)
-            .where(story_members.c.story_id.in_(chunk))
-            .order_by(articles.c.published_at, articles.c.id)
-        )
-        for r in conn.execute(query).all():
-            by_story[r[0]].append(
-                Variant(r[1], r[0], r[2], r[3], r[4], r[5], r[6], as_utc(r[7]), as_utc(r[8]),
-                        r[10] if with_text else "", (r[11] or "") if with_text else "", as_utc(r[9]) if r[9] is not None else None)
-            )
+        if with_text:
+            for sid, aid, kind, similarity, source, title, url, published, seen, reported, text, summary in conn.execute(query, chunk):
+                by_story[sid].append(Variant(aid, sid, kind, similarity, source, title, url, as_utc(published), as_utc(seen), text,
+                                             summary or "", as_utc(reported) if reported is not None else None))
+        else:
+            for sid, aid, kind, similarity, source, title, url, published, seen, reported in conn.execute(query, chunk):
+                by_story[sid].append(Variant(aid, sid, kind, similarity, source, title, url, as_utc(published), as_utc(seen), "", "",
+                                             as_utc(reported) if reported is not None else None))
     result = []
     for sid in story_ids:
         found = heads.get(sid)
