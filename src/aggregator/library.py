@@ -124,22 +124,28 @@ class Library:
     def write_digest(self, day: date | None = None) -> DigestFiles:
         """Write storage/digests/YYYY-MM-DD.md and .html for a local day, the digests' index.html,
         and the story feeds stories.atom and stories.json beside them (each file atomically)."""
+        return self.write_digests([day or self.today()])[0]
+
+    def write_digests(self, days: Sequence[date]) -> list[DigestFiles]:
+        """``write_digest`` for several days, the story feeds written once."""
         from dataclasses import replace
 
         from .digest import write_day
         from .storyfeeds import write_feed_files
 
-        day = day or self.today()
-        stories = self.stories_on(day)[: self.config.settings.digest.max_stories]
-        with_text = self.store.load_stories([s.id for s in stories], with_text=True)
         out, tz_name, now = self.config.digest_dir, self.config.settings.timezone, self.clock()
         latest = self.feed_stories()
         # The feeds first, so that the index links to them. Their time is their newest story's: an
         # unchanged stream gives the same files.
         atom, json = write_feed_files(out, latest, updated=max((s.updated_at for s in latest), default=now), tz_name=tz_name)
-        files = write_day(out, day, with_text, tz_name, generated_at=now)
-        log.info("digest for %s: %d stories -> %s; %d stories -> %s", day, len(stories), files.markdown, len(latest), atom)
-        return replace(files, atom=atom, json=json)
+        written = []
+        for day in days:
+            stories = self.stories_on(day)[: self.config.settings.digest.max_stories]
+            with_text = self.store.load_stories([s.id for s in stories], with_text=True)
+            files = write_day(out, day, with_text, tz_name, generated_at=now)
+            log.info("digest for %s: %d stories -> %s; %d stories -> %s", day, len(stories), files.markdown, len(latest), atom)
+            written.append(replace(files, atom=atom, json=json))
+        return written
 
     def feed_stories(self) -> list[Story]:
         """The story feeds' stories: those with a report published in the last 48 hours

@@ -306,8 +306,8 @@ class Daemon:
         # The day before yesterday too: where the digest time falls in a daylight-saving gap (zones
         # that skip from 00:00 to 01:00), the cron trigger skips that day, and yesterday would
         # otherwise never be written once it had ended.
-        for day in (today - timedelta(days=2), today - timedelta(days=1), today):
-            files = self.agg.write_digest(day)
+        days = (today - timedelta(days=2), today - timedelta(days=1), today)
+        for files in await asyncio.to_thread(self.agg.write_digests, days):  # (the story feeds once)
             log.info("wrote digest %s (%d stories)", files.markdown, files.stories)
 
     async def _housekeeping(self) -> None:
