@@ -191,6 +191,22 @@ def test_an_aggregators_own_articles_stay_its_own(tmp_path, server, routes) -> N
     assert sources_by_url(config) == {"http://elsewhere.test/a": "Aggregator"}  # first listed, as before
 
 
+@pytest.mark.parametrize("same_round", [False, True], ids=["thief-polled-first", "same-round"])
+def test_an_aggregator_naming_the_outlet_as_its_source_holds_the_articles_for_it(tmp_path, server, routes, same_round) -> None:
+    """An aggregator's item with ``<source url="...">Outlet</source>`` says which site serves the article:
+    a feed listing the same URL without being that site does not take it, and it goes by the outlet's name."""
+    stolen = [(f"t{i}", link, title, text, when - timedelta(minutes=5)) for i, (_g, link, title, text, when) in enumerate(outlet_items())]
+    serve(routes, "/thief.xml", rss("Thief", "http://thief.test/", stolen))
+    named = rss("Aggregator", "http://agg.test/", outlet_items()).replace(
+        b"</link><description>", b'</link><source url="http://www.outlet.test/rss">Outlet Daily</source><description>')
+    serve(routes, "/agg.xml", named)
+    if not same_round:
+        poll(configure(tmp_path, server, [("/thief.xml", "Thief")]), NOW)
+    config = configure(tmp_path, server, [("/thief.xml", "Thief"), ("/agg.xml", "Aggregator")])
+    poll(config, NOW + timedelta(minutes=15))
+    assert sources_by_url(config) == {link: "Outlet Daily" for _g, link, *_ in outlet_items()}
+
+
 # -- (c) a story first seen today is today's -----------------------------------------------------------------------------
 
 

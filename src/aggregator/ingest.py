@@ -75,6 +75,11 @@ class FeedBatch:
         """The site its articles are served from: the one the feed names, else the feed's own address."""
         return self.parsed.site_url or self.feed.url
 
+    def site_of(self, entry: Entry) -> str:
+        """The site serving an entry's article: the outlet the entry names as its ``<source>`` (a feed
+        aggregating others), else the feed's."""
+        return entry.source_url or self.site
+
 
 class Ingest:
     """The dedup index plus the writes that must change together with it."""
@@ -176,13 +181,13 @@ class Ingest:
         )
         # An article URL listed by several feeds of the round goes to the one whose site serves it,
         # else to the first listing it.
-        chosen: dict[str, tuple[int, str]] = {}
+        chosen: dict[str, tuple[int, str, str]] = {}  # url -> (batch, guid, the site serving it as that entry says)
         for *_, guid, _url, b, cand in queue:
             url = cand.entry.url
             if url and cand.claim is None:
                 held = chosen.get(url)
-                if held is None or (_serves(batches[b].site, url) and not _serves(batches[held[0]].site, url)):
-                    chosen[url] = (b, guid)
+                if held is None or (_serves(batches[b].site_of(cand.entry), url) and not _serves(held[2], url)):
+                    chosen[url] = (b, guid, batches[b].site_of(cand.entry))
         try:
             with self.store.transaction() as tx:
                 # Re-check inside the transaction: another feed may have stored the same URL meanwhile.
@@ -201,15 +206,15 @@ class Ingest:
                         # Stored from another feed: it stays one article, credited to the feed whose
                         # site serves it (a feed listing another outlet's URL first does not keep it).
                         article_id, site = owners[url]
-                        if _serves(batch.site, url) and not _serves(site, url):
+                        if _serves(batch.site_of(cand.entry), url) and not _serves(site, url):
                             source = cand.entry.source or batch.source
                             tx.recredit_article(article_id, batch.feed.id, guid, source)
                             self.dedup.recredit(article_id, source)
-                            owners[url] = (article_id, batch.site)
+                            owners[url] = (article_id, batch.site_of(cand.entry))
                             credited[b] += 1
                             seen[b].add(guid)
                         continue
-                    if cand.claim is not None or (url and chosen.get(url) != (b, guid)):
+                    if cand.claim is not None or (url and chosen.get(url, (None, None))[:2] != (b, guid)):
                         continue
                     if cand.dated:
                         self._store_article(tx, batch, cand)
@@ -360,7 +365,7 @@ def claims(feed: FeedState, parsed: ParsedFeed, entries: Sequence[Entry], owners
     return [
         Candidate(e, "", e.title, now, None, False, claim=owners[e.url][0])
         for e in entries
-        if e.url and e.url in owners and _serves(site, e.url) and not _serves(owners[e.url][1], e.url)
+        if e.url and e.url in owners and _serves(e.source_url or site, e.url) and not _serves(owners[e.url][1], e.url)
     ]
 
 

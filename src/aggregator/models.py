@@ -83,6 +83,7 @@ class Entry:
     author: str | None = None
     lang: str | None = None
     source: str | None = None  # the outlet named by the entry itself (<source>), for feeds that aggregate others
+    source_url: str | None = None  # where that outlet is (<source url> in RSS, <source><link> in Atom): its site serves the article
     summary_html: str = ""  # the feed's own short summary (untrusted HTML), shown sanitized in the HTML digest
 
 

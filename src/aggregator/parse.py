@@ -217,6 +217,11 @@ def _rfc3339(value: Any) -> datetime | None:
         return None
 
 
+def _web_url(url: str) -> str | None:
+    """An http(s) URL as given, or None (a ``<source>`` naming another scheme names no site)."""
+    return url if url.lower().startswith(("http://", "https://")) else None
+
+
 def _no_nul(value: Any) -> str:
     """Feed text as a string without NUL characters, which no text column can hold (PostgreSQL refuses them)."""
     return str(value or "").replace("\x00", "")
@@ -243,8 +248,10 @@ def _entry(raw: Any, feed_lang: str | None, base: str) -> Entry | None:
         lang = lang or detail.get("language")
     origin = raw.get("source") or {}
     source = html_to_text(str(origin.get("title") or "")) if hasattr(origin, "get") else ""
+    source_link = _no_nul(origin.get("href") or origin.get("link")).strip() if hasattr(origin, "get") else ""
     return Entry(
         source=source or None,
+        source_url=_web_url(urljoin(base, source_link)) if source_link else None,
         guid=guid,
         url=url,
         title=title,
