@@ -68,3 +68,20 @@ def test_the_writer_lock_is_one_per_database_and_a_killed_holder_frees_it(postgr
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_search_reads_postgresqls_full_text_index(postgres_url) -> None:
+    """The query's document is the index's expression, so a search is an index lookup, not a scan of every article."""
+    from sqlalchemy import text
+
+    from aggregator.store.schema import POSTGRES_DOCUMENT
+
+    store = Store(postgres_url)
+    try:
+        with store.engine.connect() as conn:
+            conn.execute(text("SET enable_seqscan = off"))
+            plan = "\n".join(r[0] for r in conn.execute(text(
+                f"EXPLAIN SELECT a.id FROM articles a WHERE to_tsvector('simple', {POSTGRES_DOCUMENT}) @@ phraseto_tsquery('simple', 'idlib')")))
+    finally:
+        store.close()
+    assert "ix_articles_search" in plan, plan

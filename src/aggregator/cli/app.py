@@ -132,6 +132,9 @@ def main(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv for debug).")] = 0,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
+    import os, gc  # EXPERIMENT
+    if os.environ.get("AGG_GC") == "freeze": gc.freeze()
+    if os.environ.get("AGG_GC") == "disable": gc.disable()
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 

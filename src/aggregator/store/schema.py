@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 9
 MIGRATE_ATTEMPTS = 5
+POSTGRES_DOCUMENT = "(a.title || ' ' || a.text)"  # what PostgreSQL's full-text search reads of an article (aliased ``a``)
+POSTGRES_SEARCH_INDEX = ("CREATE INDEX IF NOT EXISTS ix_articles_search ON articles USING gin"
+                         " (to_tsvector('simple'::regconfig, (title || ' ' || text)))")
 REPORTED_INDEX = "CREATE INDEX IF NOT EXISTS ix_articles_reported ON articles (reported_at) WHERE reported_at IS NOT NULL"
 MIGRATION_LOCK_KEY = 0x61676772_6d696772  # "aggrmigr": PostgreSQL's advisory lock on the schema's migrations
 
@@ -120,6 +123,7 @@ articles = Table(
 )
 
 event.listen(articles, "after_create", DDL(REPORTED_INDEX).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
+event.listen(articles, "after_create", DDL(POSTGRES_SEARCH_INDEX).execute_if(dialect="postgresql"))  # type: ignore[no-untyped-call]
 
 signatures = Table(
     "signatures",
@@ -312,9 +316,11 @@ def _add_correction_requests(conn: Connection) -> None:
 
 
 def _add_inbox(conn: Connection) -> None:
-    """v9: the answers workers fetched, waiting for the clusterer; the pages they share."""
+    """v9: the answers workers fetched, waiting for the clusterer; the pages they share; search on PostgreSQL."""
     inbox.create(conn)
     page_claims.create(conn)
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(POSTGRES_SEARCH_INDEX))
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {

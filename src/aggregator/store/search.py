@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from ..models import SearchHit
 from .articles import as_utc, stored_time
-from .schema import articles, has_search_index, story_members
+from .schema import POSTGRES_DOCUMENT, articles, has_search_index, story_members
 
 START, END = "\x02", "\x03"  # around each matched word in a snippet (control characters no stored text keeps)
 SNIPPET_WORDS = 24
@@ -41,6 +41,8 @@ def search(conn: Connection, query_terms: Sequence[str], limit: int) -> list[Sea
         return []
     if has_search_index(conn):
         return _fts(conn, query_terms, limit)
+    if conn.dialect.name == "postgresql":
+        return _postgres(conn, query_terms, limit)
     return _like(conn, query_terms, limit)
 
 
@@ -55,6 +57,24 @@ def _fts(conn: Connection, query_terms: Sequence[str], limit: int) -> list[Searc
             " WHERE articles_fts MATCH :match ORDER BY a.published_at DESC, a.id DESC LIMIT :limit"
         ),
         {"match": match, "limit": limit},
+    )
+    return [_hit(r[0], r[1], r[2], r[3], r[4], as_utc(r[5]), r[6]) for r in rows]
+
+
+def _postgres(conn: Connection, query_terms: Sequence[str], limit: int) -> list[SearchHit]:
+    """PostgreSQL's full-text search over the expression ``schema.POSTGRES_SEARCH_INDEX`` indexes;
+    every term a phrase that must match (the 'simple' configuration: words as written, no stemming)."""
+    names = [f"t{i}" for i in range(len(query_terms))]
+    query = " && ".join(f"phraseto_tsquery('simple', :{n})" for n in names)
+    rows = conn.execute(
+        text(
+            f"SELECT a.id, m.story_id, a.title, a.source, a.url, a.published_at,"
+            f" ts_headline('simple', {POSTGRES_DOCUMENT}, q.q, :options)"
+            f" FROM articles a JOIN story_members m ON m.article_id = a.id, (SELECT {query} AS q) q"
+            f" WHERE to_tsvector('simple', {POSTGRES_DOCUMENT}) @@ q.q ORDER BY a.published_at DESC, a.id DESC LIMIT :limit"
+        ),
+        {**dict(zip(names, query_terms, strict=True)), "limit": limit,
+         "options": f"StartSel={START}, StopSel={END}, MaxWords={SNIPPET_WORDS}, MinWords={SNIPPET_WORDS // 2}, ShortWord=0"},
     )
     return [_hit(r[0], r[1], r[2], r[3], r[4], as_utc(r[5]), r[6]) for r in rows]
 

@@ -76,18 +76,15 @@ def story_ids_between(conn: Connection, start: datetime, end: datetime, activity
     return [r[0] for r in conn.execute(query)]
 
 
-# The read model's two queries, built once with the ids as an expanding parameter: built per chunk,
-# their 500 literal ids were coerced and the statements compiled anew each time.
-_IDS = bindparam("ids", expanding=True)
-_HEADS = (
-    select(stories.c.id, stories.c.title, stories.c.canonical_article_id, stored_time(stories.c.first_reported_at),
-           stored_time(stories.c.updated_at), stored_time(story_reads.c.read_at))
-    .outerjoin(story_reads)
-    .where(stories.c.id.in_(_IDS))
+# The read model's query, built once, with the ids as an expanding parameter (built per chunk, its
+# 500 literal ids were coerced and the statement compiled anew each time); each variant's row
+# carries its story's head, so that the ids are sent once.
+_VARIANT_COLS = (
+    story_members.c.story_id, story_members.c.article_id, story_members.c.kind, story_members.c.similarity, articles.c.source,
+    articles.c.title, articles.c.url, stored_time(articles.c.published_at), stored_time(articles.c.first_seen_at),
+    stored_time(articles.c.reported_at), stories.c.title, stories.c.canonical_article_id, stored_time(stories.c.first_reported_at),
+    stored_time(stories.c.updated_at), stored_time(story_reads.c.read_at),
 )
-_VARIANT_COLS = (story_members.c.story_id, story_members.c.article_id, story_members.c.kind, story_members.c.similarity,
-                 articles.c.source, articles.c.title, articles.c.url, stored_time(articles.c.published_at),
-                 stored_time(articles.c.first_seen_at), stored_time(articles.c.reported_at))
 
 
 def _variants_query(with_text: bool) -> Any:
@@ -95,7 +92,9 @@ def _variants_query(with_text: bool) -> Any:
     return (
         select(*cols)
         .join(articles, articles.c.id == story_members.c.article_id)
-        .where(story_members.c.story_id.in_(_IDS))
+        .join(stories, stories.c.id == story_members.c.story_id)
+        .outerjoin(story_reads, story_reads.c.story_id == story_members.c.story_id)
+        .where(story_members.c.story_id.in_(bindparam("ids", expanding=True)))
         .order_by(articles.c.published_at, articles.c.id)
     )
 
@@ -113,17 +112,14 @@ def load_stories(conn: Connection, story_ids: Sequence[int], with_text: bool = F
     heads: dict[int, tuple[str, int, datetime, datetime, datetime | None]] = {}
     query = _VARIANTS_WITH_TEXT if with_text else _VARIANTS
     for chunk_start in range(0, len(story_ids), 500):
-        chunk = {"ids": list(story_ids[chunk_start : chunk_start + 500])}
-        for sid, title, canonical, first_reported, updated, read_at in conn.execute(_HEADS, chunk):
-            heads[sid] = (title, canonical, as_utc(first_reported), as_utc(updated), as_utc(read_at) if read_at else None)
-        if with_text:
-            for sid, aid, kind, similarity, source, title, url, published, seen, reported, text, summary in conn.execute(query, chunk):
-                by_story[sid].append(Variant(aid, sid, kind, similarity, source, title, url, as_utc(published), as_utc(seen), text,
-                                             summary or "", as_utc(reported) if reported is not None else None))
-        else:
-            for sid, aid, kind, similarity, source, title, url, published, seen, reported in conn.execute(query, chunk):
-                by_story[sid].append(Variant(aid, sid, kind, similarity, source, title, url, as_utc(published), as_utc(seen), "", "",
-                                             as_utc(reported) if reported is not None else None))
+        for r in conn.execute(query, {"ids": list(story_ids[chunk_start : chunk_start + 500])}).all():
+            sid = r[0]
+            if sid not in heads:
+                heads[sid] = (r[10], r[11], as_utc(r[12]), as_utc(r[13]), as_utc(r[14]) if r[14] else None)
+            by_story[sid].append(
+                Variant(r[1], sid, r[2], r[3], r[4], r[5], r[6], as_utc(r[7]), as_utc(r[8]),
+                        r[15] if with_text else "", (r[16] or "") if with_text else "", as_utc(r[9]) if r[9] is not None else None)
+            )
     result = []
     for sid in story_ids:
         found = heads.get(sid)
