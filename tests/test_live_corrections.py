@@ -17,7 +17,6 @@ import pytest
 
 from aggregator.config import load_config
 from aggregator.store import Store
-from aggregator.store.corrections import correction_queue
 from aggregator.store.interface import CorrectionRequest
 from helpers import cli, count, wait_for, write_config
 from test_corrections import HOSPITALS
@@ -67,7 +66,7 @@ def test_corrections_are_applied_by_the_running_daemon(daemon, tmp_path: Path, s
 
     store = Store(load_config(config).database_url)  # (queued unchecked, as another process may: the daemon checks again)
     try:
-        queue = correction_queue(store)
+        queue = store.correction_queue()
         unchecked = queue.add(CorrectionRequest("merge", strike, 999), datetime.now(timezone.utc))
     finally:
         store.close()

@@ -12,7 +12,6 @@ import pytest
 
 from aggregator.errors import StorageError
 from aggregator.store import SCHEMA_VERSION, Store
-from aggregator.store.corrections import correction_queue
 from aggregator.store.interface import CorrectionRequest
 
 
@@ -84,7 +83,7 @@ def test_v7_database_gains_the_correction_requests_and_keeps_its_corrections(tmp
     store = Store(f"sqlite:///{path}")
     try:
         assert [c.id for c in store.corrections()] == [1]
-        queue = correction_queue(store)
+        queue = store.correction_queue()
         asked = queue.add(CorrectionRequest("undo", correction_id=1), datetime(2026, 1, 3, tzinfo=timezone.utc))
         assert (asked.id, asked.status, queue.pending()) == (1, "pending", [asked])
     finally:

@@ -29,7 +29,6 @@ from .dedup.canonical import Member, choose_canonical
 from .errors import StorageError, UsageError
 from .models import MemberKind
 from .store import Correction, MemberFacts, Regrouped, StoreProtocol
-from .store.corrections import correction_queue
 from .store.interface import CorrectionRequest, CorrectionWriter
 
 if TYPE_CHECKING:
@@ -114,7 +113,7 @@ def _undo_target(store: StoreProtocol, correction_id: int) -> Correction:
 
 
 def _writes(agg: Aggregator, request_id: int | None) -> CorrectionWriter:
-    return agg.store if request_id is None else correction_queue(agg.store).answering(request_id)
+    return agg.store if request_id is None else agg.store.correction_queue().answering(request_id)
 
 
 def split_story(agg: Aggregator, story_id: int, article_ids: Sequence[int], request_id: int | None = None) -> Correction:
@@ -206,7 +205,7 @@ def apply(agg: Aggregator, asked: CorrectionRequest, request_id: int | None = No
 def request_correction(lib: Library, asked: CorrectionRequest) -> CorrectionRequest:
     """Queue a correction for the process that owns the dedup index, once ``check`` passes."""
     check(lib.store, asked)
-    return correction_queue(lib.store).add(asked, lib.clock())
+    return lib.store.correction_queue().add(asked, lib.clock())
 
 
 def apply_pending_corrections(agg: Aggregator) -> list[CorrectionRequest]:
@@ -214,7 +213,7 @@ def apply_pending_corrections(agg: Aggregator) -> list[CorrectionRequest]:
     transaction) or failed with its reason; returns them as finished. Called by the owner of the
     dedup index: the daemon's tick, a correction command that owns the storage. A database error
     stops here (``StorageError``): the requests not finished stay queued for the next call."""
-    queue = correction_queue(agg.store)
+    queue = agg.store.correction_queue()
     finished = []
     for asked in queue.pending():
         try:

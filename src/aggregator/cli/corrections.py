@@ -51,7 +51,6 @@ def _correct(config: Path, asked: CorrectionRequest, wait: float, said: Callable
     """Make the correction here when this process can own the storage; else queue it for the
     daemon that does (checked first: a mistake is refused now), and wait up to ``wait`` seconds for
     its answer, taking over should the daemon stop meanwhile. Prints ``said`` of the correction."""
-    from ..store.corrections import correction_queue
 
     cfg = load(config)
     with library(cfg) as lib:  # (says where it looked when there is no database yet: a correction never makes one)
@@ -64,7 +63,7 @@ def _correct(config: Path, asked: CorrectionRequest, wait: float, said: Callable
             return
         from ..corrections import request_correction
 
-        queue = correction_queue(lib.store)
+        queue = lib.store.correction_queue()
         queued = request_correction(lib, asked)
         deadline = time.monotonic() + wait
         while (found := queue.get(queued.id)) is None or found.status == "pending":
@@ -144,7 +143,6 @@ def _describe(c: Correction) -> str:
 def corrections(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG_PATH, as_json: JsonOption = False) -> None:
     """List the splits and merges made by hand (`story split`, `story merge`), oldest first; `corrections undo N` reverses one.
     Then those asked for while a daemon runs that it has not applied yet, or could not (and why)."""
-    from ..store.corrections import correction_queue
 
     if ctx.invoked_subcommand is not None:
         if as_json:
@@ -153,7 +151,7 @@ def corrections(ctx: typer.Context, config: ConfigOption = DEFAULT_CONFIG_PATH, 
         return
     with library(config) as lib:
         found = lib.store.corrections()
-        asked = correction_queue(lib.store).unfinished()
+        asked = lib.store.correction_queue().unfinished()
         tz = lib.config.tz
     if as_json:
         print_json([correction_dict(c) for c in found])

@@ -20,12 +20,10 @@ from ..errors import UsageError
 from .articles import as_utc, new_id
 from .interface import (
     Correction,
-    CorrectionQueueProtocol,
     CorrectionRequest,
     CorrectionWriter,
     MemberFacts,
     Regrouped,
-    StoreProtocol,
 )
 from .schema import articles, correction_requests, corrections, signatures, stories, story_events, story_members
 
@@ -246,13 +244,3 @@ class _Answering:
             done = undo_correction(conn, correction_id, groups, now)
             finish_request(conn, self._request_id, now, correction_id=done.id)
             return done
-
-
-def correction_queue(store: StoreProtocol) -> CorrectionQueueProtocol:
-    """The queue of corrections asked for, in ``store``'s database."""
-    from .database import Store
-
-    if not isinstance(store, Store):
-        raise TypeError(f"correction requests are kept in a Store's database, not in a {type(store).__name__}")
-    return CorrectionQueue(store)
-

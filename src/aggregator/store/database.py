@@ -24,6 +24,7 @@ from .interface import (
     ArticleVersion,
     ConfiguredFeed,
     Correction,
+    CorrectionQueueProtocol,
     FeedChange,
     Joined,
     LeadFacts,
@@ -381,6 +382,10 @@ class Store:
         """A correction undone: the stories as ``groups`` say, the correction marked, in one transaction."""
         with self._begin() as conn:
             return corrections.undo_correction(conn, correction_id, groups, now)
+
+    def correction_queue(self) -> CorrectionQueueProtocol:
+        """The corrections asked for while another process owns the dedup index (``correction_requests``)."""
+        return corrections.CorrectionQueue(self)
 
     def corrections(self) -> list[Correction]:
         """Every correction, oldest first."""
