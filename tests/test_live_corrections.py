@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import pytest
 from aggregator.config import load_config
 from aggregator.store import Store
 from aggregator.store.interface import CorrectionRequest
-from helpers import cli, count, wait_for, write_config
+from helpers import cli, count, rows, wait_for, write_config
 from test_corrections import HOSPITALS
 from test_reading import FERRY, STRIKE, rss, serve
 
@@ -30,8 +29,7 @@ def feeds(server, *paths: str) -> list[dict[str, object]]:
 
 
 def stored(db: Path, query: str) -> dict[object, object]:
-    with sqlite3.connect(db) as conn:
-        return dict(conn.execute(query))
+    return dict(rows(db, query))
 
 
 @pytest.fixture
@@ -55,7 +53,6 @@ def daemon(tmp_path: Path, server, routes) -> Iterator[tuple[Path, subprocess.Po
             proc.wait(timeout=30)
 
 
-@pytest.mark.sqlite_only  # reads the SQLite file the daemon writes
 def test_corrections_are_applied_by_the_running_daemon(daemon, tmp_path: Path, server, routes) -> None:
     config, proc = daemon
     db = tmp_path / "aggregator.db"
