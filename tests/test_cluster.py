@@ -271,3 +271,23 @@ def test_three_workers_on_300_feeds_hold_the_host_limit_and_agree_with_one_proce
     agreement = score(together, alone)
     assert agreement.bcubed_f1 >= 0.99, agreement
     assert score(together, gold).bcubed_f1 >= score(alone, gold).bcubed_f1 - 0.01
+
+
+def test_a_feed_added_to_the_config_is_polled_by_the_running_cluster(site, tmp_path: Path, postgres_server) -> None:
+    server, _, expected = site
+    url = postgres_server.create_database()
+    first, added = feeds(server)[:4], feeds(server)[4:]
+    config = write_config(tmp_path, first, database_url=url, cluster=FAST)
+    db = tmp_path / "aggregator.db"
+    procs = Procs(tmp_path, config)
+    try:
+        procs.start("clusterer", "clusterer")
+        procs.start("worker", "worker")
+        wait_for(lambda: stored_all(db, {u for u in expected if f"/{OUTLETS[4]}/" not in u}), "the first four outlets", 60)
+        write_config(tmp_path, first + added, database_url=url, cluster=FAST)
+        wait_for(lambda: stored_all(db, set(expected)), "the added outlet's articles, polled without a restart", 60)
+        assert procs.stop("worker") == 0 and procs.stop("clusterer") == 0
+    finally:
+        procs.close()
+    assert "reloaded" in procs.log("worker")
+    consistent(db, set(expected))

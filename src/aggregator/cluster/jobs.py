@@ -23,8 +23,10 @@ from procrastinate import App, PsycopgConnector
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Status
 
-from ..errors import AggregatorError
+from ..config import load_config
+from ..errors import AggregatorError, ConfigError
 from ..ingest import FeedBatch
+from ..schedule import file_state
 from ..store.locks import QUEUE_SCHEMA, DatabaseLock, libpq_url
 from .codec import encode_batch
 from .pages import SharedPages
@@ -48,6 +50,7 @@ class Worker:
         self.settings = agg.config.settings.cluster  # how soon a dead worker's jobs are retried: heartbeat, stalled_after
         self._fetcher: Fetcher | None = None
         self._pages: SharedPages | None = None
+        self._config_seen = file_state(agg.config.path) if agg.config.path else None
 
     async def close(self) -> None:
         if self._fetcher is not None:
@@ -88,6 +91,7 @@ class Worker:
     async def due(self, app: App) -> int:
         """End the jobs of workers that stopped (their feeds are due still: polled again below), then
         defer a poll job for each due feed without an answer waiting. Returns how many were deferred."""
+        await asyncio.to_thread(self._reload_feeds)
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.settings.stalled_after):
             log.warning("job %s (%s %s) of a worker that stopped: ended, its feed polled again", job.id, job.task_name, job.task_kwargs)
             assert job.id is not None
@@ -107,6 +111,22 @@ class Worker:
             except AlreadyEnqueued:
                 pass
         return deferred
+
+
+    def _reload_feeds(self) -> None:
+        """Take the feed list of the config file when it changed (the clusterer stores new feeds;
+        this worker polls those its file lists). Other settings need a restart, as the daemon's."""
+        path = self.agg.config.path
+        if path is None or (state := file_state(path)) == self._config_seen or state is None:
+            return
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            log.error("config not reloaded: %s (still polling the feeds loaded before)", exc)
+        else:
+            self.agg.config = self.agg.config.model_copy(update={"feeds": new.feeds})
+            log.info("%s reloaded: %d feed(s)", path, len(new.feeds))
+        self._config_seen = state
 
 
 def make_app(worker: Worker) -> App:
