@@ -142,3 +142,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def demo_site() -> Iterator[tuple[Any, Any]]:
+    """The demo's outlets and pages served on 127.0.0.1, every article already published: (server, site)."""
+    from datetime import datetime, timedelta, timezone
+
+    from aggregator.tools.demo import DemoSite, load_corpus
+    from aggregator.tools.feedserver import LoopbackServer
+
+    start = datetime.now(timezone.utc) - timedelta(hours=72)
+    site = DemoSite(load_corpus(), start, feed_items=100)
+    site.now = start + timedelta(hours=72)
+    with LoopbackServer(site) as server:
+        site.base_url = server.base_url
+        yield server, site

@@ -13,7 +13,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from aggregator.tools.demo import DemoSite, article_path, load_corpus, render_feed
 from aggregator.tools.feedserver import LoopbackServer, Request, Response
 from aggregator.tools.scoring import score
-from helpers import cli, count, rows, wait_for, write_config
+from helpers import cli, count, demo_site, rows, wait_for, write_config
 
 pytestmark = pytest.mark.postgres
 
@@ -58,14 +57,8 @@ class Procs:
 
 @pytest.fixture
 def site() -> Iterator[tuple[LoopbackServer, DemoSite, dict[str, str]]]:
-    corpus = load_corpus()
-    start = datetime.now(timezone.utc) - timedelta(hours=72)
-    demo = DemoSite(corpus, start, feed_items=100)
-    demo.now = start + timedelta(hours=72)  # every article already published
-    with LoopbackServer(demo) as server:
-        demo.base_url = server.base_url
-        expected = {server.url(article_path(a)): a.event for a in corpus.articles if a.outlet in OUTLETS}
-        yield server, demo, expected
+    with demo_site() as (server, demo):
+        yield server, demo, {server.url(article_path(a)): a.event for a in demo.corpus.articles if a.outlet in OUTLETS}
 
 
 def feeds(server: LoopbackServer) -> list[dict[str, object]]:

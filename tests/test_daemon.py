@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from aggregator.tools.demo import DemoSite, article_path, load_corpus
-from aggregator.tools.feedserver import LoopbackServer
-from helpers import aggregator, cli, count, wait_for, write_config
+from aggregator.tools.demo import article_path
+from helpers import aggregator, cli, count, demo_site, wait_for, write_config
 
 OUTLETS = ["globalwire", "meridian", "dailyherald", "northstar", "citizen"]
 DEADLINE_S = 60
@@ -34,12 +33,8 @@ def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
 
 @pytest.fixture
 def demo_feeds(tmp_path: Path):
-    corpus = load_corpus()
-    start = datetime.now(timezone.utc) - timedelta(hours=72)
-    site = DemoSite(corpus, start, feed_items=100)
-    site.now = start + timedelta(hours=72)  # every article already published
-    with LoopbackServer(site) as server:
-        site.base_url = server.base_url
+    with demo_site() as (server, site):
+        corpus = site.corpus
         feeds = [{"url": server.url(f"/feeds/{slug}.xml"), "name": corpus.outlet(slug).name, "interval": "30m"} for slug in OUTLETS]
         config = write_config(tmp_path, feeds)
         expected = {server.url(article_path(a)): a.event for a in corpus.articles if a.outlet in OUTLETS}

@@ -19,16 +19,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
 from aggregator.schedule import STOP_GRACE_S
-from aggregator.tools.demo import DemoSite, load_corpus
 from aggregator.tools.feedserver import LoopbackServer
-from helpers import count, free_port, wait_for, write_config
+from helpers import count, demo_site, free_port, wait_for, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "deploy" / "aggregator.service"
@@ -52,12 +50,8 @@ def installed_program() -> list[str]:
 
 @pytest.fixture
 def demo_feeds(tmp_path: Path) -> Iterator[tuple[LoopbackServer, list[dict[str, object]], int]]:
-    corpus = load_corpus()
-    start = datetime.now(timezone.utc) - timedelta(hours=72)
-    site = DemoSite(corpus, start, feed_items=100)
-    site.now = start + timedelta(hours=72)  # every article already published
-    with LoopbackServer(site) as server:
-        site.base_url = server.base_url
+    with demo_site() as (server, site):
+        corpus = site.corpus
         feeds: list[dict[str, object]] = [{"url": server.url(f"/feeds/{slug}.xml"), "name": corpus.outlet(slug).name} for slug in OUTLETS]
         yield server, feeds, sum(1 for a in corpus.articles if a.outlet in OUTLETS)
 
