@@ -252,6 +252,7 @@ def test_the_confinement_bites() -> None:
                     "SystemCallFilter needs systemd-analyze and libseccomp")
 
 
+@pytest.mark.sqlite_only  # the unit's AGGREGATOR_STORAGE places the SQLite file
 @pytest.mark.parametrize("variant", ["plain", "serve"])
 def test_unit_command_line_polls_and_stops_cleanly_on_its_kill_signal(tmp_path: Path, demo_feeds, variant: str) -> None:
     server, feeds, offered = demo_feeds
