@@ -85,3 +85,37 @@ def test_search_reads_postgresqls_full_text_index(postgres_url) -> None:
     finally:
         store.close()
     assert "ix_articles_search" in plan, plan
+
+
+def test_an_answer_that_cannot_be_stored_is_dropped_alone_and_the_rest_stored(postgres_url, tmp_path: Path, caplog) -> None:
+    """One bad answer in the inbox (unreadable bytes; a feed the database does not know) must not stop the clusterer."""
+    import logging
+    from dataclasses import replace
+    from datetime import datetime, timedelta, timezone
+
+    from aggregator.cluster.clusterer import drain_inbox
+    from aggregator.cluster.codec import encode_batch
+    from aggregator.factory import make_aggregator
+    from aggregator.ingest import Candidate, FeedBatch
+    from aggregator.models import Entry, FeedUpdate, ParsedFeed
+
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    config = load_config(write_config(tmp_path, [{"url": "http://127.0.0.1:9/a.xml", "name": "Gazette"}], database_url=postgres_url))
+    agg = make_aggregator(config, clock=lambda: now)
+    try:
+        feed = agg.feeds()[0]
+        text = "A government missile strike killed at least 12 people in a village in Idlib province early on Tuesday."
+        entry = Entry("g1", "http://127.0.0.1:9/1", "Strike kills 12", text, now - timedelta(hours=1))
+        good = FeedBatch(feed, ParsedFeed("Gazette", None, "en", (), None), [Candidate(entry, text, entry.title, entry.published or now, "en", False)],
+                         FeedUpdate(now + timedelta(minutes=15), 0, None, None, None, True), now)
+        stray = replace(good, feed=replace(feed, id=9999))
+        agg.store.put_inbox(feed.id, 1, b"not an answer", now)
+        agg.store.put_inbox(feed.id, 1, encode_batch(stray), now)
+        agg.store.put_inbox(feed.id, 1, encode_batch(good), now)
+        with caplog.at_level(logging.ERROR, logger="aggregator.cluster.clusterer"):
+            assert drain_inbox(agg, now + timedelta(minutes=1)) == (2, 1)
+        assert agg.store.inbox_backlog()[0] == 0 and agg.store.counts()["articles"] == 1
+        assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 2
+        assert agg.store.feed(feed.id).next_poll_at == now + timedelta(minutes=15)  # the good answer's feed state moved
+    finally:
+        agg.close()

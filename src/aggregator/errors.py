@@ -38,6 +38,10 @@ class SchemaMismatch(StorageError):
     """Stored signatures were made with other settings and cannot be mixed."""
 
 
+class InboxConflict(StorageError):
+    """Answers a transaction was to store from the inbox are gone: another clusterer stored them."""
+
+
 class DaemonLocked(StorageError):
     """Another daemon already runs on this storage."""
 

@@ -192,7 +192,12 @@ class Ingest:
             with self.store.transaction() as tx:
                 # Re-check inside the transaction: another feed may have stored the same URL meanwhile.
                 owners = tx.url_owners([c.entry.url for batch in batches for c in batch.candidates if c.entry.url])
-                seen = [tx.known_guids(batch.feed.id, [c.entry.guid for c in batch.candidates]) for batch in batches]
+                # By feed: a cluster's inbox may hold two answers of one feed (each entry is stored once).
+                by_feed: dict[int, set[str]] = {}
+                for batch in batches:
+                    by_feed.setdefault(batch.feed.id, set()).update(c.entry.guid for c in batch.candidates)
+                known = {feed_id: tx.known_guids(feed_id, guids) for feed_id, guids in by_feed.items()}
+                seen = [known[batch.feed.id] for batch in batches]
                 undated: list[tuple[FeedBatch, Candidate]] = []
                 revisions: list[tuple[int, Candidate]] = []
                 for _undated, _published, guid, _url, b, cand in queue:

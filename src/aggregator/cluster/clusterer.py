@@ -16,11 +16,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..backlog import ROUND_BACKLOG, ROUND_HOLD_S
-from ..errors import StorageError
+from ..errors import InboxConflict, StorageError
 from .codec import decode_batch
 
 if TYPE_CHECKING:
     from ..core import Aggregator
+    from ..ingest import FeedBatch
     from ..store.locks import DatabaseLock
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,11 @@ def drain_inbox(agg: Aggregator, now: datetime, hold: timedelta = timedelta(seco
     """Store the answers waiting in the inbox, oldest first, in one transaction per ``INBOX_TAKE``,
     once the oldest has waited ``hold`` (answers of one round are then stored together, in
     publication order across feeds, as one process stores a round) or they carry ``ROUND_BACKLOG``
-    articles. Returns (answers stored, new articles)."""
+    articles. Returns (answers stored, new articles).
+
+    A group that cannot be stored (not because another clusterer stored it) is stored one answer
+    at a time, and an answer that cannot be stored even alone is dropped with an error naming its
+    feed (its feed's state did not move: it is polled again): one bad answer never stops the rest."""
     answers, carried, oldest = agg.store.inbox_backlog()
     if not answers or (oldest is not None and now - oldest < hold and carried < ROUND_BACKLOG):
         return 0, 0
@@ -54,17 +59,37 @@ def drain_inbox(agg: Aggregator, now: datetime, hold: timedelta = timedelta(seco
         rows = agg.store.take_inbox(INBOX_TAKE)
         if not rows:
             return stored, added
-        batches, ids = [], []
+        answers_in = []
         for inbox_id, data in rows:
             try:
-                batches.append(decode_batch(data))
-                ids.append(inbox_id)
-            except StorageError as exc:  # never storable: out of the way, and its feed polled again (its state did not move)
-                log.error("inbox answer %d dropped: %s", inbox_id, exc)
-                with agg.store.transaction() as tx:
-                    tx.consume_inbox([inbox_id])
-        with agg.ingest.lock:
-            added += sum(agg.ingest.commit(batches, ids))
-        stored += len(ids)
+                answers_in.append((inbox_id, decode_batch(data)))
+            except StorageError as exc:
+                _drop(agg, inbox_id, f"inbox answer {inbox_id} dropped: {exc}")
+        try:
+            added += _store(agg, answers_in)
+        except InboxConflict:
+            raise
+        except StorageError as exc:
+            log.warning("%d inbox answers could not be stored together (%s): storing them one by one", len(answers_in), exc)
+            for one in answers_in:
+                try:
+                    added += _store(agg, [one])
+                except InboxConflict:
+                    raise
+                except StorageError as alone:
+                    _drop(agg, one[0], f"inbox answer {one[0]} of {one[1].feed.url} dropped: {alone}")
+        stored += len(answers_in)
         if len(rows) < INBOX_TAKE:
             return stored, added
+
+
+def _store(agg: Aggregator, answers: list[tuple[int, FeedBatch]]) -> int:
+    with agg.ingest.lock:
+        return sum(agg.ingest.commit([batch for _, batch in answers], [inbox_id for inbox_id, _ in answers]))
+
+
+def _drop(agg: Aggregator, inbox_id: int, reason: str) -> None:
+    """Out of the way, said in the log; its feed's state did not move, so it is polled again."""
+    log.error("%s", reason)
+    with agg.store.transaction() as tx:
+        tx.consume_inbox([inbox_id])

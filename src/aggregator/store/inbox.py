@@ -14,13 +14,9 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
-from ..errors import StorageError
+from ..errors import InboxConflict
 from .articles import new_id
 from .schema import inbox
-
-
-class InboxConflict(StorageError):
-    """Answers this transaction was to store are gone: another clusterer stored them."""
 
 
 def put(conn: Connection, feed_id: int, articles: int, data: bytes, now: datetime) -> int:
