@@ -22,7 +22,7 @@ from aggregator.tools.feedserver import LoopbackServer, Request, Response
 from aggregator.tools.scoring import score
 from helpers import cli, count, demo_site, rows, wait_for, write_config
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # real processes, tens of seconds each: the slow set (and `pytest -m postgres`)
 
 OUTLETS = ["globalwire", "meridian", "dailyherald", "northstar", "citizen"]
 FAST = {"heartbeat": "1s", "stalled_after": "3s"}  # a dead worker noticed within seconds
@@ -219,7 +219,6 @@ class Sections:
                 self.in_flight -= 1
 
 
-@pytest.mark.slow
 def test_three_workers_on_300_feeds_hold_the_host_limit_and_agree_with_one_process(site, tmp_path: Path, postgres_server) -> None:
     server, demo, _ = site
     sections = Sections(demo)
