@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -282,4 +283,44 @@ def test_a_feed_added_to_the_config_is_polled_by_the_running_cluster(site, tmp_p
     finally:
         procs.close()
     assert "reloaded" in procs.log("worker")
+    consistent(db, set(expected))
+
+
+def test_clusterers_killed_again_and_again_mid_stream_lose_and_repeat_nothing(site, tmp_path: Path, postgres_server) -> None:
+    """The demo's 72 hours replayed in about 30 s to two workers polling every 2 s, while the active
+    clusterer is SIGKILLed every few seconds (a new one started each time, the other standing by):
+    at the end every article is stored once, in one story, and nothing is left in the inbox."""
+    import random
+
+    server, demo, expected = site
+    start = demo.now - timedelta(hours=72)
+    demo.now = start
+    every = [dict(f, interval="2s") for f in feeds(server)]
+    config = write_config(tmp_path, every, database_url=postgres_server.create_database(), cluster=FAST,
+                          schedule={"min_interval": "1s", "jitter": 0}, extract={"workers": 1})
+    db = tmp_path / "aggregator.db"
+    procs = Procs(tmp_path, config)
+    rng = random.Random(7)
+    kills = 0
+    try:
+        procs.start("c0", "clusterer")
+        procs.start("c1", "clusterer")
+        for i in range(2):
+            procs.start(f"worker{i}", "worker")
+        replay_end = time.monotonic() + 30
+        while time.monotonic() < replay_end:
+            left = max(replay_end - time.monotonic(), 0.0)
+            demo.now = start + timedelta(hours=72 * (1 - left / 30))
+            time.sleep(rng.uniform(2, 4))
+            active = [n for n in procs.running if n.startswith("c") and "clusterer started" in procs.log(n)]
+            if active:
+                procs.stop(active[0], signal.SIGKILL)
+                kills += 1
+                procs.start(f"c{kills + 1}", "clusterer")
+        demo.now = start + timedelta(hours=72)
+        wait_for(lambda: stored_all(db, set(expected)), "every article after the kills", 120)
+        time.sleep(2)
+    finally:
+        procs.close()
+    assert kills >= 5
     consistent(db, set(expected))
