@@ -107,6 +107,11 @@ def test_two_workers_and_a_clusterer_make_the_stories_one_process_makes(site, tm
             procs.start(f"worker{i}", "worker")
         wait_for(lambda: stored_all(many / "aggregator.db", set(expected)), "the cluster to store every offered article", 90)
         time.sleep(3)  # (anything more would be a duplicate)
+        shown = cli("cluster-status", "--json", "--config", str(config))
+        assert shown.returncode == 0, shown.stderr
+        status = json.loads(shown.stdout)
+        assert status["clusterer"].startswith("aggregator clusterer ") and status["workers"] == {"alive": 2, "silent": 0}
+        assert status["inbox"]["answers"] == 0 and status["feeds_due"] == 0 and status["poll_jobs"].get("todo", 0) == 0
         for name in ("worker0", "worker1", "clusterer"):
             assert procs.stop(name) == 0, procs.log(name)
     finally:

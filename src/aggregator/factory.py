@@ -106,6 +106,14 @@ def writer_lock(storage_dir: Path, refusal: str = WRITER_REFUSAL) -> Iterator[No
         yield
 
 
+def process_name(role: str) -> str:
+    """How a process names itself to others (a database's lock holder, a worker in the job queue): role host:pid."""
+    import os
+    import socket
+
+    return f"{role} {socket.gethostname()}:{os.getpid()}"
+
+
 @contextmanager
 def storage_lock(config: Config, refusal: str = WRITER_REFUSAL) -> Iterator[None]:
     """The one-writer lock of the config's database: a file beside a SQLite database (processes of
@@ -117,7 +125,7 @@ def storage_lock(config: Config, refusal: str = WRITER_REFUSAL) -> Iterator[None
         with writer_lock(config.lock_dir, refusal):
             yield
         return
-    with DatabaseLock(config.database_url, WRITER) as lock:
+    with DatabaseLock(config.database_url, WRITER, holder=process_name("aggregator")) as lock:
         if not lock.try_acquire():
             raise DaemonLocked(f"{shown(config.database_url)}: {refusal}")
         yield

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,7 +12,7 @@ import typer
 
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..errors import ConfigError
-from .app import EXIT_ERROR, ConfigOption, app, err, friendly, to_poll
+from .app import EXIT_ERROR, ConfigOption, app, err, friendly, print_json, to_poll
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -50,12 +48,12 @@ def worker(
     import asyncio
 
     from ..cluster.jobs import Worker, run_worker
-    from ..factory import make_aggregator
+    from ..factory import make_aggregator, process_name
 
     cfg = _cluster_config(config)
     agg = make_aggregator(cfg, sync=False)
     try:
-        asyncio.run(run_worker(Worker(agg), concurrency or cfg.settings.cluster.worker_concurrency, name or f"{socket.gethostname()}:{os.getpid()}"))
+        asyncio.run(run_worker(Worker(agg), concurrency or cfg.settings.cluster.worker_concurrency, name or process_name("worker")))
     finally:
         agg.close()
 
@@ -70,14 +68,14 @@ def clusterer(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
     import threading
 
     from ..cluster.clusterer import stand_by
-    from ..factory import make_aggregator
+    from ..factory import make_aggregator, process_name
     from ..schedule import Daemon
     from ..store.locks import WRITER, DatabaseLock
 
     cfg = _cluster_config(config)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    with DatabaseLock(cfg.database_url, WRITER) as lock:
+    with DatabaseLock(cfg.database_url, WRITER, holder=process_name("aggregator clusterer")) as lock:
         try:
             if not stand_by(lock, stop):
                 return
@@ -93,3 +91,31 @@ def clusterer(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
     if daemon.lost_lock:
         err("error: the clusterer lost its lock on the database and stopped; start it again (it stands by if another took over)")
         raise typer.Exit(EXIT_ERROR)
+
+
+@app.command("cluster-status")
+@friendly
+def cluster_status(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """What the cluster is doing: the clusterer, the workers alive, the poll jobs, the inbox's backlog, the feeds due."""
+    from ..cluster.status import cluster_status as read_status
+    from ..factory import make_aggregator
+
+    cfg = _cluster_config(config)
+    agg = make_aggregator(cfg, sync=False)
+    try:
+        status = read_status(agg, agg.clock())
+    finally:
+        agg.close()
+    if as_json:
+        print_json(status.as_dict())
+        return
+    jobs = ", ".join(f"{n} {s}" for s, n in sorted(status.jobs.items())) or "none"
+    oldest = f", the oldest {status.inbox_oldest_s:.0f} s old" if status.inbox_oldest_s is not None else ""
+    typer.echo(f"clusterer: {status.clusterer or 'none running (answers wait in the inbox)'}")
+    typer.echo(f"workers: {status.workers_alive} alive" + (f", {status.workers_silent} silent (taken for dead)" if status.workers_silent else ""))
+    typer.echo(f"poll jobs: {jobs}")
+    typer.echo(f"inbox: {status.inbox_answers} answer(s), {status.inbox_articles} article(s){oldest}")
+    typer.echo(f"feeds due: {status.feeds_due}")

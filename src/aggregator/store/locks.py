@@ -42,9 +42,11 @@ class DatabaseLock:
     """One named advisory lock on one database, on a connection kept for it (autocommit: the
     connection holds no transaction open while it holds the lock)."""
 
-    def __init__(self, url: str, name: str) -> None:
+    def __init__(self, url: str, name: str, holder: str | None = None) -> None:
+        """``holder``: how the lock's connection names itself to the server (``application_name``:
+        ``aggregator cluster-status`` shows who holds the lock)."""
         self.url, self.name, self.key = url, name, lock_key(name)
-        self._engine = create_engine(url, poolclass=NullPool)
+        self._engine = create_engine(url, poolclass=NullPool, connect_args={"application_name": holder[:63]} if holder else {})
         self._conn: Connection | None = None
 
     def try_acquire(self) -> bool:
