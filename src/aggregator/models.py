@@ -40,6 +40,7 @@ class FeedState:
     learned_interval_s: int | None = None
     named: bool = True  # False: the config names no ``name``; the feed goes by its own title
     interval_set: bool = False  # True: the config sets ``interval``, and it is the interval used
+    config_url: str | None = None  # as the config writes it (``url`` moves with a 301); None: not read from the database
 
 
 def outlet_name(title: str | None) -> str | None:

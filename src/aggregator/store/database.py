@@ -224,6 +224,11 @@ class Store:
         with self._connect() as conn:
             return feeds.all_feeds(conn, config_urls)
 
+    def due_feeds(self, now: datetime, limit: int) -> list[FeedState]:
+        """Enabled feeds due at ``now`` with no answer waiting in the inbox, the longest due first (at most ``limit``)."""
+        with self._connect() as conn:
+            return feeds.due_feeds(conn, now, limit)
+
     def feed(self, feed_id: int) -> FeedState:
         """One feed's stored state."""
         with self._connect() as conn:

@@ -17,7 +17,7 @@ from ..errors import StorageError
 from ..models import FeedState, FeedUpdate, outlet_name
 from ..urls import host_of
 from .interface import ConfiguredFeed, FeedChange
-from .schema import articles, feeds
+from .schema import articles, feeds, inbox
 
 # Run per feed, built once: building one per call (and its cache key) cost 3-4x its execution.
 _UPDATE_FEED = update(feeds).where(feeds.c.id == bindparam("feed_id_"))
@@ -89,6 +89,15 @@ def all_feeds(conn: Connection, config_urls: Iterable[str] | None = None) -> lis
     return [_feed_state(r) for r in conn.execute(query)]
 
 
+def due_feeds(conn: Connection, now: datetime, limit: int) -> list[FeedState]:
+    """Enabled feeds due at ``now`` with no answer waiting in the inbox, the longest due first, at
+    most ``limit`` (a cluster's scheduler: a query, not a read of every feed)."""
+    waiting = select(inbox.c.id).where(inbox.c.feed_id == feeds.c.id).exists()
+    query = (select(feeds).where(feeds.c.disabled_reason.is_(None), (feeds.c.next_poll_at.is_(None)) | (feeds.c.next_poll_at <= now), ~waiting)
+             .order_by(feeds.c.next_poll_at.nulls_first(), feeds.c.id).limit(limit))
+    return [_feed_state(r) for r in conn.execute(query)]
+
+
 def feed(conn: Connection, feed_id: int) -> FeedState:
     """One feed's stored state."""
     row = conn.execute(select(feeds).where(feeds.c.id == feed_id)).first()
@@ -150,4 +159,5 @@ def _feed_state(row: Any) -> FeedState:
         next_poll_at=row.next_poll_at, error_count=row.error_count or 0, last_error=row.last_error,
         last_error_at=row.last_error_at, last_success_at=row.last_success_at, disabled_reason=row.disabled_reason,
         title=row.title, learned_interval_s=row.learned_interval_s, named=bool(row.named), interval_set=bool(row.interval_set),
+        config_url=row.config_url,
     )

@@ -92,6 +92,7 @@ feeds = Table(
     Column("last_error_at", UTCDateTime),
     Column("last_success_at", UTCDateTime),
     Column("disabled_reason", Text),
+    Index("ix_feeds_next_poll", "next_poll_at"),  # the feeds due (a cluster's scheduler asks every 2 s)
 )
 
 articles = Table(
@@ -319,6 +320,7 @@ def _add_inbox(conn: Connection) -> None:
     """v9: the answers workers fetched, waiting for the clusterer; the pages they share; search on PostgreSQL."""
     inbox.create(conn)
     page_claims.create(conn)
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_feeds_next_poll ON feeds (next_poll_at)"))
     if conn.dialect.name == "postgresql":
         conn.execute(text(POSTGRES_SEARCH_INDEX))
 
