@@ -255,21 +255,7 @@ class Aggregator(Library):
     async def _prepare(self, round_pages: Pages, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[Candidate]:
         """Entries not stored yet, with their text (from the page when the feed's is short), and the
         stored entries the feed changed (``_revisions``)."""
-        with self.store.reading() as r:
-            stored = r.known_entries(feed.id, [e.guid for e in parsed.entries], [e.url for e in parsed.entries if e.url])
-            by_guid = {s.guid: s for s in stored}
-            by_url = {s.url: s for s in stored if s.url}
-            known, matched = [], {by_guid[e.guid].article_id for e in parsed.entries if e.guid in by_guid}
-            for e in parsed.entries:
-                if e.guid in by_guid:
-                    known.append((e, by_guid[e.guid]))
-                elif e.url and e.url in by_url and by_url[e.url].article_id not in matched:
-                    # The same article URL under a new entry id: one entry per article, so that two
-                    # entries listing one URL never take turns revising it.
-                    matched.add(by_url[e.url].article_id)
-                    known.append((e, by_url[e.url]))
-            fresh = [e for e in parsed.entries if e.guid not in by_guid and not (e.url and e.url in by_url)]
-            owners = r.url_owners([e.url for e in fresh if e.url])
+        known, fresh, owners = await asyncio.to_thread(self._stored, feed, parsed)  # (a database across the network: off the event loop)
         claimed = claims(feed, parsed, fresh, owners, now)  # stored from a feed whose site does not serve them
         fresh = [e for e in fresh if not e.url or e.url not in owners]
         ext = self.config.settings.extract
@@ -296,6 +282,24 @@ class Aggregator(Library):
             candidates.append(Candidate(entry, text or title, title or text[:120], published, lang, from_page, dated is not None))
         # Oldest first (feeds list newest first): stories then grow in the order the news happened.
         return sorted(candidates, key=lambda c: (c.published, c.entry.guid)) + claimed + await self._revisions(round_pages, known, now)
+
+    def _stored(self, feed: FeedState, parsed: ParsedFeed) -> tuple[list[tuple[Entry, StoredEntry]], list[Entry], dict[str, tuple[int, str | None]]]:
+        """Of the feed's entries: those stored (with what is stored), those new, and the stored owners of the new ones' URLs."""
+        with self.store.reading() as r:
+            stored = r.known_entries(feed.id, [e.guid for e in parsed.entries], [e.url for e in parsed.entries if e.url])
+            by_guid = {s.guid: s for s in stored}
+            by_url = {s.url: s for s in stored if s.url}
+            known, matched = [], {by_guid[e.guid].article_id for e in parsed.entries if e.guid in by_guid}
+            for e in parsed.entries:
+                if e.guid in by_guid:
+                    known.append((e, by_guid[e.guid]))
+                elif e.url and e.url in by_url and by_url[e.url].article_id not in matched:
+                    # The same article URL under a new entry id: one entry per article, so that two
+                    # entries listing one URL never take turns revising it.
+                    matched.add(by_url[e.url].article_id)
+                    known.append((e, by_url[e.url]))
+            fresh = [e for e in parsed.entries if e.guid not in by_guid and not (e.url and e.url in by_url)]
+            return known, fresh, r.url_owners([e.url for e in fresh if e.url])
 
     async def _revisions(self, round_pages: Pages, known: list[tuple[Entry, StoredEntry]], now: datetime) -> list[Candidate]:
         """Stored entries whose title or text the feed changed, as revisions (``Ingest._revise``).

@@ -22,7 +22,8 @@ from ..store.locks import libpq_url
 
 log = logging.getLogger(__name__)
 
-FIRST_WAIT_S, LONGEST_WAIT_S = 0.02, 0.5  # between tries while every slot of a host is taken (doubling, jittered)
+FIRST_WAIT_S, LONGEST_WAIT_S = 0.01, 0.1  # between tries while every slot of a host is taken (doubling, jittered)
+CONNECTIONS = 4  # lock connections per worker; a host's slots always go through the same one (a lock is its connection's)
 
 
 def host_key(host: str) -> int:
@@ -30,57 +31,75 @@ def host_key(host: str) -> int:
     return int.from_bytes(hashlib.sha256(f"aggregator:host:{host}".encode()).digest()[:4], "big", signed=True)
 
 
+class _LockConnection:
+    """One connection holding slots, its statements one at a time."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.conn: psycopg.AsyncConnection | None = None
+        self.io = asyncio.Lock()
+        self.held: dict[str, set[int]] = {}
+
+    async def ask(self, sql: str, key: int, number: int) -> bool:
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn, self.held = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True), {}
+            cursor = await self.conn.execute(sql, (key, number))
+            row = await cursor.fetchone()
+            return bool(row and row[0])
+        except psycopg.OperationalError as exc:  # the database went away: every slot held went with it
+            self.conn, self.held = None, {}
+            raise NetworkError("(per-host slots)", f"the cluster's database cannot be reached: {exc}") from None
+
+
 class ClusterHostSlots:
     """The cluster's per-host slots, as one worker process takes them (see the module's docstring)."""
 
-    def __init__(self, database_url: str, per_host: int) -> None:
-        self._conninfo = libpq_url(database_url)
+    def __init__(self, database_url: str, per_host: int, connections: int = CONNECTIONS) -> None:
+        conninfo = libpq_url(database_url)
         self.per_host = per_host
-        self._conn: psycopg.AsyncConnection | None = None
-        self._io = asyncio.Lock()  # one statement at a time on the lock connection
-        self._held: dict[str, set[int]] = {}
+        self._connections = [_LockConnection(conninfo) for _ in range(connections)]
+        self._releases: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
         """Hold one of the host's slots for the block (waiting while all are taken)."""
-        number = await self._acquire(host)
+        key = host_key(host)
+        lock_conn = self._connections[key % len(self._connections)]
+        number = await self._acquire(lock_conn, host, key)
         try:
             yield
         finally:
-            await self._release(host, number)
+            # Released in the background: the request is done, and its caller need not wait in the
+            # connection's queue (the statements of one connection still run in order).
+            task = asyncio.get_running_loop().create_task(self._release(lock_conn, host, key, number))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        if self._releases:
+            await asyncio.wait(self._releases)
+        for lock_conn in self._connections:
+            if lock_conn.conn is not None:
+                await lock_conn.conn.close()
+                lock_conn.conn = None
 
-    async def _acquire(self, host: str) -> int:
-        key, wait = host_key(host), FIRST_WAIT_S
+    async def _acquire(self, lock_conn: _LockConnection, host: str, key: int) -> int:
+        wait = FIRST_WAIT_S
         while True:
-            async with self._io:
+            async with lock_conn.io:
                 for number in range(self.per_host):
-                    if number not in self._held.get(host, ()) and await self._ask("SELECT pg_try_advisory_lock(%s, %s)", key, number):
-                        self._held.setdefault(host, set()).add(number)  # (after the ask: a reconnection forgets what was held)
+                    if number not in lock_conn.held.get(host, ()) and await lock_conn.ask("SELECT pg_try_advisory_lock(%s, %s)", key, number):
+                        lock_conn.held.setdefault(host, set()).add(number)  # (after the ask: a reconnection forgets what was held)
                         return number
             await asyncio.sleep(wait * (0.5 + random.random()))
             wait = min(wait * 2, LONGEST_WAIT_S)
 
-    async def _release(self, host: str, number: int) -> None:
-        async with self._io:
-            self._held.get(host, set()).discard(number)
-            if self._conn is not None:
+    async def _release(self, lock_conn: _LockConnection, host: str, key: int, number: int) -> None:
+        async with lock_conn.io:
+            lock_conn.held.get(host, set()).discard(number)
+            if lock_conn.conn is not None:
                 try:
-                    await self._ask("SELECT pg_advisory_unlock(%s, %s)", host_key(host), number)
+                    await lock_conn.ask("SELECT pg_advisory_unlock(%s, %s)", key, number)
                 except NetworkError:
                     pass  # the connection is gone, and the slot with it
-
-    async def _ask(self, sql: str, key: int, number: int) -> bool:
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn, self._held = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True), {}
-            cursor = await self._conn.execute(sql, (key, number))
-            row = await cursor.fetchone()
-            return bool(row and row[0])
-        except psycopg.OperationalError as exc:  # the database went away: every slot held went with it
-            self._conn, self._held = None, {}
-            raise NetworkError("(per-host slots)", f"the cluster's database cannot be reached: {exc}") from None

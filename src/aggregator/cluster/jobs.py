@@ -5,9 +5,9 @@ ours, created by the first worker). Two tasks:
   for all workers): the feeds that are due and have no answer waiting in the inbox each get a poll
   job; jobs of workers that stopped sending heartbeats are retried (their feeds taken over);
 - ``aggregator.poll(feed_id)``: fetch the feed, parse it, fetch and extract its pages, leave the
-  answer in the inbox (a 304 or an error: the feed's new state, written at once). A feed's jobs
-  share a lock (never two at once) and a queueing lock (never two waiting); a job that finds its
-  feed no longer due (an answer waiting, or polled meanwhile) does nothing.
+  answer in the inbox (a 304 or an error: the feed's new state, written at once). A feed gets no
+  job while one is queued or running; a job that finds its feed no longer due (an answer waiting,
+  or polled meanwhile) does nothing.
 
 ``Worker`` holds what a worker process keeps between jobs: the parts the factory built (no dedup
 index: the clusterer has it) and one HTTP client.
@@ -20,8 +20,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from procrastinate import App, PsycopgConnector
-from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Status
+from procrastinate.types import JSONDict
 
 from ..config import load_config
 from ..errors import AggregatorError, ConfigError
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEDULE_S = 2  # how often due feeds are looked for (a cron field: divides 60)
+QUEUED_POLLS = ("SELECT DISTINCT (args->>'feed_id')::int AS feed_id FROM procrastinate_jobs"
+                " WHERE task_name = %(task)s AND status IN ('todo', 'doing')")  # procrastinate's table, read as it is
 DUE_BATCH = 5000  # polls queued at most per look (100,000 feeds every 15 minutes: about 220 every 2 s)
 POLL_TASK, DUE_TASK = "aggregator.poll", "aggregator.due"
 FEEDS_QUEUE, SCHEDULE_QUEUE = "feeds", "schedule"
@@ -91,7 +93,8 @@ class Worker:
 
     async def due(self, app: App) -> int:
         """End the jobs of workers that stopped (their feeds are due still: polled again below), then
-        defer a poll job for each due feed without an answer waiting. Returns how many were deferred."""
+        queue a poll job for each due feed with no answer waiting and no poll queued or running, in
+        one statement. Runs once at a time for the cluster (its task's lock). Returns how many were queued."""
         await asyncio.to_thread(self._reload_feeds)
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.settings.stalled_after):
             log.warning("job %s (%s %s) of a worker that stopped: ended, its feed polled again", job.id, job.task_name, job.task_kwargs)
@@ -99,17 +102,14 @@ class Worker:
             await app.job_manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
         agg = self.agg
         feeds = await asyncio.to_thread(agg.store.due_feeds, agg.clock(), DUE_BATCH)
+        if not feeds:
+            return 0
         listed = {f.url for f in agg.config.feeds}  # (the database keeps feeds the config no longer lists)
-        deferred = 0
-        for feed in feeds:
-            if (feed.config_url or feed.url) not in listed:
-                continue
-            lock = f"feed:{feed.id}"
-            try:
-                await app.configure_task(POLL_TASK, lock=lock, queueing_lock=lock, queue=FEEDS_QUEUE).defer_async(feed_id=feed.id)
-                deferred += 1
-            except AlreadyEnqueued:
-                pass
+        queued = {row["feed_id"] for row in await app.connector.execute_query_all_async(QUEUED_POLLS, task=POLL_TASK)}
+        todo: list[JSONDict] = [{"feed_id": f.id} for f in feeds if (f.config_url or f.url) in listed and f.id not in queued]
+        if todo:
+            await app.configure_task(POLL_TASK, queue=FEEDS_QUEUE).batch_defer_async(*todo)
+        deferred = len(todo)
         return deferred
 
     def _reload_feeds(self) -> None:
@@ -141,7 +141,7 @@ def make_app(worker: Worker) -> App:
             log.error("poll of feed %d failed: %s", feed_id, exc)
 
     @app.periodic(cron=f"* * * * * */{SCHEDULE_S}", periodic_id="due")
-    @app.task(name=DUE_TASK, queue=SCHEDULE_QUEUE, pass_context=False)
+    @app.task(name=DUE_TASK, queue=SCHEDULE_QUEUE, pass_context=False, lock=DUE_TASK, queueing_lock=DUE_TASK)
     async def due(timestamp: int) -> None:
         deferred = await worker.due(app)
         if deferred:
