@@ -147,3 +147,29 @@ def test_the_timeline_says_when_the_canonical_changed_and_why_and_when_a_figure_
     assert canonical["article_id"] == coast and canonical["at"] == NOW.isoformat()
     assert canonical["text"].startswith(f"#{coast} (Coast Radio) now leads: the earliest full report; #{gazette} (Harbour Gazette) was a teaser")
     assert story["revisions"] == []
+
+
+def test_a_footer_the_template_step_drops_in_one_poll_and_keeps_in_the_next_is_no_revision(tmp_path, server, routes) -> None:
+    """Three of six items carry a footer: template then (half the items), dropped from the stored texts. A
+    seventh item without it puts the footer under the threshold: the feed's texts now keep it. The stored
+    articles were not revised; only the feed's layout moved."""
+    import html as html_lib
+
+    words = ["harbour", "bridge", "school", "market", "river", "airport", "stadium"]
+    footer = "Read more local news at the Harbour Gazette website."
+
+    def item(i: int, with_footer: bool) -> tuple[str, str, str, datetime]:
+        body = f"<p>The {words[i]} story: the council met on Monday to discuss the {words[i]} and voted on a new plan for it.</p>"
+        body += f"<p>{footer}</p>" if with_footer else ""
+        return (f"g{i}", f"News about the {words[i]}", html_lib.escape(body), NOW - timedelta(hours=i + 1))
+
+    serve(routes, "/a.xml", rss("Harbour Gazette", [item(i, i < 3) for i in range(6)]))
+    config = write_config(tmp_path, [{"url": server.url("/a.xml"), "name": "Harbour Gazette"}], extract={"fetch_pages": False},
+                          schedule={"jitter": 0})
+    poll(config, NOW)
+    db = tmp_path / "aggregator.db"
+    assert count(db, "articles") == 6
+    serve(routes, "/a.xml", rss("Harbour Gazette", [item(i, i < 3) for i in range(7)]))
+    poll(config, NOW + timedelta(hours=1))
+    assert count(db, "articles") == 7
+    assert count(db, "article_revisions") == 0 and count(db, "story_events") == 0

@@ -23,6 +23,7 @@ from .dedup.index import ts
 from .errors import SchemaMismatch
 from .models import Article, Entry, FeedState, FeedUpdate, ParsedFeed, outlet_name
 from .store import Joined, StoreProtocol, TransactionProtocol
+from .text import paragraph_keys
 from .timeline import canonical_detail, revision_detail
 
 log = logging.getLogger(__name__)
@@ -345,12 +346,19 @@ class Ingest:
             return False
         text = old.text if cand.keep_text else cand.text
         new_hash = content_hash(cand.title, text)
-        if new_hash == old.content_hash:
+        if new_hash == old.content_hash or (cand.title == old.title and layout_only(old.text, text, cand.title, batch.parsed.repeated)):
             return False
         tx.revise_article(old, cand.title, text, new_hash, cand.from_page, cand.entry.summary_html, batch.now)
         if old.story_id is not None:
             tx.add_story_event(old.story_id, batch.now, "revised", old.article_id, revision_detail(old.title, old.text, cand.title, text))
         return True
+
+
+def layout_only(old: str, new: str, title: str, repeated: frozenset[str]) -> bool:
+    """Whether two versions of a text differ only in paragraphs its feed repeats across items."""
+    if not repeated:
+        return False
+    return [k for k in paragraph_keys(old, title) if k not in repeated] == [k for k in paragraph_keys(new, title) if k not in repeated]
 
 
 def page_date_credible(feed: FeedState, published: datetime, now: datetime) -> bool:

@@ -99,6 +99,7 @@ class ParsedFeed:
     warning: str | None = None  # a recoverable parse problem (feedparser's bozo)
     ttl_minutes: int | None = None
     broken: bool = False  # the warning is one the feed's owner must fix (malformed XML), not a mislabelled type or charset
+    repeated: frozenset[str] = frozenset()  # paragraphs (``parse.paragraph_keys``) that several of its items hold: a change in them is layout
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import feedparser
 
 from .errors import ParseError
 from .models import Entry, ParsedFeed
-from .text import clean_text, html_to_text
+from .text import clean_text, html_to_text, paragraph_keys, template_key
 from .urls import normalize_url
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ MAX_SUMMARY_HTML = 4000  # longer summaries are whole articles: the digest shows
 # pitch, a copyright line), not news: it is dropped from each item's text.
 TEMPLATE_MIN_ITEMS = 3
 TEMPLATE_SHARE = 0.5
-_DIGITS = re.compile(r"\d+")
 
 # feedparser's headers of interest; anything else is noise to it.
 _PASSED_HEADERS = ("content-type", "content-location", "content-language")
@@ -92,6 +91,7 @@ def parse_feed(url: str, content: bytes, headers: Mapping[str, str] | None = Non
         site_url=_no_nul(feed.get("link")) or None,
         lang=feed_lang,
         entries=tuple(without_template(list(entries.values()))),
+        repeated=repeated_paragraphs(list(entries.values())),
         warning=warning,
         ttl_minutes=_int_or_none(feed.get("ttl")),
         broken=broken,
@@ -151,6 +151,7 @@ def _json_feed(url: str, content: bytes, headers: Mapping[str, str] | None) -> P
         site_url=_text_field(doc, "home_page_url").strip() or None,
         lang=feed_lang,
         entries=tuple(without_template(list(entries.values()))),
+        repeated=repeated_paragraphs(list(entries.values())),
         warning=warning,
         broken=bool(skipped),
     )
@@ -278,7 +279,7 @@ def without_template(entries: Sequence[Entry]) -> list[Entry]:
     for members in groups.values():
         if len(members) < TEMPLATE_MIN_ITEMS:
             continue
-        keyed = {i: [(_template_key(p, entries[i].title), p) for p in entries[i].text.split("\n\n")] for i in members}
+        keyed = {i: [(template_key(p, entries[i].title), p) for p in entries[i].text.split("\n\n")] for i in members}
         bodies = {i: "\n".join(k for k, _ in keyed[i]) for i in members}
         holders: dict[str, set[str]] = defaultdict(set)  # paragraph key -> the distinct bodies holding it
         for i in members:
@@ -296,17 +297,23 @@ def without_template(entries: Sequence[Entry]) -> list[Entry]:
                 continue
             # A summary carrying the template is not shown: the digest quotes the cleaned text instead.
             summary = entry.summary_html
-            if summary and any(_template_key(p, entry.title) in template for p in html_to_text(summary).split("\n\n")):
+            if summary and any(template_key(p, entry.title) in template for p in html_to_text(summary).split("\n\n")):
                 summary = ""
             out[i] = dataclasses.replace(entry, text="\n\n".join(kept), summary_html=summary)
     return out
 
 
-def _template_key(paragraph: str, title: str) -> str:
-    key = paragraph.casefold()
-    if title:
-        key = key.replace(title.casefold(), "\x00")
-    return _DIGITS.sub("0", key)
+def repeated_paragraphs(entries: Sequence[Entry]) -> frozenset[str]:
+    """The keys (``paragraph_keys``) of the paragraphs that two or more distinct items of one outlet
+    in the feed hold: template, or close to being found template. A stored article whose text
+    differs from its feed's new version only in such paragraphs was not revised: its feed's layout
+    moved (the template step drops a footer once enough items repeat it)."""
+    holders: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for entry in entries:
+        if entry.text:
+            for key in set(paragraph_keys(entry.text, entry.title)):
+                holders[(entry.source or "", key)].add(entry.text)
+    return frozenset(key for (_outlet, key), held in holders.items() if len(held) >= 2)
 
 
 def _summary(raw: Any) -> str:

@@ -15,6 +15,7 @@ _DROP_TAGS = ("script", "style", "noscript", "template", "iframe", "object", "em
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANKS = re.compile(r"\n\s*\n+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_DIGITS = re.compile(r"\d+")
 
 
 def clean_text(text: str) -> str:
@@ -54,3 +55,17 @@ def _walk(node: etree._Element, parts: list[str]) -> None:
             parts.append(child.tail.replace("\n", " "))
     if block:
         parts.append("\n\n")
+
+
+def paragraph_keys(text: str, title: str) -> list[str]:
+    """A text's paragraphs as the template step compares them (``template_key``)."""
+    return [template_key(p, title) for p in text.split("\n\n")]
+
+
+def template_key(paragraph: str, title: str) -> str:
+    """A paragraph as the template step compares it: casefolded, the item's title blanked out, digits ignored
+    ("The post <title> appeared first on <site>." and "3 comments" are one template)."""
+    key = paragraph.casefold()
+    if title:
+        key = key.replace(title.casefold(), "\x00")
+    return _DIGITS.sub("0", key)
