@@ -77,11 +77,10 @@ class Worker:
     async def poll(self, feed_id: int) -> None:
         agg = self.agg
         now = agg.clock()
-        feed = await asyncio.to_thread(agg.store.feed, feed_id)
-        if feed.disabled_reason or (feed.next_poll_at is not None and feed.next_poll_at > now):
-            return
-        if await asyncio.to_thread(agg.store.inbox_feeds, [feed_id]):
-            return  # its last answer is not stored yet: polled again once it is, if still due
+        due = await asyncio.to_thread(agg.store.due_feeds, now, 1, feed_id)
+        if not due:
+            return  # polled meanwhile, disabled, or its last answer not stored yet (polled again once it is, if still due)
+        feed = due[0]
 
         async def leave(batch: FeedBatch) -> int:
             data = encode_batch(batch)

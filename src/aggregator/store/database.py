@@ -224,10 +224,11 @@ class Store:
         with self._connect() as conn:
             return feeds.all_feeds(conn, config_urls)
 
-    def due_feeds(self, now: datetime, limit: int) -> list[FeedState]:
-        """Enabled feeds due at ``now`` with no answer waiting in the inbox, the longest due first (at most ``limit``)."""
+    def due_feeds(self, now: datetime, limit: int, feed_id: int | None = None) -> list[FeedState]:
+        """Enabled feeds due at ``now`` with no answer waiting in the inbox, the longest due first (at
+        most ``limit``; of ``feed_id`` alone when given)."""
         with self._connect() as conn:
-            return feeds.due_feeds(conn, now, limit)
+            return feeds.due_feeds(conn, now, limit, feed_id)
 
     def feed(self, feed_id: int) -> FeedState:
         """One feed's stored state."""

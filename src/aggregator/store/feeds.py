@@ -89,13 +89,15 @@ def all_feeds(conn: Connection, config_urls: Iterable[str] | None = None) -> lis
     return [_feed_state(r) for r in conn.execute(query)]
 
 
-def due_feeds(conn: Connection, now: datetime, limit: int) -> list[FeedState]:
+def due_feeds(conn: Connection, now: datetime, limit: int, feed_id: int | None = None) -> list[FeedState]:
     """Enabled feeds due at ``now`` with no answer waiting in the inbox, the longest due first, at
-    most ``limit`` (a cluster's scheduler: a query, not a read of every feed)."""
+    most ``limit`` (a cluster's scheduler: a query, not a read of every feed); of ``feed_id`` alone
+    when given (a worker's check before it polls: one query)."""
     waiting = select(inbox.c.id).where(inbox.c.feed_id == feeds.c.id).exists()
-    query = (select(feeds).where(feeds.c.disabled_reason.is_(None), (feeds.c.next_poll_at.is_(None)) | (feeds.c.next_poll_at <= now), ~waiting)
-             .order_by(feeds.c.next_poll_at.nulls_first(), feeds.c.id).limit(limit))
-    return [_feed_state(r) for r in conn.execute(query)]
+    query = select(feeds).where(feeds.c.disabled_reason.is_(None), (feeds.c.next_poll_at.is_(None)) | (feeds.c.next_poll_at <= now), ~waiting)
+    if feed_id is not None:
+        query = query.where(feeds.c.id == feed_id)
+    return [_feed_state(r) for r in conn.execute(query.order_by(feeds.c.next_poll_at.nulls_first(), feeds.c.id).limit(limit))]
 
 
 def feed(conn: Connection, feed_id: int) -> FeedState:
