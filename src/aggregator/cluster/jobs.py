@@ -42,6 +42,7 @@ QUEUED_POLLS = ("SELECT DISTINCT (args->>'feed_id')::int AS feed_id FROM procras
                 " WHERE task_name = %(task)s AND status IN ('todo', 'doing')")  # procrastinate's table, read as it is
 DUE_BATCH = 5000  # polls queued at most per look (100,000 feeds every 15 minutes: about 220 every 2 s)
 POLL_TASK, DUE_TASK = "aggregator.poll", "aggregator.due"
+DUE_LOOK = "aggregator:due"  # the advisory lock of the look for due feeds
 FEEDS_QUEUE, SCHEDULE_QUEUE = "feeds", "schedule"
 
 
@@ -93,7 +94,15 @@ class Worker:
     async def due(self, app: App) -> int:
         """End the jobs of workers that stopped (their feeds are due still: polled again below), then
         queue a poll job for each due feed with no answer waiting and no poll queued or running, in
-        one statement. Runs once at a time for the cluster (its task's lock). Returns how many were queued."""
+        one statement. Runs once at a time for the cluster. Returns how many were queued."""
+        # One look at a time over the cluster: an advisory lock, not the job's own procrastinate lock,
+        # which a worker killed in the middle would hold for ever (the look that ends a dead worker's jobs).
+        with DatabaseLock(self.agg.config.database_url, DUE_LOOK) as look:
+            if not await asyncio.to_thread(look.try_acquire):
+                return 0
+            return await self._look(app)
+
+    async def _look(self, app: App) -> int:
         await asyncio.to_thread(self._reload_feeds)
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.settings.stalled_after):
             log.warning("job %s (%s %s) of a worker that stopped: ended, its feed polled again", job.id, job.task_name, job.task_kwargs)
@@ -140,7 +149,7 @@ def make_app(worker: Worker) -> App:
             log.error("poll of feed %d failed: %s", feed_id, exc)
 
     @app.periodic(cron=f"* * * * * */{SCHEDULE_S}", periodic_id="due")
-    @app.task(name=DUE_TASK, queue=SCHEDULE_QUEUE, pass_context=False, lock=DUE_TASK, queueing_lock=DUE_TASK)
+    @app.task(name=DUE_TASK, queue=SCHEDULE_QUEUE, pass_context=False, queueing_lock=DUE_TASK)
     async def due(timestamp: int) -> None:
         deferred = await worker.due(app)
         if deferred:
