@@ -139,10 +139,11 @@ class Fetcher:
 
     async def _one(self, url: str, current: str, headers: dict[str, str], budget: float) -> tuple[int, dict[str, str], bytes, float]:
         """One request under the concurrency limits; returns (status, headers, body, seconds spent)."""
-        host_limit = self._hosts.setdefault(host_of(current), asyncio.Semaphore(self.settings.per_host_concurrency))
+        host = host_of(current)
+        host_limit = self._hosts.setdefault(host, asyncio.Semaphore(self.settings.per_host_concurrency))
         # The host's slot first: a request waiting for its host must not hold one of the global slots
         # (thirty feeds of one site in a row would otherwise take them all and run two at a time).
-        async with host_limit, self._slot(host_of(current)), self._all:
+        async with host_limit, self._slot(host), self._all:
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:

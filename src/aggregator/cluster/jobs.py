@@ -55,8 +55,10 @@ class Worker:
         self._fetcher: Fetcher | None = None
         self._pages: SharedPages | None = None
         self._config_seen = file_state(agg.config.path) if agg.config.path else None
+        self._look = DatabaseLock(agg.config.database_url, DUE_LOOK)  # one look for due feeds at a time over the cluster
 
     async def close(self) -> None:
+        self._look.close()
         if self._fetcher is not None:
             await self._fetcher.aclose()
             self._fetcher = None
@@ -97,12 +99,14 @@ class Worker:
         one statement. Runs once at a time for the cluster. Returns how many were queued."""
         # One look at a time over the cluster: an advisory lock, not the job's own procrastinate lock,
         # which a worker killed in the middle would hold for ever (the look that ends a dead worker's jobs).
-        with DatabaseLock(self.agg.config.database_url, DUE_LOOK) as look:
-            if not await asyncio.to_thread(look.try_acquire):
-                return 0
-            return await self._look(app)
+        if not await asyncio.to_thread(self._look.try_acquire):
+            return 0
+        try:
+            return await self._look_for_due(app)
+        finally:
+            await asyncio.to_thread(self._look.release)
 
-    async def _look(self, app: App) -> int:
+    async def _look_for_due(self, app: App) -> int:
         await asyncio.to_thread(self._reload_feeds)
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.settings.stalled_after):
             log.warning("job %s (%s %s) of a worker that stopped: ended, its feed polled again", job.id, job.task_name, job.task_kwargs)

@@ -35,15 +35,12 @@ def cluster_status(agg: Aggregator, now: datetime) -> ClusterStatus:
     """Read the cluster's state from its database (procrastinate's tables read as they are)."""
     import psycopg
 
-    from ..store.locks import WRITER, libpq_url, lock_key
+    from ..store.locks import WRITER, DatabaseLock, libpq_url
 
-    key = lock_key(WRITER)
+    with DatabaseLock(agg.config.database_url, WRITER) as lock:
+        holder = lock.holder()
     stalled = timedelta(seconds=agg.config.settings.cluster.stalled_after)
     with psycopg.connect(libpq_url(agg.config.database_url), autocommit=True) as conn:
-        holder = conn.execute(
-            "SELECT a.application_name, a.client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::bigint = %s AND l.objid::bigint = %s",
-            ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)).fetchone()
         queue = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
         alive = silent = 0
         jobs: dict[str, int] = {}
@@ -54,7 +51,4 @@ def cluster_status(agg: Aggregator, now: datetime) -> ClusterStatus:
                 "SELECT status::text, count(*) FROM procrastinate_jobs WHERE queue_name = %s GROUP BY 1", (FEEDS_QUEUE,))}
     answers, articles, oldest = agg.store.inbox_backlog()
     due = sum(1 for f in agg.feeds() if not f.disabled_reason and (f.next_poll_at is None or f.next_poll_at <= now))
-    name = None
-    if holder is not None:
-        name = holder[0] or f"pid {holder[2]}" + (f" at {holder[1]}" if holder[1] else "")
-    return ClusterStatus(name, alive, silent, jobs, answers, articles, (now - oldest).total_seconds() if oldest else None, due)
+    return ClusterStatus(holder, alive, silent, jobs, answers, articles, (now - oldest).total_seconds() if oldest else None, due)

@@ -253,11 +253,6 @@ class Store:
         with self._connect() as conn:
             return inbox.take(conn, limit)
 
-    def inbox_feeds(self, feed_ids: Sequence[int] | None = None) -> set[int]:
-        """The feeds (of ``feed_ids``, when given) with an answer waiting in the inbox."""
-        with self._connect() as conn:
-            return inbox.waiting_feeds(conn, feed_ids)
-
     def inbox_backlog(self) -> tuple[int, int, datetime | None]:
         """(answers waiting, articles they carry, when the oldest arrived)."""
         with self._connect() as conn:

@@ -39,14 +39,6 @@ def consume(conn: Connection, ids: Sequence[int]) -> None:
         raise InboxConflict(f"{len(ids) - removed} of {len(ids)} inbox answers were stored by another process")
 
 
-def waiting_feeds(conn: Connection, feed_ids: Sequence[int] | None = None) -> set[int]:
-    """The feeds (of ``feed_ids``, when given) with an answer waiting: not to be polled again before it is stored."""
-    query = select(inbox.c.feed_id).distinct()
-    if feed_ids is not None:
-        query = query.where(inbox.c.feed_id.in_(list(feed_ids)))
-    return {r[0] for r in conn.execute(query)}
-
-
 def backlog(conn: Connection) -> tuple[int, int, datetime | None]:
     """(answers waiting, articles they carry, when the oldest arrived)."""
     row = conn.execute(select(func.count(), func.coalesce(func.sum(inbox.c.articles), 0), func.min(inbox.c.created_at))).one()

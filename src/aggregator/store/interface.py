@@ -266,10 +266,6 @@ class StoreProtocol(Protocol):
         """The oldest answers waiting in the inbox: (inbox id, data)."""
         ...
 
-    def inbox_feeds(self, feed_ids: Sequence[int] | None = None) -> set[int]:
-        """The feeds (of ``feed_ids``, when given) with an answer waiting in the inbox."""
-        ...
-
     def inbox_backlog(self) -> tuple[int, int, datetime | None]:
         """(answers waiting, articles they carry, when the oldest arrived)."""
         ...

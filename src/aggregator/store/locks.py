@@ -21,6 +21,8 @@ from ..errors import StorageError
 from .database import reason, shown
 
 WRITER = "aggregator:writer"  # the one process that places articles into stories (daemon, clusterer, poll)
+# This lock in pg_locks, as ``l``: a bigint key shows as classid (its high 32 bits) and objid (its low 32 bits), objsubid 1.
+HELD = "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
 QUEUE_SCHEMA = "aggregator:queue-schema"  # the workers' job queue's tables, created by the first worker
 
 
@@ -54,7 +56,7 @@ class DatabaseLock:
         conn = self._connection()
         got = bool(self._scalar(conn, "SELECT pg_try_advisory_lock(:k)"))
         if not got:
-            self.close()
+            self.release()
         return got
 
     def wait(self, poll_s: float = 0.5, stop: float | None = None) -> bool:
@@ -72,20 +74,36 @@ class DatabaseLock:
         if self._conn is None:
             return False
         try:
-            # A bigint key is shown as classid (its high 32 bits) and objid (its low 32 bits), objsubid 1.
-            return bool(self._scalar(self._conn, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-                                     " AND pid = pg_backend_pid() AND classid::bigint = :hi AND objid::bigint = :lo"))
+            return bool(self._scalar(self._conn, f"SELECT count(*) FROM pg_locks l WHERE {HELD} AND l.pid = pg_backend_pid()"))
         except StorageError:
             return False
 
-    def close(self) -> None:
-        """Release the lock (by closing its connection) and the engine."""
+    def holder(self) -> str | None:
+        """Who holds the lock, as its connection names itself (else its process id and address); None: nobody."""
+        conn = self._connection()
+        try:
+            row = conn.execute(text(f"SELECT a.application_name, a.client_addr, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                                    f" WHERE {HELD}"), self._params()).first()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"{shown(self.url)}: the {self.name} lock: {reason(exc)}") from None
+        finally:
+            self.release()
+        if row is None:
+            return None
+        return str(row[0]) if row[0] else f"pid {row[2]}" + (f" at {row[1]}" if row[1] else "")
+
+    def release(self) -> None:
+        """Release the lock (by closing its connection); it may be taken again."""
         if self._conn is not None:
             try:
                 self._conn.close()
             except SQLAlchemyError:
                 pass
             self._conn = None
+
+    def close(self) -> None:
+        """Release the lock and the engine."""
+        self.release()
         self._engine.dispose()
 
     def __enter__(self) -> DatabaseLock:
@@ -102,8 +120,11 @@ class DatabaseLock:
                 raise StorageError(f"{shown(self.url)}: cannot connect to take the {self.name} lock: {reason(exc)}") from None
         return self._conn
 
+    def _params(self) -> dict[str, int]:
+        return {"k": self.key, "hi": (self.key >> 32) & 0xFFFFFFFF, "lo": self.key & 0xFFFFFFFF}
+
     def _scalar(self, conn: Connection, sql: str) -> object:
         try:
-            return conn.execute(text(sql), {"k": self.key, "hi": (self.key >> 32) & 0xFFFFFFFF, "lo": self.key & 0xFFFFFFFF}).scalar()
+            return conn.execute(text(sql), self._params()).scalar()
         except SQLAlchemyError as exc:
             raise StorageError(f"{shown(self.url)}: the {self.name} lock: {reason(exc)}") from None
