@@ -119,3 +119,99 @@ def test_an_answer_that_cannot_be_stored_is_dropped_alone_and_the_rest_stored(po
         assert agg.store.feed(feed.id).next_poll_at == now + timedelta(minutes=15)  # the good answer's feed state moved
     finally:
         agg.close()
+
+
+def test_workers_share_article_pages_each_fetched_once_and_a_failed_fetch_is_taken_over_at_once(postgres_url) -> None:
+    """Two workers' ``SharedPages`` on one database (each its own store, as two processes): the pages
+    a feed lists are claimed together, each is loaded by one worker only and the other reads its text;
+    a load that raises gives its claim up, so the other worker loads the page without waiting for
+    the claim to go stale."""
+    import asyncio
+    from datetime import datetime, timezone
+
+    from aggregator.cluster.pages import SharedPages
+    from aggregator.models import Entry, PageText
+
+    stores = [Store(postgres_url), Store(postgres_url)]
+    loads: list[tuple[int, str]] = []
+    clock = lambda: datetime.now(timezone.utc)  # noqa: E731
+
+    def loader(worker: int, fail: set[str]):
+        async def load(entry: Entry) -> PageText | None:
+            assert entry.url
+            loads.append((worker, entry.url))
+            await asyncio.sleep(0.3)  # the other worker asks meanwhile
+            if entry.url in fail:
+                raise RuntimeError("the extraction pool broke")
+            return PageText(f"text of {entry.url}", title=None)
+        return load
+
+    def entry(n: int) -> Entry:
+        return Entry(guid=str(n), url=f"http://site.test/a/{n}", title=f"t{n}", text="", published=None)
+
+    async def main() -> tuple[list[PageText | None], list[PageText | None | BaseException]]:
+        fail = {"http://site.test/a/4"}
+        one = SharedPages(stores[0], loader(0, fail), clock, deadline_s=60)
+        two = SharedPages(stores[1], loader(1, set()), clock, deadline_s=60)
+        first = asyncio.gather(*(one.get(entry(n)) for n in range(5)), return_exceptions=True)
+        await asyncio.sleep(0.1)  # worker 0 holds the claims
+        second = asyncio.gather(*(two.get(entry(n)) for n in range(5)), return_exceptions=True)
+        return await second, await first
+
+    try:
+        started = time.monotonic()
+        seconds, firsts = asyncio.run(main())
+        took = time.monotonic() - started
+    finally:
+        for store in stores:
+            store.close()
+    assert [p.text if isinstance(p, PageText) else p for p in seconds] == [f"text of http://site.test/a/{n}" for n in range(5)]
+    assert isinstance(firsts[4], RuntimeError) and all(isinstance(p, PageText) for p in firsts[:4])
+    assert sorted(loads) == [(0, f"http://site.test/a/{n}") for n in range(5)] + [(1, "http://site.test/a/4")]
+    assert took < 5, f"the failed page waited for its claim to go stale ({took:.1f} s)"
+
+
+def test_host_slots_hold_the_limit_over_workers_and_a_kept_slot_is_given_up_for_the_others(postgres_url) -> None:
+    """Two workers' per-host slots (``ClusterHostSlots``, one request at a time per host): requests of
+    both never overlap; a worker's burst keeps its slot between requests, yet the other worker gets
+    its turn (a slot kept is given up when idle for ``linger_s``, and after ``most_held_s`` in use)."""
+    import asyncio
+
+    from aggregator.cluster.hostslots import ClusterHostSlots
+
+    async def main() -> tuple[int, list[tuple[int, float]], float]:
+        one = ClusterHostSlots(postgres_url, per_host=1, linger_s=0.2, most_held_s=0.5)
+        two = ClusterHostSlots(postgres_url, per_host=1, linger_s=0.2, most_held_s=0.5)
+        loop = asyncio.get_running_loop()
+        in_flight, most, done = 0, 0, []
+
+        async def request(slots: ClusterHostSlots, worker: int) -> None:
+            nonlocal in_flight, most
+            async with slots.slot("news.test"):
+                in_flight += 1
+                most = max(most, in_flight)
+                await asyncio.sleep(0.02)
+                in_flight -= 1
+            done.append((worker, loop.time()))
+
+        async def burst(slots: ClusterHostSlots, worker: int, n: int) -> None:
+            for _ in range(n):
+                await request(slots, worker)
+
+        try:
+            started = loop.time()
+            await asyncio.gather(burst(one, 1, 60), burst(two, 2, 3))  # worker 1's burst lasts over 1 s
+            alone = loop.time()
+            await request(one, 1)  # kept by worker 1 after its burst...
+            await asyncio.sleep(0.3)
+            await request(two, 2)  # ...and given up when idle: worker 2 takes it
+            return most, [(w, t - started) for w, t in done], loop.time() - alone
+        finally:
+            await one.aclose()
+            await two.aclose()
+
+    most, done, last = asyncio.run(main())
+    assert most == 1
+    worker_1_end = max(t for w, t in done if w == 1 and t < done[-2][1])
+    assert sum(1 for w, t in done[:-2] if w == 2 and t < worker_1_end) == 3, "worker 2 waited for the end of worker 1's burst"
+    assert last < 1.0, f"a slot kept by an idle worker held the other back {last:.1f} s"

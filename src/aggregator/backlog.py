@@ -4,8 +4,10 @@ feeds in publication order (``Backlog``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from .grouped import fail
 
 if TYPE_CHECKING:
     from .ingest import FeedBatch
@@ -70,14 +72,3 @@ class Backlog:
             for (_, done), n in zip(group, counts, strict=True):
                 if not done.done():
                     done.set_result(n)
-
-
-def fail(waiting: Sequence[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
-    """Pass a group write's failure on to everyone waiting on it; a cancellation cancels them."""
-    for _, done in waiting:
-        if done.done():
-            continue
-        if isinstance(exc, Exception):
-            done.set_exception(exc)
-        else:
-            done.cancel()

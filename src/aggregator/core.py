@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import decide
-from .backlog import ROUND_BACKLOG, ROUND_HOLD_S, Backlog, fail
+from .backlog import ROUND_BACKLOG, ROUND_HOLD_S, Backlog
 from .config import Config
 from .errors import FeedError, FetchError, NetworkError, StorageError
 from .extract import choose_text, extract_page, needs_page
+from .grouped import Grouped
 from .ingest import Candidate, FeedBatch, Ingest, claims, content_hash, page_date_credible
 from .library import Clock, Library, utcnow
 from .models import Entry, FeedState, FeedUpdate, PageText, ParsedFeed, PollReport
@@ -86,8 +87,7 @@ class Aggregator(Library):
         self.pool = pool
         self.new_fetcher = fetchers
         self._in_flight: set[int] = set()
-        self._feed_updates: list[tuple[int, FeedUpdate, datetime, asyncio.Future[None]]] = []  # queued feed-state writes
-        self._flusher: asyncio.Task[None] | None = None  # the task writing them
+        self._feed_updates: Grouped[tuple[int, FeedUpdate, datetime], None] = Grouped(self._write_feed_updates)  # feed-state writes
         self._recent: deque[tuple[str, bool]] = deque(maxlen=OUTAGE_SAMPLE)  # (host, reached) of recent polls
 
     @property
@@ -352,28 +352,11 @@ class Aggregator(Library):
         """Write a feed's new state (after a 304 or an error). Such writes are grouped: those that
         queue while one group is written go in the next, one transaction for all (a round with
         700 unchanged feeds made 700 transactions)."""
-        loop = asyncio.get_running_loop()
-        if self._flusher is not None and self._flusher.get_loop() is not loop:  # left over from an ended event loop
-            self._flusher, self._feed_updates = None, [u for u in self._feed_updates if u[3].get_loop() is loop]
-        done = loop.create_future()
-        self._feed_updates.append((feed_id, change, now, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._write_feed_updates())
-        await done
+        await self._feed_updates((feed_id, change, now))
 
-    async def _write_feed_updates(self) -> None:
-        while self._feed_updates:
-            group, self._feed_updates = self._feed_updates, []
-            try:
-                await self._write(self.ingest.update_feeds, [(feed_id, change, now) for feed_id, change, now, _ in group])
-            except BaseException as exc:
-                fail([(None, done) for *_, done in group], exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for *_, done in group:
-                    if not done.done():
-                        done.set_result(None)
+    async def _write_feed_updates(self, group: list[tuple[int, FeedUpdate, datetime]]) -> list[None]:
+        await self._write(self.ingest.update_feeds, group)
+        return [None] * len(group)
 
     async def _write(self, func: Callable[..., T], *args: Any) -> T:
         """Run a database write in a worker thread, one at a time, so the event loop keeps fetching."""

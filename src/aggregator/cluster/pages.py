@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter
 
+from ..grouped import Grouped
 from ..models import Entry, PageText
 from ..pages import RoundPages
 from ..urls import normalize_url
@@ -35,7 +36,9 @@ def _adapter() -> TypeAdapter[PageText | None]:
 
 
 class SharedPages:
-    """Pages shared by the cluster's workers (see the module's docstring); one per worker process."""
+    """Pages shared by the cluster's workers (see the module's docstring); one per worker process.
+    Its claims, finished pages and looks at others' claims are each grouped (``Grouped``): the pages
+    a feed lists are claimed in one statement, not one transaction each."""
 
     def __init__(self, store: StoreProtocol, load: Callable[[Entry], Awaitable[PageText | None]], clock: Callable[[], datetime],
                  deadline_s: float, round_s: float = ROUND_S) -> None:
@@ -43,6 +46,10 @@ class SharedPages:
         self._deadline_s, self._round_s = deadline_s, round_s
         self._local = RoundPages(self._shared)
         self._since = time.monotonic()
+        self._claim: Grouped[str, bool] = Grouped(self._claim_group)
+        self._finish: Grouped[tuple[str, bytes | None], None] = Grouped(self._finish_group)
+        self._release: Grouped[str, None] = Grouped(self._release_group)
+        self._look: Grouped[str, tuple[bool, bytes | None] | None] = Grouped(self._look_group)
 
     async def get(self, entry: Entry) -> PageText | None:
         if time.monotonic() - self._since > self._round_s:  # a new round: this worker's pages are asked for anew
@@ -54,17 +61,41 @@ class SharedPages:
 
     async def _shared(self, entry: Entry) -> PageText | None:
         assert entry.url
-        url, now = normalize_url(entry.url), self._clock()
-        stale, done = now - timedelta(seconds=self._deadline_s), now - timedelta(seconds=self._round_s)
-        if await asyncio.to_thread(self._store.claim_page, url, now, stale, done):
-            page = await self._load(entry)
-            data = _adapter().dump_json(page)
-            await asyncio.to_thread(self._store.finish_page, url, data, self._clock())
-            return page
+        url = normalize_url(entry.url)
         end = time.monotonic() + self._deadline_s + 5
-        while time.monotonic() < end:  # another worker fetches it
-            await asyncio.sleep(WAIT_STEP_S)
-            found = await asyncio.to_thread(self._store.claimed_page, url)
-            if found is not None and found[0]:
-                return _adapter().validate_json(found[1]) if found[1] is not None else None
+        while time.monotonic() < end:
+            if await self._claim(url):
+                try:
+                    page = await self._load(entry)
+                except BaseException:
+                    await self._release(url)  # another worker may take it at once, not once the claim is stale
+                    raise
+                await self._finish((url, _adapter().dump_json(page)))
+                return page
+            while time.monotonic() < end:  # another worker fetches it
+                await asyncio.sleep(WAIT_STEP_S)
+                found = await self._look(url)
+                if found is None:
+                    break  # its worker gave it up: claimed again
+                if found[0]:
+                    return _adapter().validate_json(found[1]) if found[1] is not None else None
         return await self._load(entry)  # its worker is gone (or slow beyond its deadline): fetched here
+
+    async def _claim_group(self, urls: list[str]) -> list[bool]:
+        now = self._clock()
+        stale, done = now - timedelta(seconds=self._deadline_s), now - timedelta(seconds=self._round_s)
+        won = await asyncio.to_thread(self._store.claim_pages, urls, now, stale, done)
+        first = {url: i for i, url in reversed(list(enumerate(urls)))}  # (a page asked for twice in one group: fetched once)
+        return [url in won and first[url] == i for i, url in enumerate(urls)]
+
+    async def _finish_group(self, pages: list[tuple[str, bytes | None]]) -> list[None]:
+        await asyncio.to_thread(self._store.finish_pages, pages, self._clock())
+        return [None] * len(pages)
+
+    async def _release_group(self, urls: list[str]) -> list[None]:
+        await asyncio.to_thread(self._store.release_pages, urls)
+        return [None] * len(urls)
+
+    async def _look_group(self, urls: list[str]) -> list[tuple[bool, bytes | None] | None]:
+        found = await asyncio.to_thread(self._store.claimed_pages, urls)
+        return [found.get(url) for url in urls]

@@ -258,20 +258,25 @@ class Store:
         with self._connect() as conn:
             return inbox.backlog(conn)
 
-    def claim_page(self, url: str, now: datetime, stale_before: datetime, done_before: datetime) -> bool:
-        """Claim a cluster's page to fetch it (``pageclaims.claim``): True when this caller holds it."""
+    def claim_pages(self, urls: Sequence[str], now: datetime, stale_before: datetime, done_before: datetime) -> set[str]:
+        """Claim a cluster's pages to fetch them (``pageclaims.claim``): those this caller holds."""
         with self._begin() as conn:
-            return pageclaims.claim(conn, url, now, stale_before, done_before)
+            return pageclaims.claim(conn, urls, now, stale_before, done_before)
 
-    def finish_page(self, url: str, data: bytes | None, now: datetime) -> None:
-        """The claimed page's extracted text, for the other workers (None: no article there)."""
+    def finish_pages(self, pages: Sequence[tuple[str, bytes | None]], now: datetime) -> None:
+        """The claimed pages' extracted text, for the other workers: (url, JSON; ``null``: no article there)."""
         with self._begin() as conn:
-            pageclaims.finish(conn, url, data, now)
+            pageclaims.finish(conn, pages, now)
 
-    def claimed_page(self, url: str) -> tuple[bool, bytes | None] | None:
-        """(done, data) of a page's claim; None when there is none."""
+    def release_pages(self, urls: Sequence[str]) -> None:
+        """Unfinished claims given up (their fetch failed): the next worker to ask takes them."""
+        with self._begin() as conn:
+            pageclaims.release(conn, urls)
+
+    def claimed_pages(self, urls: Sequence[str]) -> dict[str, tuple[bool, bytes | None]]:
+        """(done, data) of each page of ``urls`` that has a claim."""
         with self._connect() as conn:
-            return pageclaims.claimed(conn, url)
+            return pageclaims.claimed(conn, urls)
 
     def forget_pages(self, before: datetime) -> int:
         """Page claims made before ``before`` go; returns how many."""

@@ -270,16 +270,20 @@ class StoreProtocol(Protocol):
         """(answers waiting, articles they carry, when the oldest arrived)."""
         ...
 
-    def claim_page(self, url: str, now: datetime, stale_before: datetime, done_before: datetime) -> bool:
-        """Claim a cluster's page to fetch it: True when this caller holds the claim."""
+    def claim_pages(self, urls: Sequence[str], now: datetime, stale_before: datetime, done_before: datetime) -> set[str]:
+        """Claim a cluster's pages to fetch them: those whose claim this caller holds."""
         ...
 
-    def finish_page(self, url: str, data: bytes | None, now: datetime) -> None:
-        """The claimed page's extracted text, for the other workers (None: no article there)."""
+    def finish_pages(self, pages: Sequence[tuple[str, bytes | None]], now: datetime) -> None:
+        """The claimed pages' extracted text, for the other workers: (url, JSON; ``null``: no article there)."""
         ...
 
-    def claimed_page(self, url: str) -> tuple[bool, bytes | None] | None:
-        """(done, data) of a page's claim; None when there is none."""
+    def release_pages(self, urls: Sequence[str]) -> None:
+        """Unfinished claims given up (their fetch failed): the next worker to ask takes them."""
+        ...
+
+    def claimed_pages(self, urls: Sequence[str]) -> dict[str, tuple[bool, bytes | None]]:
+        """(done, data) of each page of ``urls`` that has a claim."""
         ...
 
     def forget_pages(self, before: datetime) -> int:

@@ -8,38 +8,53 @@ Functions take the SQLAlchemy connection they run on; ``Store`` owns it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection
 
 from .schema import page_claims
 
 
-def claim(conn: Connection, url: str, now: datetime, stale_before: datetime, done_before: datetime) -> bool:
-    """Whether this caller now holds the page's claim: none was made, or the one made went stale
-    unfinished (before ``stale_before``) or finished before ``done_before``."""
+def claim(conn: Connection, urls: Sequence[str], now: datetime, stale_before: datetime, done_before: datetime) -> set[str]:
+    """The pages of ``urls`` whose claim this caller now holds: none was made, or the one made went
+    stale unfinished (before ``stale_before``) or finished before ``done_before``. One statement; the
+    rows are taken in URL order, so two workers claiming overlapping pages cannot deadlock."""
     from sqlalchemy.dialects.postgresql import insert  # (only a cluster claims pages: no dialect import on other paths)
 
     c = page_claims.c
     statement = (
-        insert(page_claims).values(url=url, claimed_at=now, done_at=None, data=None)
+        insert(page_claims).values([{"url": url, "claimed_at": now, "done_at": None, "data": None} for url in sorted(set(urls))])
         .on_conflict_do_update(index_elements=[c.url], set_={"claimed_at": now, "done_at": None, "data": None},
                                where=or_(c.done_at.is_(None) & (c.claimed_at < stale_before), c.done_at < done_before))
         .returning(c.url)
     )
-    return conn.execute(statement).first() is not None
+    return {row[0] for row in conn.execute(statement)} if urls else set()
 
 
-def finish(conn: Connection, url: str, data: bytes | None, now: datetime) -> None:
-    """The claimed page is fetched: its extracted text (JSON ``null``: no article there)."""
-    conn.execute(update(page_claims).where(page_claims.c.url == url).values(done_at=now, data=data))
+def finish(conn: Connection, pages: Sequence[tuple[str, bytes | None]], now: datetime) -> None:
+    """The claimed pages are fetched: (url, extracted text as JSON; ``null``: no article there) each."""
+    if pages:
+        c = page_claims.c
+        conn.execute(update(page_claims).where(c.url == bindparam("page_url")).values(done_at=now, data=bindparam("page_data")),
+                     [{"page_url": url, "page_data": data} for url, data in sorted(pages)])
 
 
-def claimed(conn: Connection, url: str) -> tuple[bool, bytes | None] | None:
-    """(done, data) of the page's claim; None when there is none."""
-    row = conn.execute(select(page_claims.c.done_at, page_claims.c.data).where(page_claims.c.url == url)).first()
-    return None if row is None else (row[0] is not None, row[1])
+def claimed(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[bool, bytes | None]]:
+    """(done, data) of each page of ``urls`` that has a claim."""
+    if not urls:
+        return {}
+    c = page_claims.c
+    rows = conn.execute(select(c.url, c.done_at, c.data).where(c.url.in_(sorted(set(urls)))))
+    return {url: (done_at is not None, data) for url, done_at, data in rows}
+
+
+def release(conn: Connection, urls: Sequence[str]) -> None:
+    """Unfinished claims given up (their fetch failed): the next worker to ask takes them."""
+    if urls:
+        c = page_claims.c
+        conn.execute(delete(page_claims).where(c.url.in_(sorted(set(urls))) & c.done_at.is_(None)))
 
 
 def forget(conn: Connection, before: datetime) -> int:
