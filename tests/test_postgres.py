@@ -215,3 +215,48 @@ def test_host_slots_hold_the_limit_over_workers_and_a_kept_slot_is_given_up_for_
     worker_1_end = max(t for w, t in done if w == 1 and t < done[-2][1])
     assert sum(1 for w, t in done[:-2] if w == 2 and t < worker_1_end) == 3, "worker 2 waited for the end of worker 1's burst"
     assert last < 1.0, f"a slot kept by an idle worker held the other back {last:.1f} s"
+
+
+def test_the_clusterer_holds_answers_while_polls_are_queued_and_stores_a_rounds_last_ones_at_once(postgres_url, tmp_path: Path) -> None:
+    """Answers wait (``ROUND_HOLD_S``) so a round's feeds are stored together, but only while a worker
+    still has polls queued or running (procrastinate's own tables and job): once none is, nothing
+    more is coming and the answers are stored at once."""
+    import asyncio
+    from datetime import datetime, timedelta, timezone
+
+    from procrastinate import App, PsycopgConnector
+
+    from aggregator.cluster import POLL_TASK
+    from aggregator.cluster.clusterer import drain_inbox
+    from aggregator.cluster.codec import encode_batch
+    from aggregator.factory import make_aggregator
+    from aggregator.ingest import Candidate, FeedBatch
+    from aggregator.models import Entry, FeedUpdate, ParsedFeed
+    from aggregator.store.locks import libpq_url
+
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    config = load_config(write_config(tmp_path, [{"url": "http://127.0.0.1:9/a.xml", "name": "Gazette"}], database_url=postgres_url))
+    agg = make_aggregator(config, clock=lambda: now)
+
+    async def queue(job: bool) -> None:
+        app = App(connector=PsycopgConnector(conninfo=libpq_url(postgres_url), min_size=1, max_size=2))
+        async with app.open_async():
+            if job:
+                await app.schema_manager.apply_schema_async()
+                await app.configure_task(POLL_TASK, queue="feeds").defer_async(feed_id=1)
+            else:
+                await app.connector.execute_query_async("DELETE FROM procrastinate_jobs")
+
+    try:
+        feed = agg.feeds()[0]
+        text = "A government missile strike killed at least 12 people in a village in Idlib province early on Tuesday."
+        entry = Entry("g1", "http://127.0.0.1:9/1", "Strike kills 12", text, now - timedelta(hours=1))
+        answer = FeedBatch(feed, ParsedFeed("Gazette", None, "en", (), None), [Candidate(entry, text, entry.title, entry.published or now, "en", False)],
+                           FeedUpdate(now + timedelta(minutes=15), 0, None, None, None, True), now)
+        agg.store.put_inbox(feed.id, 1, encode_batch(answer), now)
+        asyncio.run(queue(job=True))
+        assert drain_inbox(agg, now + timedelta(seconds=1)) == (0, 0)  # a poll is queued: its answer may belong with this one
+        asyncio.run(queue(job=False))
+        assert drain_inbox(agg, now + timedelta(seconds=1)) == (1, 1)  # none is: stored without waiting out the hold
+    finally:
+        agg.close()

@@ -10,3 +10,5 @@ stand by and take over when it dies.
 - ``hostslots``: at most ``fetch.per_host_concurrency`` requests in flight per host over all workers;
 - ``clusterer``: the standby loop and the role the daemon plays as the clusterer.
 """
+
+POLL_TASK = "aggregator.poll"  # the workers' polling task (``jobs``; the clusterer asks whether any is queued or running)

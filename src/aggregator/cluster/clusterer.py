@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..backlog import ROUND_BACKLOG, ROUND_HOLD_S
 from ..errors import InboxConflict, StorageError
+from . import POLL_TASK
 from .codec import decode_batch
 
 if TYPE_CHECKING:
@@ -45,14 +46,15 @@ def stand_by(lock: DatabaseLock, stop: threading.Event, poll_s: float = STANDBY_
 def drain_inbox(agg: Aggregator, now: datetime, hold: timedelta = timedelta(seconds=ROUND_HOLD_S)) -> tuple[int, int]:
     """Store the answers waiting in the inbox, oldest first, in one transaction per ``INBOX_TAKE``,
     once the oldest has waited ``hold`` (answers of one round are then stored together, in
-    publication order across feeds, as one process stores a round) or they carry ``ROUND_BACKLOG``
-    articles. Returns (answers stored, new articles).
+    publication order across feeds, as one process stores a round), they carry ``ROUND_BACKLOG``
+    articles, or no worker has a poll queued or running (nothing more is coming: a round's last
+    answers are stored at once). Returns (answers stored, new articles).
 
     A group that cannot be stored (not because another clusterer stored it) is stored one answer
     at a time, and an answer that cannot be stored even alone is dropped with an error naming its
     feed (its feed's state did not move: it is polled again): one bad answer never stops the rest."""
     answers, carried, oldest = agg.store.inbox_backlog()
-    if not answers or (oldest is not None and now - oldest < hold and carried < ROUND_BACKLOG):
+    if not answers or (oldest is not None and now - oldest < hold and carried < ROUND_BACKLOG and agg.store.polls_pending(POLL_TASK)):
         return 0, 0
     stored = added = 0
     while True:

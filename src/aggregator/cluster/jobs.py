@@ -28,6 +28,7 @@ from ..errors import AggregatorError, ConfigError
 from ..ingest import FeedBatch
 from ..schedule import file_state
 from ..store.locks import QUEUE_SCHEMA, DatabaseLock, libpq_url
+from . import POLL_TASK
 from .codec import encode_batch
 from .pages import SharedPages
 
@@ -41,7 +42,7 @@ SCHEDULE_S = 2  # how often due feeds are looked for (a cron field: divides 60)
 QUEUED_POLLS = ("SELECT DISTINCT (args->>'feed_id')::int AS feed_id FROM procrastinate_jobs"
                 " WHERE task_name = %(task)s AND status IN ('todo', 'doing')")  # procrastinate's table, read as it is
 DUE_BATCH = 5000  # polls queued at most per look (100,000 feeds every 15 minutes: about 220 every 2 s)
-POLL_TASK, DUE_TASK = "aggregator.poll", "aggregator.due"
+DUE_TASK = "aggregator.due"
 DUE_LOOK = "aggregator:due"  # the advisory lock of the look for due feeds
 FEEDS_QUEUE, SCHEDULE_QUEUE = "feeds", "schedule"
 

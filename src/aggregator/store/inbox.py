@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from ..errors import InboxConflict
@@ -43,3 +43,12 @@ def backlog(conn: Connection) -> tuple[int, int, datetime | None]:
     """(answers waiting, articles they carry, when the oldest arrived)."""
     row = conn.execute(select(func.count(), func.coalesce(func.sum(inbox.c.articles), 0), func.min(inbox.c.created_at))).one()
     return int(row[0]), int(row[1]), row[2]
+
+
+def polls_pending(conn: Connection, task: str) -> bool:
+    """Whether a worker has a poll queued or running (procrastinate's jobs table, read as it is;
+    False where there is none: no worker ever ran)."""
+    if conn.dialect.name != "postgresql" or conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+        return False
+    return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE task_name = :task"
+                                  " AND status IN ('todo', 'doing'))"), {"task": task}).scalar())
