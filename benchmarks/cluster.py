@@ -564,7 +564,29 @@ def figures(p: dict[str, Any], n_feeds: int, n_hosts: int, k: int, n_articles: i
                                  f"page fetched (httpx, max {max_conc} requests at once and the same per-host limit as ours) and "
                                  f"trafilatura.extract(page, url=...) on {with_pages['processes']} processes",
                          **with_pages, "reader_s": reader_s, "cpu_s": reader_cpu}
+    reader_pages_cpu = reader_cpu["process"] + reader_cpu["pages"]
+    roles = ("workers", "clusterer", "postgres")
+    all1, all2 = (sum(c["cpu_s"][g] for g in roles) for c in (one, two))
     return {
+        "cluster_first_round_worker_cpu_vs_reader_with_pages": {
+            "value": reader_pages_cpu / one["cpu_s"]["workers"],
+            "unit": "ratio (CPU seconds of reader + the pages' fetch and extraction ÷ the worker's, pool included, same first round)",
+            "baseline": reader_pages_base,
+            "goal": "none set: >= 1 means a worker needs no more CPU than reader doing the same work, so on machines of its own "
+                    "(the clusterer and PostgreSQL elsewhere) it is at least as fast on the same cores",
+            "pass": None, "at_goal_scale": at_scale,
+            "details": {"reader_with_pages_cpu_s": reader_pages_cpu, "worker_cpu_s": one["cpu_s"]["workers"],
+                        "whole_cluster_cpu_s": all1, "ratio_with_clusterer_and_postgres": reader_pages_cpu / all1, "input": input_},
+        },
+        "cluster_first_round_cpu_1_worker_vs_2": {
+            "value": all1 / all2,
+            "unit": "ratio (CPU seconds of the whole cluster, workers + clusterer + PostgreSQL, with 1 worker ÷ with 2, same first round)",
+            "baseline": {"name": "the same cluster with 1 worker", "cpu_s": one["cpu_s"]},
+            "goal": "none set: 1 means a second worker adds no work (its polls' coordination costs nothing more), so the "
+                    "round's throughput grows with the cores given to workers; this 2-core machine cannot show it in wall time",
+            "pass": None, "at_goal_scale": at_scale,
+            "details": {"cpu_s_1_worker": all1, "cpu_s_2_workers": all2, "cpu_2_workers": two["cpu_s"], "input": input_},
+        },
         "cluster_first_round_1_worker_vs_reader_with_pages": {
             "value": reader_pages_s / one["wall_s"],
             "unit": "ratio (reader + the pages' fetch and extraction, wall time ÷ 1 worker + clusterer's, same feeds)",

@@ -109,9 +109,9 @@ def test_an_answer_that_cannot_be_stored_is_dropped_alone_and_the_rest_stored(po
         good = FeedBatch(feed, ParsedFeed("Gazette", None, "en", (), None), [Candidate(entry, text, entry.title, entry.published or now, "en", False)],
                          FeedUpdate(now + timedelta(minutes=15), 0, None, None, None, True), now)
         stray = replace(good, feed=replace(feed, id=9999))
-        agg.store.put_inbox(feed.id, 1, b"not an answer", now)
-        agg.store.put_inbox(feed.id, 1, encode_batch(stray), now)
-        agg.store.put_inbox(feed.id, 1, encode_batch(good), now)
+        agg.store.put_inbox([(feed.id, 1, b"not an answer")], now)
+        agg.store.put_inbox([(feed.id, 1, encode_batch(stray))], now)
+        agg.store.put_inbox([(feed.id, 1, encode_batch(good))], now)
         with caplog.at_level(logging.ERROR, logger="aggregator.cluster.clusterer"):
             assert drain_inbox(agg, now + timedelta(minutes=1)) == (2, 1)
         assert agg.store.inbox_backlog()[0] == 0 and agg.store.counts()["articles"] == 1
@@ -253,7 +253,7 @@ def test_the_clusterer_holds_answers_while_polls_are_queued_and_stores_a_rounds_
         entry = Entry("g1", "http://127.0.0.1:9/1", "Strike kills 12", text, now - timedelta(hours=1))
         answer = FeedBatch(feed, ParsedFeed("Gazette", None, "en", (), None), [Candidate(entry, text, entry.title, entry.published or now, "en", False)],
                            FeedUpdate(now + timedelta(minutes=15), 0, None, None, None, True), now)
-        agg.store.put_inbox(feed.id, 1, encode_batch(answer), now)
+        agg.store.put_inbox([(feed.id, 1, encode_batch(answer))], now)
         asyncio.run(queue(job=True))
         assert drain_inbox(agg, now + timedelta(seconds=1)) == (0, 0)  # a poll is queued: its answer may belong with this one
         asyncio.run(queue(job=False))

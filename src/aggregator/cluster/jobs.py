@@ -25,7 +25,9 @@ from procrastinate.types import JSONDict
 
 from ..config import load_config
 from ..errors import AggregatorError, ConfigError
+from ..grouped import Grouped
 from ..ingest import FeedBatch
+from ..models import FeedState
 from ..schedule import file_state
 from ..store.locks import QUEUE_SCHEMA, DatabaseLock, libpq_url
 from . import POLL_TASK
@@ -57,6 +59,9 @@ class Worker:
         self._pages: SharedPages | None = None
         self._config_seen = file_state(agg.config.path) if agg.config.path else None
         self._look = DatabaseLock(agg.config.database_url, DUE_LOOK)  # one look for due feeds at a time over the cluster
+        # Polls starting or ending together check their feeds and leave their answers in one statement each.
+        self._still_due: Grouped[int, FeedState | None] = Grouped(self._still_due_group)
+        self._leave: Grouped[tuple[int, int, bytes], int] = Grouped(self._leave_group)
 
     async def close(self) -> None:
         self._look.close()
@@ -81,18 +86,23 @@ class Worker:
     async def poll(self, feed_id: int) -> None:
         agg = self.agg
         now = agg.clock()
-        due = await asyncio.to_thread(agg.store.due_feeds, now, 1, feed_id)
-        if not due:
+        feed = await self._still_due(feed_id)
+        if feed is None:
             return  # polled meanwhile, disabled, or its last answer not stored yet (polled again once it is, if still due)
-        feed = due[0]
 
         async def leave(batch: FeedBatch) -> int:
-            data = encode_batch(batch)
-            await asyncio.to_thread(agg.store.put_inbox, feed_id, len(batch.candidates), data, agg.clock())
+            await self._leave((feed_id, len(batch.candidates), encode_batch(batch)))
             return len(batch.candidates)
 
         report = await agg.poll_feed(self.fetcher(), feed, now, hold=leave, pages=self.pages())
         log.debug("polled %s: %s", feed.url, report)
+
+    async def _still_due_group(self, feed_ids: list[int]) -> list[FeedState | None]:
+        due = {f.id: f for f in await asyncio.to_thread(self.agg.store.due_feeds, self.agg.clock(), len(feed_ids), feed_ids)}
+        return [due.get(feed_id) for feed_id in feed_ids]
+
+    async def _leave_group(self, answers: list[tuple[int, int, bytes]]) -> list[int]:
+        return await asyncio.to_thread(self.agg.store.put_inbox, answers, self.agg.clock())
 
     async def due(self, app: App) -> int:
         """End the jobs of workers that stopped (their feeds are due still: polled again below), then

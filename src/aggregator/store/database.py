@@ -224,11 +224,11 @@ class Store:
         with self._connect() as conn:
             return feeds.all_feeds(conn, config_urls)
 
-    def due_feeds(self, now: datetime, limit: int, feed_id: int | None = None) -> list[FeedState]:
+    def due_feeds(self, now: datetime, limit: int, feed_ids: Sequence[int] | None = None) -> list[FeedState]:
         """Enabled feeds due at ``now`` with no answer waiting in the inbox, the longest due first (at
-        most ``limit``; of ``feed_id`` alone when given)."""
+        most ``limit``; of ``feed_ids`` alone when given)."""
         with self._connect() as conn:
-            return feeds.due_feeds(conn, now, limit, feed_id)
+            return feeds.due_feeds(conn, now, limit, feed_ids)
 
     def feed(self, feed_id: int) -> FeedState:
         """One feed's stored state."""
@@ -243,10 +243,11 @@ class Store:
 
     # -- the inbox: answers fetched by workers, for the clusterer -----------------------
 
-    def put_inbox(self, feed_id: int, articles: int, data: bytes, now: datetime) -> int:
-        """Keep a worker's answer for a feed until the clusterer stores it; returns its inbox id."""
+    def put_inbox(self, answers: Sequence[tuple[int, int, bytes]], now: datetime) -> list[int]:
+        """Keep workers' answers until the clusterer stores them, in one transaction: (feed id,
+        articles carried, data) each; returns their inbox ids."""
         with self._begin() as conn:
-            return inbox.put(conn, feed_id, articles, data, now)
+            return [inbox.put(conn, feed_id, articles, data, now) for feed_id, articles, data in answers]
 
     def take_inbox(self, limit: int) -> list[tuple[int, bytes]]:
         """The oldest answers waiting in the inbox: (inbox id, data)."""

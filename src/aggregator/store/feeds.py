@@ -89,14 +89,14 @@ def all_feeds(conn: Connection, config_urls: Iterable[str] | None = None) -> lis
     return [_feed_state(r) for r in conn.execute(query)]
 
 
-def due_feeds(conn: Connection, now: datetime, limit: int, feed_id: int | None = None) -> list[FeedState]:
+def due_feeds(conn: Connection, now: datetime, limit: int, feed_ids: Sequence[int] | None = None) -> list[FeedState]:
     """Enabled feeds due at ``now`` with no answer waiting in the inbox, the longest due first, at
-    most ``limit`` (a cluster's scheduler: a query, not a read of every feed); of ``feed_id`` alone
-    when given (a worker's check before it polls: one query)."""
+    most ``limit`` (a cluster's scheduler: a query, not a read of every feed); of ``feed_ids`` alone
+    when given (workers' checks before they poll: one query for those that start together)."""
     waiting = select(inbox.c.id).where(inbox.c.feed_id == feeds.c.id).exists()
     query = select(feeds).where(feeds.c.disabled_reason.is_(None), (feeds.c.next_poll_at.is_(None)) | (feeds.c.next_poll_at <= now), ~waiting)
-    if feed_id is not None:
-        query = query.where(feeds.c.id == feed_id)
+    if feed_ids is not None:
+        query = query.where(feeds.c.id.in_(list(feed_ids)))
     return [_feed_state(r) for r in conn.execute(query.order_by(feeds.c.next_poll_at.nulls_first(), feeds.c.id).limit(limit))]
 
 

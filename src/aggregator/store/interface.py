@@ -258,8 +258,9 @@ class StoreProtocol(Protocol):
         """The database URL (for messages)."""
         ...
 
-    def put_inbox(self, feed_id: int, articles: int, data: bytes, now: datetime) -> int:
-        """Keep a worker's answer for a feed until the clusterer stores it; returns its inbox id."""
+    def put_inbox(self, answers: Sequence[tuple[int, int, bytes]], now: datetime) -> list[int]:
+        """Keep workers' answers until the clusterer stores them, in one transaction: (feed id,
+        articles carried, data) each; returns their inbox ids."""
         ...
 
     def take_inbox(self, limit: int) -> list[tuple[int, bytes]]:
@@ -308,9 +309,9 @@ class StoreProtocol(Protocol):
     def sync_feeds(self, configured: Sequence[ConfiguredFeed], refresh: bool = True) -> None: ...
     def fetch_settings_changed(self, fingerprint: str, config_urls: Sequence[str], now: datetime) -> int: ...
     def feeds(self, config_urls: Iterable[str] | None = None) -> list[FeedState]: ...
-    def due_feeds(self, now: datetime, limit: int, feed_id: int | None = None) -> list[FeedState]:
+    def due_feeds(self, now: datetime, limit: int, feed_ids: Sequence[int] | None = None) -> list[FeedState]:
         """Enabled feeds due at ``now`` with no answer waiting in the inbox, the longest due first (at
-        most ``limit``; of ``feed_id`` alone when given)."""
+        most ``limit``; of ``feed_ids`` alone when given)."""
         ...
 
     def feed(self, feed_id: int) -> FeedState: ...
