@@ -87,6 +87,19 @@ def test_search_reads_postgresqls_full_text_index(postgres_url) -> None:
     assert "ix_articles_search" in plan, plan
 
 
+def _answer(feed, now):
+    """A worker's answer for ``feed``: one new article, the feed due again in 15 minutes."""
+    from datetime import timedelta
+
+    from aggregator.ingest import Candidate, FeedBatch
+    from aggregator.models import Entry, FeedUpdate, ParsedFeed
+
+    text = "A government missile strike killed at least 12 people in a village in Idlib province early on Tuesday."
+    entry = Entry("g1", "http://127.0.0.1:9/1", "Strike kills 12", text, now - timedelta(hours=1))
+    return FeedBatch(feed, ParsedFeed("Gazette", None, "en", (), None), [Candidate(entry, text, entry.title, entry.published or now, "en", False)],
+                     FeedUpdate(now + timedelta(minutes=15), 0, None, None, None, True), now)
+
+
 def test_an_answer_that_cannot_be_stored_is_dropped_alone_and_the_rest_stored(postgres_url, tmp_path: Path, caplog) -> None:
     """One bad answer in the inbox (unreadable bytes; a feed the database does not know) must not stop the clusterer."""
     import logging
@@ -96,18 +109,13 @@ def test_an_answer_that_cannot_be_stored_is_dropped_alone_and_the_rest_stored(po
     from aggregator.cluster.clusterer import drain_inbox
     from aggregator.cluster.codec import encode_batch
     from aggregator.factory import make_aggregator
-    from aggregator.ingest import Candidate, FeedBatch
-    from aggregator.models import Entry, FeedUpdate, ParsedFeed
 
     now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
     config = load_config(write_config(tmp_path, [{"url": "http://127.0.0.1:9/a.xml", "name": "Gazette"}], database_url=postgres_url))
     agg = make_aggregator(config, clock=lambda: now)
     try:
         feed = agg.feeds()[0]
-        text = "A government missile strike killed at least 12 people in a village in Idlib province early on Tuesday."
-        entry = Entry("g1", "http://127.0.0.1:9/1", "Strike kills 12", text, now - timedelta(hours=1))
-        good = FeedBatch(feed, ParsedFeed("Gazette", None, "en", (), None), [Candidate(entry, text, entry.title, entry.published or now, "en", False)],
-                         FeedUpdate(now + timedelta(minutes=15), 0, None, None, None, True), now)
+        good = _answer(feed, now)
         stray = replace(good, feed=replace(feed, id=9999))
         agg.store.put_inbox([(feed.id, 1, b"not an answer")], now)
         agg.store.put_inbox([(feed.id, 1, encode_batch(stray))], now)
@@ -230,8 +238,6 @@ def test_the_clusterer_holds_answers_while_polls_are_queued_and_stores_a_rounds_
     from aggregator.cluster.clusterer import drain_inbox
     from aggregator.cluster.codec import encode_batch
     from aggregator.factory import make_aggregator
-    from aggregator.ingest import Candidate, FeedBatch
-    from aggregator.models import Entry, FeedUpdate, ParsedFeed
     from aggregator.store.locks import libpq_url
 
     now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -249,10 +255,7 @@ def test_the_clusterer_holds_answers_while_polls_are_queued_and_stores_a_rounds_
 
     try:
         feed = agg.feeds()[0]
-        text = "A government missile strike killed at least 12 people in a village in Idlib province early on Tuesday."
-        entry = Entry("g1", "http://127.0.0.1:9/1", "Strike kills 12", text, now - timedelta(hours=1))
-        answer = FeedBatch(feed, ParsedFeed("Gazette", None, "en", (), None), [Candidate(entry, text, entry.title, entry.published or now, "en", False)],
-                           FeedUpdate(now + timedelta(minutes=15), 0, None, None, None, True), now)
+        answer = _answer(feed, now)
         agg.store.put_inbox([(feed.id, 1, encode_batch(answer))], now)
         asyncio.run(queue(job=True))
         assert drain_inbox(agg, now + timedelta(seconds=1)) == (0, 0)  # a poll is queued: its answer may belong with this one

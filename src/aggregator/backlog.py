@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from .grouped import fail
+from .grouped import settle
 
 if TYPE_CHECKING:
     from .ingest import FeedBatch
@@ -62,13 +62,4 @@ class Backlog:
     async def _write(self, group: list[tuple[FeedBatch, asyncio.Future[int]]], previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
             await asyncio.wait([previous])
-        try:
-            counts = await self._store([batch for batch, _ in group])
-        except BaseException as exc:  # every feed of the group learns of it (e.g. a locked database)
-            fail(group, exc)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            for (_, done), n in zip(group, counts, strict=True):
-                if not done.done():
-                    done.set_result(n)
+        await settle(group, self._store)  # (a failure reaches every feed of the group: e.g. a locked database)

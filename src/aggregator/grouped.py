@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,24 +38,25 @@ class Grouped(Generic[T, R]):
     async def _groups(self) -> None:
         while self._waiting:
             group, self._waiting = self._waiting, []
-            try:
-                results = await self._run([item for item, _ in group])
-            except BaseException as exc:
-                fail(group, exc)
-                if not isinstance(exc, Exception):
-                    raise
+            await settle(group, self._run)
+
+
+async def settle(group: Sequence[tuple[T, asyncio.Future[R]]], run: Callable[[list[T]], Awaitable[Sequence[R]]]) -> None:
+    """Run ``run`` on the group's items and hand each waiting caller its result, in order; when it
+    raises, every caller gets the exception (a cancellation cancels them, and goes on)."""
+    try:
+        results = await run([item for item, _ in group])
+    except BaseException as exc:
+        for _, done in group:
+            if done.done():
+                continue
+            if isinstance(exc, Exception):
+                done.set_exception(exc)
             else:
-                for (_, done), result in zip(group, results, strict=True):
-                    if not done.done():
-                        done.set_result(result)
-
-
-def fail(waiting: Sequence[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
-    """Pass a group's failure on to everyone waiting on it; a cancellation cancels them."""
-    for _, done in waiting:
-        if done.done():
-            continue
-        if isinstance(exc, Exception):
-            done.set_exception(exc)
-        else:
-            done.cancel()
+                done.cancel()
+        if not isinstance(exc, Exception):
+            raise
+    else:
+        for (_, done), result in zip(group, results, strict=True):
+            if not done.done():
+                done.set_result(result)
