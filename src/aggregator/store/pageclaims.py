@@ -38,7 +38,7 @@ def finish(conn: Connection, pages: Sequence[tuple[str, bytes | None]], now: dat
     if pages:
         c = page_claims.c
         conn.execute(update(page_claims).where(c.url == bindparam("page_url")).values(done_at=now, data=bindparam("page_data")),
-                     [{"page_url": url, "page_data": data} for url, data in sorted(pages)])
+                     [{"page_url": url, "page_data": data} for url, data in sorted(pages, key=lambda page: page[0])])
 
 
 def claimed(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[bool, bytes | None]]:
