@@ -32,6 +32,10 @@ CLUSTER_FIGURES = (  # only where PostgreSQL's server binaries are (the run list
     "cluster_first_round_2_workers_vs_1",
     "cluster_first_round_single_process_vs_reader",
     "cluster_steady_cpu_per_feed_vs_single",
+    "cluster_first_round_worker_alone_vs_reader_with_pages",
+    "cluster_first_round_1_worker_vs_reader_with_pages",
+    "cluster_first_round_worker_cpu_vs_reader_with_pages",
+    "cluster_first_round_cpu_1_worker_vs_2",
 )
 
 
