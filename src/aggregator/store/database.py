@@ -269,8 +269,8 @@ class Store:
         with self._begin() as conn:
             return pageclaims.claim(conn, urls, now, stale_before, done_before)
 
-    def finish_pages(self, pages: Sequence[tuple[str, bytes | None]], now: datetime) -> None:
-        """The claimed pages' extracted text, for the other workers: (url, JSON; ``null``: no article there)."""
+    def finish_pages(self, pages: Sequence[tuple[str, bytes]], now: datetime) -> None:
+        """The claimed pages' extracted text, for the other workers: (url, data) each."""
         with self._begin() as conn:
             pageclaims.finish(conn, pages, now)
 

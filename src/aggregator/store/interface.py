@@ -279,8 +279,8 @@ class StoreProtocol(Protocol):
         """Claim a cluster's pages to fetch them: those whose claim this caller holds."""
         ...
 
-    def finish_pages(self, pages: Sequence[tuple[str, bytes | None]], now: datetime) -> None:
-        """The claimed pages' extracted text, for the other workers: (url, JSON; ``null``: no article there)."""
+    def finish_pages(self, pages: Sequence[tuple[str, bytes]], now: datetime) -> None:
+        """The claimed pages' extracted text, for the other workers: (url, data) each."""
         ...
 
     def release_pages(self, urls: Sequence[str]) -> None:

@@ -234,7 +234,7 @@ page_claims = Table(  # a cluster's article pages: the worker that claims one fe
     Column("url", Text, primary_key=True),  # normalised
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("done_at", UTCDateTime),  # NULL: being fetched
-    Column("data", LargeBinary),  # the extracted page as JSON (``cluster.pages``); ``null``: no article there
+    Column("data", LargeBinary),  # the extracted page (``cluster.pages.pack``: JSON, zlib'd; ``null``: no article there)
 )
 
 dedup_snapshots = Table(
