@@ -162,10 +162,12 @@ class Cluster:
 
     # processes
 
-    def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *command: str, core: int | None = None) -> subprocess.Popen[bytes]:
+        """``core``: the process (and the processes it starts: its extraction pool) runs on that core only."""
+        pin = None if core is None else (lambda: os.sched_setaffinity(0, {core}))
         with (self.dir / f"{name}.log").open("wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "aggregator", *command, "--config", str(self.config)],
-                                    stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.dir)
+                                    stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.dir, preexec_fn=pin)
         self.procs[name] = proc
         return proc
 
@@ -386,6 +388,7 @@ def bench_cluster(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                 postmaster = _postmaster_pid(pg.data_dir)
                 others += [postmaster]
                 clusters: dict[int, dict[str, Any]] = {}
+                pinned: dict[int, dict[str, Any]] = {}
                 live: Cluster | None = None
                 try:
                     for workers in (1, 2):
@@ -406,6 +409,15 @@ def bench_cluster(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                             cl.close()
                             live = None
                             alone["exit_codes"] = cl.exit_codes
+                            # a core per worker: 1 worker on 1 core, then 2 workers on 2 (the clusterer away, as above)
+                            if len(os.sched_getaffinity(0)) >= 2:
+                                for n in (1, 2):
+                                    cl = Cluster(tmp / f"cluster-{n}w-pinned", pg.create_database(f"bench_{n}w_pinned"), urls, env)
+                                    live = cl
+                                    pinned[n] = first_round(cl, n, n_feeds, len(items), remote, postmaster, others, served,
+                                                            alone=True, cores=list(range(n)))
+                                    cl.close()
+                                    live = None
                             clusters[1]["log_tracebacks"] = cl.tracebacks()
 
                     # 2. the steady round: a share of the feeds publish one item, the rest answer 304
@@ -441,14 +453,17 @@ def bench_cluster(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         remote.close()
     with_pages = {"wall_s": reader_s + pages_s, "pages_s": pages_s, "pages_with_text": pages_texts, "processes": os.cpu_count() or 1}
     return figures(p, n_feeds, n_hosts, k, len(items), page_bytes, generate_s, reader_s, reader_cpu, reader_served,
-                   single_s, single_cpu, single_served, clusters, single, steady, len(changed), max_conc, tmp, with_pages, alone)
+                   single_s, single_cpu, single_served, clusters, single, steady, len(changed), max_conc, tmp, with_pages, alone,
+                   pinned)
 
 
 def first_round(cl: Cluster, workers: int, n_feeds: int, n_articles: int, remote: RemoteSites, postmaster: int,
-                others: list[int], served: Callable[[], dict[str, Any]], alone: bool = False) -> dict[str, Any]:
+                others: list[int], served: Callable[[], dict[str, Any]], alone: bool = False,
+                cores: list[int] | None = None) -> dict[str, Any]:
     """Start the clusterer, let it go idle, create the queue's tables, then time the workers' first round.
     ``alone``: the clusterer stops once it stored the feed list and starts again only when the workers
-    left every answer, as if it ran on another machine (the workers share the cores with PostgreSQL only)."""
+    left every answer, as if it ran on another machine (the workers share the cores with PostgreSQL only).
+    ``cores``: worker ``i`` runs on core ``cores[i]`` only (its extraction pool too)."""
     cl.start("clusterer", "clusterer")
     others.append(cl.procs["clusterer"].pid)
     cl.wait(lambda: "clusterer started" in cl.log("clusterer"), "the clusterer to start", START_TIMEOUT_S)
@@ -466,7 +481,7 @@ def first_round(cl: Cluster, workers: int, n_feeds: int, n_articles: int, remote
     base, jobs0 = groups(), cl.job_ids_used()
     t0 = time.perf_counter()
     for i in range(workers):
-        cl.start(f"worker{i}", "worker")
+        cl.start(f"worker{i}", "worker", core=cores[i] if cores else None)
         others.append(cl.procs[f"worker{i}"].pid)
     marks: dict[str, float] = {}
     cpu_at: dict[str, dict[str, float]] = {}
@@ -549,7 +564,7 @@ def figures(p: dict[str, Any], n_feeds: int, n_hosts: int, k: int, n_articles: i
             reader_s: float, reader_cpu: dict[str, float], reader_served: dict[str, Any], single_s: float,
             single_cpu: dict[str, float], single_served: dict[str, Any], clusters: dict[int, dict[str, Any]],
             single: dict[str, Any], steady: dict[str, Any], n_changed: int, max_conc: int, tmp: Path,
-            with_pages: dict[str, Any], alone: dict[str, Any]) -> dict[str, Any]:
+            with_pages: dict[str, Any], alone: dict[str, Any], pinned: dict[int, dict[str, Any]]) -> dict[str, Any]:
     one, two = clusters[1], clusters[2]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     input_ = {"feeds": n_feeds, "hosts": n_hosts, "items_per_feed": k, "articles": n_articles, "teaser_feeds": True,
@@ -583,7 +598,20 @@ def figures(p: dict[str, Any], n_feeds: int, n_hosts: int, k: int, n_articles: i
     reader_pages_cpu = reader_cpu["process"] + reader_cpu["pages"]
     roles = ("workers", "clusterer", "postgres")
     all1, all2 = (sum(c["cpu_s"][g] for g in roles) for c in (one, two))
+    scaling: dict[str, Any] = {}
+    if pinned:
+        one_core, two_cores = pinned[1]["last_answer_s"], pinned[2]["last_answer_s"]
+        scaling["cluster_first_round_2_workers_vs_1_a_core_each"] = {
+            "value": one_core / two_cores,
+            "unit": "ratio (1 worker on 1 core ÷ 2 workers on a core each: time until every answer is in the inbox, the clusterer away)",
+            "baseline": {"name": "1 worker pinned to 1 core (its extraction pool too)", "last_answer_s": one_core, "cpu_s": pinned[1]["cpu_s"]},
+            "goal": "near-linear with cores: >= 1.8 (issue 17)", "pass": one_core / two_cores >= 1.8, "at_goal_scale": at_scale,
+            "details": {"method": "as cluster_first_round_worker_alone_vs_reader_with_pages, each worker process and its pool pinned "
+                                  "to a core of its own (sched_setaffinity); PostgreSQL and the page server run on either core, "
+                                  "so they take from the workers' cores", "two_workers": pinned[2], "one_worker": pinned[1], "input": input_},
+        }
     return {
+        **scaling,
         "cluster_first_round_worker_alone_vs_reader_with_pages": {
             "value": reader_pages_s / alone["last_answer_s"],
             "unit": "ratio (reader + the pages' fetch and extraction, wall time ÷ 1 worker's until its last answer is in the inbox, "

@@ -19,10 +19,10 @@ T = TypeVar("T")
 
 
 class Pool:
-    """``workers`` processes (0: one per core; 1: threads instead), started on first use."""
+    """``workers`` processes (0: one per core this process may run on; 1: threads instead), started on first use."""
 
     def __init__(self, workers: int) -> None:
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or _cores()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def close(self) -> None:
@@ -84,3 +84,8 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         pass  # it exists (under another user)
     return True
+
+
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container or ``taskset`` may give it fewer than the machine has)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
