@@ -10,44 +10,60 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import LargeBinary, Text, column, delete, or_, select, update, values
+from sqlalchemy import TextClause, bindparam, delete, text
 from sqlalchemy.engine import Connection
 
-from .schema import page_claims
+from .schema import UTCDateTime, page_claims
+
+# The statements take the pages as arrays (unnest), so their text is the same however many pages a
+# group holds: compiled once, prepared once by the server (a statement built per group's size was
+# compiled anew each time and cost the workers more than its execution).
+
+
+@cache
+def _statements() -> dict[str, TextClause]:
+    times = [bindparam(name, type_=UTCDateTime) for name in ("now", "stale_before", "done_before")]
+    return {
+        "claim": text(
+            "INSERT INTO page_claims (url, claimed_at, done_at, data)"
+            " SELECT u, :now, NULL, NULL FROM unnest(CAST(:urls AS text[])) AS u ORDER BY u"
+            " ON CONFLICT (url) DO UPDATE SET claimed_at = excluded.claimed_at, done_at = NULL, data = NULL"
+            " WHERE (page_claims.done_at IS NULL AND page_claims.claimed_at < :stale_before) OR page_claims.done_at < :done_before"
+            " RETURNING url"
+        ).bindparams(*times),
+        "finish": text(
+            "UPDATE page_claims SET done_at = :now, data = d.data"
+            " FROM unnest(CAST(:urls AS text[]), CAST(:datas AS bytea[])) AS d(url, data) WHERE page_claims.url = d.url"
+        ).bindparams(times[0]),
+        "claimed": text("SELECT url, done_at IS NOT NULL, data FROM page_claims WHERE url = ANY(CAST(:urls AS text[]))"),
+    }
 
 
 def claim(conn: Connection, urls: Sequence[str], now: datetime, stale_before: datetime, done_before: datetime) -> set[str]:
     """The pages of ``urls`` whose claim this caller now holds: none was made, or the one made went
     stale unfinished (before ``stale_before``) or finished before ``done_before``. One statement; the
     rows are taken in URL order, so two workers claiming overlapping pages cannot deadlock."""
-    from sqlalchemy.dialects.postgresql import insert  # (only a cluster claims pages: no dialect import on other paths)
-
-    c = page_claims.c
-    statement = (
-        insert(page_claims).values([{"url": url, "claimed_at": now, "done_at": None, "data": None} for url in sorted(set(urls))])
-        .on_conflict_do_update(index_elements=[c.url], set_={"claimed_at": now, "done_at": None, "data": None},
-                               where=or_(c.done_at.is_(None) & (c.claimed_at < stale_before), c.done_at < done_before))
-        .returning(c.url)
-    )
-    return {row[0] for row in conn.execute(statement)} if urls else set()
+    if not urls:
+        return set()
+    rows = conn.execute(_statements()["claim"], {"urls": sorted(set(urls)), "now": now, "stale_before": stale_before, "done_before": done_before})
+    return {row[0] for row in rows}
 
 
 def finish(conn: Connection, pages: Sequence[tuple[str, bytes]], now: datetime) -> None:
-    """The claimed pages are fetched: (url, extracted text) each. One statement for them all (an
-    executed statement per page cost the workers more than the rest of their database work)."""
+    """The claimed pages are fetched: (url, extracted text) each, in one statement."""
     if pages:
-        done = values(column("url", Text), column("data", LargeBinary), name="done").data(sorted(pages, key=lambda page: page[0]))
-        conn.execute(update(page_claims).where(page_claims.c.url == done.c.url).values(done_at=now, data=done.c.data))
+        done = dict(pages)  # (a page finished twice in a group: once)
+        urls = sorted(done)
+        conn.execute(_statements()["finish"], {"urls": urls, "datas": [done[url] for url in urls], "now": now})
 
 
 def claimed(conn: Connection, urls: Sequence[str]) -> dict[str, tuple[bool, bytes | None]]:
     """(done, data) of each page of ``urls`` that has a claim."""
     if not urls:
         return {}
-    c = page_claims.c
-    rows = conn.execute(select(c.url, c.done_at, c.data).where(c.url.in_(sorted(set(urls)))))
-    return {url: (done_at is not None, data) for url, done_at, data in rows}
+    return {url: (done, data) for url, done, data in conn.execute(_statements()["claimed"], {"urls": sorted(set(urls))})}
 
 
 def release(conn: Connection, urls: Sequence[str]) -> None:
