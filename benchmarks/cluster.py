@@ -604,7 +604,7 @@ def figures(p: dict[str, Any], n_feeds: int, n_hosts: int, k: int, n_articles: i
         one_core, two_cores = pinned[1]["last_answer_s"], pinned[2]["last_answer_s"]
         # The 2-worker round cannot end before all its processes' CPU spread over both cores (PostgreSQL and the page
         # server ran on the core the single worker left free; with 2 workers they take from the workers' cores).
-        ceiling = one_core / (sum(pinned[2]["cpu_s_until_last_answer"].values()) / 2)
+        pinned_ceiling = one_core / (sum(pinned[2]["cpu_s_until_last_answer"].values()) / 2)
         scaling["cluster_first_round_2_workers_vs_1_a_core_each"] = {
             "value": one_core / two_cores,
             "unit": "ratio (1 worker on 1 core ÷ 2 workers on a core each: time until every answer is in the inbox, the clusterer away)",
@@ -612,8 +612,8 @@ def figures(p: dict[str, Any], n_feeds: int, n_hosts: int, k: int, n_articles: i
             "goal": "near-linear with cores: >= 1.8 (issue 17)", "pass": one_core / two_cores >= 1.8, "at_goal_scale": at_scale,
             "details": {"method": "as cluster_first_round_worker_alone_vs_reader_with_pages, each worker process and its pool pinned "
                                   "to a core of its own (sched_setaffinity); PostgreSQL and the page server run on either core, "
-                                  "so they take from the workers' cores", "ratio_ceiling_at_this_cpu": ceiling,
-                        "share_of_ceiling": one_core / two_cores / ceiling, "two_workers": pinned[2], "one_worker": pinned[1],
+                                  "so they take from the workers' cores", "ratio_ceiling_at_this_cpu": pinned_ceiling,
+                        "share_of_ceiling": one_core / two_cores / pinned_ceiling, "two_workers": pinned[2], "one_worker": pinned[1],
                         "input": input_},
         }
     return {
