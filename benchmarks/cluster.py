@@ -274,6 +274,7 @@ def bench_cluster(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
         return {"skipped": found}
 
     from aggregator.factory import make_aggregator
+    from aggregator.pool import Pool
     from aggregator.tools.scoring import score
 
     from .inputs import Item, Outlet, Vocabulary, plant_items, render_feed, render_page
@@ -346,8 +347,9 @@ def bench_cluster(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
             reader_served = served()
             # 1a'. what reader leaves to its user here: the pages (the same fetch limits, extraction on every core)
             links = [e.link for e in reader.get_entries() if e.link]
+            processes = Pool(0).workers  # as many extraction processes as our own pool has
             c0 = group_cpu_s({"me": [me]}, exclude=[remote.pid])["me"]
-            pages_s, pages_texts = pages_after_reader(links, config.settings.fetch.per_host_concurrency, max_conc, os.cpu_count() or 1)
+            pages_s, pages_texts = pages_after_reader(links, config.settings.fetch.per_host_concurrency, max_conc, processes)
             pages_cpu = group_cpu_s({"me": [me]}, exclude=[remote.pid])["me"] - c0
             pages_served = served()  # (counted since reader's round began: its feeds and the pages)
         finally:
@@ -451,7 +453,7 @@ def bench_cluster(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
             agg.close()
     finally:
         remote.close()
-    with_pages = {"wall_s": reader_s + pages_s, "pages_s": pages_s, "pages_with_text": pages_texts, "processes": os.cpu_count() or 1,
+    with_pages = {"wall_s": reader_s + pages_s, "pages_s": pages_s, "pages_with_text": pages_texts, "processes": processes,
                   "pages_cpu_s": pages_cpu, "served": pages_served}
     return figures(p, n_feeds, n_hosts, k, len(items), page_bytes, generate_s, reader_s, reader_cpu, reader_served,
                    single_s, single_cpu, single_served, clusters, single, steady, len(changed), max_conc, tmp, with_pages, alone,
