@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCHEDULE_S = 2  # how often due feeds are looked for (a cron field: divides 60)
-QUEUED_POLLS = ("SELECT DISTINCT (args->>'feed_id')::int AS feed_id FROM procrastinate_jobs"
-                " WHERE task_name = %(task)s AND status IN ('todo', 'doing')")  # procrastinate's table, read as it is
 DUE_BATCH = 5000  # polls queued at most per look (100,000 feeds every 15 minutes: about 220 every 2 s)
 DUE_TASK = "aggregator.due"
 DUE_LOOK = "aggregator:due"  # the advisory lock of the look for due feeds
@@ -128,7 +126,7 @@ class Worker:
         if not feeds:
             return 0
         listed = {f.url for f in agg.config.feeds}  # (the database keeps feeds the config no longer lists)
-        queued = {row["feed_id"] for row in await app.connector.execute_query_all_async(QUEUED_POLLS, task=POLL_TASK)}
+        queued = await asyncio.to_thread(agg.store.pending_polls, POLL_TASK)
         todo: list[JSONDict] = [{"feed_id": f.id} for f in feeds if (f.config_url or f.url) in listed and f.id not in queued]
         if todo:
             await app.configure_task(POLL_TASK, queue=FEEDS_QUEUE).batch_defer_async(*todo)

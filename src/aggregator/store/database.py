@@ -259,10 +259,10 @@ class Store:
         with self._connect() as conn:
             return inbox.backlog(conn)
 
-    def polls_pending(self, task: str) -> bool:
-        """Whether a cluster's worker has a poll (procrastinate ``task``) queued or running."""
+    def pending_polls(self, task: str) -> set[int]:
+        """The feeds a cluster's worker has a poll (procrastinate ``task``) queued or running for."""
         with self._connect() as conn:
-            return inbox.polls_pending(conn, task)
+            return inbox.pending_polls(conn, task)
 
     def claim_pages(self, urls: Sequence[str], now: datetime, stale_before: datetime, done_before: datetime) -> set[str]:
         """Claim a cluster's pages to fetch them (``pageclaims.claim``): those this caller holds."""

@@ -45,10 +45,11 @@ def backlog(conn: Connection) -> tuple[int, int, datetime | None]:
     return int(row[0]), int(row[1]), row[2]
 
 
-def polls_pending(conn: Connection, task: str) -> bool:
-    """Whether a worker has a poll queued or running (procrastinate's jobs table, read as it is;
-    False where there is none: no worker ever ran)."""
+def pending_polls(conn: Connection, task: str) -> set[int]:
+    """The feeds that a worker's poll job (procrastinate ``task``, its one argument ``feed_id``) is
+    queued or running for: procrastinate's jobs table, read as it is (the one place that reads it);
+    none where there is no such table (no worker ever ran)."""
     if conn.dialect.name != "postgresql" or conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
-        return False
-    return bool(conn.execute(text("SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE task_name = :task"
-                                  " AND status IN ('todo', 'doing'))"), {"task": task}).scalar())
+        return set()
+    return set(conn.execute(text("SELECT DISTINCT (args->>'feed_id')::int FROM procrastinate_jobs"
+                                 " WHERE task_name = :task AND status IN ('todo', 'doing')"), {"task": task}).scalars())

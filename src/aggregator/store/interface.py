@@ -271,8 +271,8 @@ class StoreProtocol(Protocol):
         """(answers waiting, articles they carry, when the oldest arrived)."""
         ...
 
-    def polls_pending(self, task: str) -> bool:
-        """Whether a cluster's worker has a poll (procrastinate ``task``) queued or running."""
+    def pending_polls(self, task: str) -> set[int]:
+        """The feeds a cluster's worker has a poll (procrastinate ``task``) queued or running for."""
         ...
 
     def claim_pages(self, urls: Sequence[str], now: datetime, stale_before: datetime, done_before: datetime) -> set[str]:
