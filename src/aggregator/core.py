@@ -38,6 +38,9 @@ FEED_LOG = "aggregator.feeds"  # one line per failed poll or broken feed: the da
 feed_log = logging.getLogger(FEED_LOG)
 
 T = TypeVar("T")
+# What is stored of a polled feed's entries: (stored entries with what is stored, new entries, the
+# stored owners of the new ones' article URLs: article id and its feed's site).
+_Stored = tuple[list[tuple[Entry, StoredEntry]], list[Entry], dict[str, tuple[int, str | None]]]
 FUTURE_TOLERANCE = timedelta(hours=1)
 PARSE_OFFLOAD_BYTES = 4096  # feeds at least this big are parsed in the process pool (a few ms each)
 OUTAGE_SAMPLE = 8  # this many network failures in a row, across 3+ hosts, means our network is down
@@ -88,6 +91,7 @@ class Aggregator(Library):
         self.new_fetcher = fetchers
         self._in_flight: set[int] = set()
         self._feed_updates: Grouped[tuple[int, FeedUpdate, datetime], None] = Grouped(self._write_feed_updates)  # feed-state writes
+        self._lookups: Grouped[tuple[FeedState, ParsedFeed], _Stored] = Grouped(self._look_up)  # what is stored of polled feeds' entries
         self._recent: deque[tuple[str, bool]] = deque(maxlen=OUTAGE_SAMPLE)  # (host, reached) of recent polls
 
     @property
@@ -255,7 +259,7 @@ class Aggregator(Library):
     async def _prepare(self, round_pages: Pages, feed: FeedState, parsed: ParsedFeed, now: datetime) -> list[Candidate]:
         """Entries not stored yet, with their text (from the page when the feed's is short), and the
         stored entries the feed changed (``_revisions``)."""
-        known, fresh, owners = await asyncio.to_thread(self._stored, feed, parsed)  # (a database across the network: off the event loop)
+        known, fresh, owners = await self._lookups((feed, parsed))
         claimed = claims(feed, parsed, fresh, owners, now)  # stored from a feed whose site does not serve them
         fresh = [e for e in fresh if not e.url or e.url not in owners]
         ext = self.config.settings.extract
@@ -283,23 +287,19 @@ class Aggregator(Library):
         # Oldest first (feeds list newest first): stories then grow in the order the news happened.
         return sorted(candidates, key=lambda c: (c.published, c.entry.guid)) + claimed + await self._revisions(round_pages, known, now)
 
-    def _stored(self, feed: FeedState, parsed: ParsedFeed) -> tuple[list[tuple[Entry, StoredEntry]], list[Entry], dict[str, tuple[int, str | None]]]:
-        """Of the feed's entries: those stored (with what is stored), those new, and the stored owners of the new ones' URLs."""
+    async def _look_up(self, group: list[tuple[FeedState, ParsedFeed]]) -> list[_Stored]:
+        """What is stored of the feeds' entries (``_stored``), for polls that came to it together:
+        one thread hand-off, one connection and one look at the new entries' URLs for the group (a
+        database across the network: off the event loop)."""
+        return await asyncio.to_thread(self._stored, group)
+
+    def _stored(self, group: list[tuple[FeedState, ParsedFeed]]) -> list[_Stored]:
+        """Of each feed's entries: those stored (with what is stored), those new, and the stored owners of the new ones' URLs."""
         with self.store.reading() as r:
-            stored = r.known_entries(feed.id, [e.guid for e in parsed.entries], [e.url for e in parsed.entries if e.url])
-            by_guid = {s.guid: s for s in stored}
-            by_url = {s.url: s for s in stored if s.url}
-            known, matched = [], {by_guid[e.guid].article_id for e in parsed.entries if e.guid in by_guid}
-            for e in parsed.entries:
-                if e.guid in by_guid:
-                    known.append((e, by_guid[e.guid]))
-                elif e.url and e.url in by_url and by_url[e.url].article_id not in matched:
-                    # The same article URL under a new entry id: one entry per article, so that two
-                    # entries listing one URL never take turns revising it.
-                    matched.add(by_url[e.url].article_id)
-                    known.append((e, by_url[e.url]))
-            fresh = [e for e in parsed.entries if e.guid not in by_guid and not (e.url and e.url in by_url)]
-            return known, fresh, r.url_owners([e.url for e in fresh if e.url])
+            split = [_split(parsed, r.known_entries(feed.id, [e.guid for e in parsed.entries], [e.url for e in parsed.entries if e.url]))
+                     for feed, parsed in group]
+            owners = r.url_owners(sorted({e.url for _, fresh in split for e in fresh if e.url}))
+        return [(known, fresh, {e.url: owners[e.url] for e in fresh if e.url and e.url in owners}) for known, fresh in split]
 
     async def _revisions(self, round_pages: Pages, known: list[tuple[Entry, StoredEntry]], now: datetime) -> list[Candidate]:
         """Stored entries whose title or text the feed changed, as revisions (``Ingest._revise``).
@@ -370,6 +370,23 @@ class Aggregator(Library):
 
 async def _none() -> None:
     return None
+
+
+def _split(parsed: ParsedFeed, stored: list[StoredEntry]) -> tuple[list[tuple[Entry, StoredEntry]], list[Entry]]:
+    """A feed's entries: those stored (with what is stored, matched by entry id, else by article URL)
+    and those new."""
+    by_guid = {s.guid: s for s in stored}
+    by_url = {s.url: s for s in stored if s.url}
+    known, matched = [], {by_guid[e.guid].article_id for e in parsed.entries if e.guid in by_guid}
+    for e in parsed.entries:
+        if e.guid in by_guid:
+            known.append((e, by_guid[e.guid]))
+        elif e.url and e.url in by_url and by_url[e.url].article_id not in matched:
+            # The same article URL under a new entry id: one entry per article, so that two
+            # entries listing one URL never take turns revising it.
+            matched.add(by_url[e.url].article_id)
+            known.append((e, by_url[e.url]))
+    return known, [e for e in parsed.entries if e.guid not in by_guid and not (e.url and e.url in by_url)]
 
 
 def _version(entry: Entry, page: PageText | None) -> tuple[str, str]:
