@@ -83,3 +83,41 @@ def test_grouped_feed_updates_apply_in_order(tmp_path) -> None:
     assert (state[ids[1]].etag, state[ids[1]].error_count, state[ids[1]].title) == ('"v1"', 0, None)
     assert state[ids[2]].disabled_reason == "gone (HTTP 410)" and state[ids[2]].etag is None
     assert (state[ids[3]].etag, state[ids[3]].title) == ('"v1"', "Title 3")
+
+
+def test_read_ahead_runs_the_reader_in_its_own_thread_and_stops_it_with_the_caller() -> None:
+    """A restart's chunks are read in a thread while the index takes in the last one: the reader
+    (which holds a database connection) runs and ends in that thread, whether the caller reads
+    to the end, stops early, or the reader fails."""
+    import threading
+
+    import pytest
+
+    from aggregator.readahead import read_ahead
+
+    seen: list[str] = []
+
+    def reader(n: int, fail_at: int | None = None):
+        seen.append(threading.current_thread().name)
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise OSError("the database went away")
+                yield i
+        finally:
+            seen.append(f"closed in {threading.current_thread().name}")
+
+    assert list(read_ahead(reader(50), depth=2)) == list(range(50))
+    assert seen == ["read-ahead", "closed in read-ahead"]
+
+    seen.clear()
+    early = read_ahead(reader(10_000), depth=2)
+    assert [next(early) for _ in range(3)] == [0, 1, 2]
+    early.close()  # the caller stops: the reader is closed in its thread, not left waiting on a full queue
+    assert seen == ["read-ahead", "closed in read-ahead"]
+    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]
+
+    seen.clear()
+    with pytest.raises(OSError, match="went away"):
+        list(read_ahead(reader(10, fail_at=4)))
+    assert seen == ["read-ahead", "closed in read-ahead"]

@@ -8,7 +8,9 @@ Functions take the SQLAlchemy connection they run on; ``Store`` and ``Transactio
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, bindparam, func, insert, or_, select, type_coerce, union, update
@@ -179,9 +181,10 @@ def signature_schemes(conn: Connection) -> set[str]:
 def stored_signatures(conn: Connection, since: datetime | None, up_to: int | None, after: int | None) -> Iterator[StoredSignature]:
     """Stored signatures in insertion order: of articles published since ``since``, with ids
     up to ``up_to`` or after ``after`` (each filter only when given)."""
-    for row in conn.execution_options(yield_per=2000).execute(_signature_query(since, up_to, after)):
-        yield StoredSignature(row.article_id, row.story_id, as_utc(row.published_at), row.data, row.source,
-                              as_utc(row.first_seen_at), int(row.text_length or 0))
+    with binary_results(conn):
+        for row in conn.execution_options(yield_per=2000).execute(_signature_query(since, up_to, after)):
+            yield StoredSignature(row.article_id, row.story_id, as_utc(row.published_at), row.data, row.source,
+                                  as_utc(row.first_seen_at), int(row.text_length or 0))
 
 
 def signature_chunks(conn: Connection, size: int, since: datetime | None, up_to: int | None) -> Iterator[SignatureChunk]:
@@ -189,11 +192,43 @@ def signature_chunks(conn: Connection, size: int, since: datetime | None, up_to:
     window: no per-row objects, publication times parsed in bulk)."""
     import numpy as np  # only a restart needs it
 
-    result = conn.execution_options(yield_per=size).execute(_signature_query(since, up_to, None))
-    for part in result.partitions(size):
-        ids, stories, published, data, sources, first_seen, lengths = zip(*part, strict=True)
-        yield SignatureChunk(np.array(ids, dtype=np.int64), np.array(stories, dtype=np.int64), _epoch_seconds(published), data,
-                             sources, _epoch_seconds(first_seen), np.array([n or 0 for n in lengths], dtype=np.int32))
+    with binary_results(conn):
+        result = conn.execution_options(yield_per=size).execute(_signature_query(since, up_to, None))
+        for part in result.partitions(size):
+            ids, stories, published, data, sources, first_seen, lengths = zip(*part, strict=True)
+            yield SignatureChunk(np.array(ids, dtype=np.int64), np.array(stories, dtype=np.int64), _epoch_seconds(published), data,
+                                 sources, _epoch_seconds(first_seen), np.array([n or 0 for n in lengths], dtype=np.int32))
+
+
+@contextmanager
+def binary_results(conn: Connection) -> Iterator[None]:
+    """Server-side cursors opened meanwhile on ``conn`` (``yield_per``) get PostgreSQL's results in
+    binary form, where psycopg's default is text: a signature (bytea) then comes as its bytes, not
+    as twice as many hex digits for the server to write and the driver to decode. (Reading 300,000
+    signatures of 2.7 KB: 1.7 s instead of 3.8.) Other databases and drivers: nothing changes."""
+    if conn.dialect.driver != "psycopg":
+        yield
+        return
+    driver: Any = conn.connection.driver_connection
+    before = driver.server_cursor_factory
+    driver.server_cursor_factory = _binary_server_cursor()
+    try:
+        yield
+    finally:
+        driver.server_cursor_factory = before
+
+
+@cache
+def _binary_server_cursor() -> type[Any]:
+    from psycopg import ServerCursor
+    from psycopg.pq import Format
+
+    class BinaryServerCursor(ServerCursor[Any]):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.format = Format.BINARY
+
+    return BinaryServerCursor
 
 
 def retired_members(conn: Connection, since: datetime) -> Iterator[tuple[int, int, datetime, datetime, int, bytes]]:
@@ -214,8 +249,9 @@ def retired_members(conn: Connection, since: datetime) -> Iterator[tuple[int, in
         .where(articles.c.published_at < since, story_members.c.story_id.in_(live))
         .order_by(articles.c.id)
     )
-    for row in conn.execution_options(yield_per=2000).execute(query):
-        yield int(row[0]), int(row[1]), row[2], row[3], int(row[4] or 0), bytes(row[5])
+    with binary_results(conn):
+        for row in conn.execution_options(yield_per=2000).execute(query):
+            yield int(row[0]), int(row[1]), row[2], row[3], int(row[4] or 0), bytes(row[5])
 
 
 def latest_snapshot(conn: Connection, scheme: str) -> tuple[int, bytes] | None:

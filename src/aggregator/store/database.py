@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ..errors import StorageError
 from ..models import Article, FeedState, Revision, SearchHit, SignatureChunk, Story, TimelineEvent
+from ..readahead import read_ahead
 from . import articles, corrections, feeds, inbox, pageclaims, search, stories, timeline
 from .interface import (
     ArticleVersion,
@@ -304,7 +305,11 @@ class Store:
 
     def signature_chunks(self, size: int, since: datetime | None = None, up_to: int | None = None) -> Iterator[SignatureChunk]:
         """``signatures`` in chunks of ``size``, column by column (a restart reads a whole window:
-        no per-row objects, publication times parsed in bulk)."""
+        no per-row objects, publication times parsed in bulk). The next chunks are read in a
+        thread while the caller takes in this one (``read_ahead``)."""
+        return read_ahead(self._signature_chunks(size, since, up_to))
+
+    def _signature_chunks(self, size: int, since: datetime | None, up_to: int | None) -> Iterator[SignatureChunk]:
         with self._connect() as conn:
             yield from articles.signature_chunks(conn, size, since, up_to)
 
