@@ -37,6 +37,7 @@ CLUSTER_FIGURES = (  # only where PostgreSQL's server binaries are (the run list
     "cluster_first_round_worker_cpu_vs_reader_with_pages",
     "cluster_first_round_cpu_1_worker_vs_2",
 )
+POSTGRES_FIGURES = {name: "cluster" for name in CLUSTER_FIGURES} | {"restart_postgresql_ready_s": "restart_postgresql"}
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +56,11 @@ def test_quick_run_is_ok(quick: dict) -> None:
     assert quick["ok"] is True and quick["errors"] == {}
 
 
-@pytest.mark.parametrize("name", FIGURES + CLUSTER_FIGURES)
+@pytest.mark.parametrize("name", FIGURES + tuple(POSTGRES_FIGURES))
 def test_every_figure_is_reported(quick: dict, name: str) -> None:
-    if name in CLUSTER_FIGURES and "cluster" in quick.get("skipped", {}):
-        pytest.skip(f"the cluster benchmark did not run: {quick['skipped']['cluster']}")
+    bench = POSTGRES_FIGURES.get(name)
+    if bench in quick.get("skipped", {}):
+        pytest.skip(f"the {bench} benchmark did not run: {quick['skipped'][bench]}")
     fig = quick["figures"][name]
     value = fig["value"]
     assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0
