@@ -768,7 +768,7 @@ def copy_to_postgresql(p: dict[str, Any], tmp: Path) -> dict[str, Any]:
                     copy.write_row(row)
                     n += 1
             rows[table.name] = n
-            if "id" in table.c and table.c.id.autoincrement and n:
+            if "id" in table.c and n:  # (a table without a sequence: setval of NULL, nothing)
                 pg.execute(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), (SELECT max(id) FROM {table.name}))")
         pg.commit()
         pg.autocommit = True

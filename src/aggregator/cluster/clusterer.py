@@ -54,7 +54,7 @@ def drain_inbox(agg: Aggregator, now: datetime, hold: timedelta = timedelta(seco
     at a time, and an answer that cannot be stored even alone is dropped with an error naming its
     feed (its feed's state did not move: it is polled again): one bad answer never stops the rest."""
     answers, carried, oldest = agg.store.inbox_backlog()
-    if not answers or (oldest is not None and now - oldest < hold and carried < ROUND_BACKLOG and agg.store.pending_polls(POLL_TASK)):
+    if not answers or (oldest is not None and now - oldest < hold and carried < ROUND_BACKLOG and agg.store.polls_pending(POLL_TASK)):
         return 0, 0
     stored = added = 0
     while True:

@@ -265,6 +265,11 @@ class Store:
         with self._connect() as conn:
             return inbox.pending_polls(conn, task)
 
+    def polls_pending(self, task: str) -> bool:
+        """Whether a cluster's worker has a poll (procrastinate ``task``) queued or running."""
+        with self._connect() as conn:
+            return inbox.polls_pending(conn, task)
+
     def claim_pages(self, urls: Sequence[str], now: datetime, stale_before: datetime, done_before: datetime) -> set[str]:
         """Claim a cluster's pages to fetch them (``pageclaims.claim``): those this caller holds."""
         with self._begin() as conn:

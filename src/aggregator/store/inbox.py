@@ -45,11 +45,22 @@ def backlog(conn: Connection) -> tuple[int, int, datetime | None]:
     return int(row[0]), int(row[1]), row[2]
 
 
+# A worker's poll jobs queued or running: procrastinate's jobs table, read as it is (here only).
+_PENDING = "FROM procrastinate_jobs WHERE task_name = :task AND status IN ('todo', 'doing')"
+
+
 def pending_polls(conn: Connection, task: str) -> set[int]:
     """The feeds that a worker's poll job (procrastinate ``task``, its one argument ``feed_id``) is
-    queued or running for: procrastinate's jobs table, read as it is (the one place that reads it);
-    none where there is no such table (no worker ever ran)."""
-    if conn.dialect.name != "postgresql" or conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
+    queued or running for; none where there is no jobs table (no worker ever ran)."""
+    if not _has_jobs(conn):
         return set()
-    return set(conn.execute(text("SELECT DISTINCT (args->>'feed_id')::int FROM procrastinate_jobs"
-                                 " WHERE task_name = :task AND status IN ('todo', 'doing')"), {"task": task}).scalars())
+    return set(conn.execute(text(f"SELECT DISTINCT (args->>'feed_id')::int {_PENDING}"), {"task": task}).scalars())
+
+
+def polls_pending(conn: Connection, task: str) -> bool:
+    """Whether any such poll is queued or running (the first row found is enough)."""
+    return _has_jobs(conn) and bool(conn.execute(text(f"SELECT EXISTS (SELECT 1 {_PENDING})"), {"task": task}).scalar())
+
+
+def _has_jobs(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql" and conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None

@@ -275,6 +275,10 @@ class StoreProtocol(Protocol):
         """The feeds a cluster's worker has a poll (procrastinate ``task``) queued or running for."""
         ...
 
+    def polls_pending(self, task: str) -> bool:
+        """Whether a cluster's worker has a poll (procrastinate ``task``) queued or running."""
+        ...
+
     def claim_pages(self, urls: Sequence[str], now: datetime, stale_before: datetime, done_before: datetime) -> set[str]:
         """Claim a cluster's pages to fetch them: those whose claim this caller holds."""
         ...
