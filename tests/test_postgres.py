@@ -41,6 +41,28 @@ def test_processes_opening_one_new_database_at_once_all_succeed(postgres_server)
             store.close()
 
 
+def test_signatures_stay_in_their_rows_in_new_and_upgraded_databases(postgres_server) -> None:
+    from sqlalchemy import text
+
+    storage = text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'signatures'::regclass AND attname = 'data'")
+    url = postgres_server.create_database()
+    store = Store(url)
+    try:
+        with store.engine.begin() as conn:
+            assert conn.execute(storage).scalar() == "m"  # MAIN: a 2.7 KB signature is not moved out to TOAST
+            conn.execute(text("ALTER TABLE signatures ALTER COLUMN data SET STORAGE EXTENDED"))  # as v9 made it
+            conn.execute(text("UPDATE meta SET value = '9' WHERE key = 'schema_version'"))
+    finally:
+        store.close()
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(storage).scalar() == "m"
+            assert conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar() == str(SCHEMA_VERSION) == "10"
+    finally:
+        store.close()
+
+
 def test_the_writer_lock_is_one_per_database_and_a_killed_holder_frees_it(postgres_url, tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, [], database_url=postgres_url))
     holder = subprocess.Popen(

@@ -89,7 +89,7 @@ def test_v7_database_gains_the_correction_requests_and_keeps_its_corrections(tmp
     finally:
         store.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),) == ("9",)
+    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),) == ("10",)
     assert {r[1] for r in db.execute("PRAGMA table_info(correction_requests)")} >= {"kind", "status", "reason", "correction_id"}
     assert {r[1] for r in db.execute("PRAGMA table_info(inbox)")} == {"id", "feed_id", "created_at", "articles", "data"}  # v9
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
