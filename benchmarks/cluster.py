@@ -248,13 +248,12 @@ class Cluster:
 
 def _create_queue_tables(url: str) -> float:
     """procrastinate's tables, as the first worker would create them; seconds it took."""
-    from procrastinate import App, PsycopgConnector
+    from procrastinate import App
 
-    from aggregator.cluster.jobs import ensure_queue_schema
-    from aggregator.store.locks import libpq_url
+    from aggregator.cluster.jobs import ensure_queue_schema, queue_connector
 
     async def create() -> None:
-        app = App(connector=PsycopgConnector(conninfo=libpq_url(url), min_size=1, max_size=2))
+        app = App(connector=queue_connector(url, 2))
         async with app.open_async():
             await ensure_queue_schema(app, url)
 

@@ -254,20 +254,20 @@ def test_the_clusterer_holds_answers_while_polls_are_queued_and_stores_a_rounds_
     import asyncio
     from datetime import datetime, timedelta, timezone
 
-    from procrastinate import App, PsycopgConnector
+    from procrastinate import App
 
     from aggregator.cluster import POLL_TASK
     from aggregator.cluster.clusterer import drain_inbox
     from aggregator.cluster.codec import encode_batch
+    from aggregator.cluster.jobs import queue_connector
     from aggregator.factory import make_aggregator
-    from aggregator.store.locks import libpq_url
 
     now = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
     config = load_config(write_config(tmp_path, [{"url": "http://127.0.0.1:9/a.xml", "name": "Gazette"}], database_url=postgres_url))
     agg = make_aggregator(config, clock=lambda: now)
 
     async def queue(job: bool) -> None:
-        app = App(connector=PsycopgConnector(conninfo=libpq_url(postgres_url), min_size=1, max_size=2))
+        app = App(connector=queue_connector(postgres_url, 2))
         async with app.open_async():
             if job:
                 await app.schema_manager.apply_schema_async()

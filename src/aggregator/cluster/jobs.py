@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from procrastinate import App, PsycopgConnector
 from procrastinate.jobs import Status
 from procrastinate.types import JSONDict
+from psycopg_pool import AsyncConnectionPool
 
 from ..config import load_config
 from ..errors import AggregatorError, ConfigError
@@ -149,10 +152,33 @@ class Worker:
         self._config_seen = state
 
 
+async def _check_if_readable(conn: psycopg.AsyncConnection[Any]) -> None:
+    """psycopg_pool's check of a connection it hands out (an empty query: a round trip) only when
+    there is a reason: the connection is closed, or its socket has something to read while idle
+    (the server closed it, or said something, as a restart does). Otherwise none: every job fetched
+    and finished paid one more round trip each."""
+    if conn.closed or select.select([conn.fileno()], [], [], 0)[0]:
+        await AsyncConnectionPool.check_connection(conn)
+
+
+async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.set_autocommit(True)
+
+
+def _queue_pool(**kwargs: Any) -> AsyncConnectionPool[Any]:
+    return AsyncConnectionPool(**{**kwargs, "check": _check_if_readable, "configure": _autocommit})
+
+
+def queue_connector(url: str, max_size: int) -> PsycopgConnector:
+    """procrastinate's connector to the cluster's database. Its pool's connections are in autocommit:
+    procrastinate's statements are each one function call, and a transaction around each added a
+    BEGIN and a COMMIT, two round trips more for each job fetched and finished."""
+    return PsycopgConnector(conninfo=libpq_url(url), min_size=1, max_size=max_size, pool_factory=_queue_pool)
+
+
 def make_app(worker: Worker) -> App:
     """The procrastinate app of this worker process, its two tasks bound to ``worker``."""
-    url = worker.agg.config.database_url
-    app = App(connector=PsycopgConnector(conninfo=libpq_url(url), min_size=1, max_size=8))
+    app = App(connector=queue_connector(worker.agg.config.database_url, 8))
 
     @app.task(name=POLL_TASK, queue=FEEDS_QUEUE)
     async def poll(feed_id: int) -> None:
