@@ -17,7 +17,7 @@ from aggregator.config import load_config
 from aggregator.errors import DaemonLocked
 from aggregator.factory import storage_lock
 from aggregator.store import SCHEMA_VERSION, Store
-from aggregator.store.locks import WRITER, DatabaseLock
+from aggregator.store.locks import WRITER, DatabaseLock, libpq_url
 from helpers import write_config
 
 pytestmark = pytest.mark.postgres
@@ -61,6 +61,32 @@ def test_signatures_stay_in_their_rows_in_new_and_upgraded_databases(postgres_se
             assert conn.execute(text("SELECT value FROM meta WHERE key = 'schema_version'")).scalar() == str(SCHEMA_VERSION) == "10"
     finally:
         store.close()
+
+
+def test_the_job_queue_replaces_a_connection_the_server_ended_without_failing_a_query(postgres_url) -> None:
+    import asyncio
+
+    import psycopg
+
+    from aggregator.cluster.jobs import queue_connector
+
+    async def run() -> tuple[int, int, bool]:
+        connector = queue_connector(postgres_url, 1)
+        await connector.open_async()
+        try:
+            first = (await connector.execute_query_one_async("SELECT pg_backend_pid() AS pid"))["pid"]
+            with psycopg.connect(libpq_url(postgres_url), autocommit=True) as admin:  # as a server restart would
+                assert admin.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone() == (True,)
+            await asyncio.sleep(0.2)
+            second = (await connector.execute_query_one_async("SELECT pg_backend_pid() AS pid"))["pid"]
+            # autocommit: a statement leaves no transaction open behind it
+            idle = (await connector.execute_query_one_async("SELECT now() = statement_timestamp() AS own"))["own"]
+            return first, second, idle
+        finally:
+            await connector.close_async()
+
+    first, second, own = asyncio.run(run())
+    assert first != second and own
 
 
 def test_the_writer_lock_is_one_per_database_and_a_killed_holder_frees_it(postgres_url, tmp_path: Path) -> None:
