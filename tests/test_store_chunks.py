@@ -1,5 +1,5 @@
 """The restart's read path: stored signatures in column chunks say what the row-by-row read says;
-and grouped feed-state writes."""
+grouped feed-state writes; answers left in the inbox together."""
 
 from __future__ import annotations
 
@@ -121,3 +121,19 @@ def test_read_ahead_runs_the_reader_in_its_own_thread_and_stops_it_with_the_call
     with pytest.raises(OSError, match="went away"):
         list(read_ahead(reader(10, fail_at=4)))
     assert seen == ["read-ahead", "closed in read-ahead"]
+
+
+def test_answers_left_together_keep_their_order_in_the_inbox(server, routes, make_config) -> None:
+    routes["/feed.xml"] = Response(200, b'<?xml version="1.0"?><rss version="2.0"><channel><title>G</title></channel></rss>',
+                                   {"Content-Type": "application/rss+xml"})
+    agg = make_aggregator(make_config([{"url": server.url("/feed.xml"), "name": "Gazette"}]), clock=lambda: NOW)
+    try:
+        feed = agg.store.feeds()[0]
+        first = agg.store.put_inbox([(feed.id, 1, b"one")], NOW)
+        more = agg.store.put_inbox([(feed.id, 2, b"two"), (feed.id, 0, b"three"), (feed.id, 5, b"four")], NOW)
+        assert agg.store.put_inbox([], NOW) == []
+        assert len(first) == 1 and len(more) == 3 and first[0] < more[0] < more[1] < more[2]
+        assert agg.store.take_inbox(10) == [(first[0], b"one"), *zip(more, [b"two", b"three", b"four"], strict=True)]
+        assert agg.store.inbox_backlog()[:2] == (4, 8)
+    finally:
+        agg.close()

@@ -264,10 +264,10 @@ class Store:
     # -- the inbox: answers fetched by workers, for the clusterer -----------------------
 
     def put_inbox(self, answers: Sequence[tuple[int, int, bytes]], now: datetime) -> list[int]:
-        """Keep workers' answers until the clusterer stores them, in one transaction: (feed id,
+        """Keep workers' answers until the clusterer stores them, in one statement: (feed id,
         articles carried, data) each; returns their inbox ids."""
-        with self._begin() as conn:
-            return [inbox.put(conn, feed_id, articles, data, now) for feed_id, articles, data in answers]
+        with self._each_statement(writes=True) as conn:
+            return inbox.put(conn, answers, now)
 
     def take_inbox(self, limit: int) -> list[tuple[int, bytes]]:
         """The oldest answers waiting in the inbox: (inbox id, data)."""
