@@ -157,8 +157,14 @@ async def _check_if_readable(conn: psycopg.AsyncConnection[Any]) -> None:
     there is a reason: the connection is closed, or its socket has something to read while idle
     (the server closed it, or said something, as a restart does). Otherwise none: every job fetched
     and finished paid one more round trip each."""
-    if conn.closed or select.select([conn.fileno()], [], [], 0)[0]:
+    if conn.closed or _readable(conn.fileno()):
         await AsyncConnectionPool.check_connection(conn)
+
+
+def _readable(fd: int) -> bool:
+    poller = select.poll()  # (not select.select: a busy worker's descriptors go past its 1024)
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
